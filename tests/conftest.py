@@ -1,0 +1,5 @@
+"""Shared fixtures live in tests/fixtures/*; each area registers its plugin module here."""
+
+pytest_plugins = [
+    "tests.fixtures.azurite",
+]
