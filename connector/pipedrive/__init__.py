@@ -1,0 +1,1 @@
+"""Pipedrive API client: auth, paging, typed records, custom fields, webhooks."""
