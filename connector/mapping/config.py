@@ -1,0 +1,326 @@
+"""The mapping configuration: everything that differs between customers, in one validated file.
+
+A bad file fails at start with a `ConfigError` that names every bad key path and its problem
+(e.g. ``mapping.yaml: dimensions.sources.CostCenter.field: required``), so an admin can fix it
+without reading code. Pipedrive custom fields are referred to by their NAME; the client's field
+resolver turns names into the account's 40-character keys at run time (keys differ per account).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from connector.errors import ConfigError
+
+# D365 company ids (dataAreaId) are at most 4 characters and compared case-insensitively
+# (reference/d365-fo-odata.md §9); we keep them lowercase, as D365 returns them.
+LegalEntity = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9]{1,4}$")]
+CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# Chart-of-accounts delimiter options (DimensionLedgerAccountDelimiter: hyphen, period, underscore, bar).
+Delimiter = Literal["-", ".", "_", "|"]
+MatchRule = Literal["account_field", "name_country", "name"]
+# Header string fields that can carry the deal reference (reference/d365-fo-odata.md §2, SalesOrderHeadersV2).
+ReferenceField = Literal["CustomersOrderReference", "CustomerRequisitionNumber"]
+
+# Placeholders the order reference template may use, with sample values used to validate it.
+REFERENCE_PLACEHOLDERS: dict[str, object] = {"deal_id": 1, "pipeline_id": 1, "org_id": 1, "owner_id": 1}
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in the file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LegalEntityConfig(_Strict):
+    default: LegalEntity
+    by_pipeline: dict[int, LegalEntity] = Field(default_factory=dict)
+
+
+class CustomerDefaults(_Strict):
+    """Values for customers the connector creates in D365 (`CustomersV3`)."""
+
+    customer_group: NonEmpty
+    currency: CurrencyCode
+    payment_terms: NonEmpty | None = None
+    language: NonEmpty | None = None
+    # D365 CountryRegionId (3 letters, e.g. USA) used when the organization's country is unknown.
+    country: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2,3}$")]
+
+
+def _default_rules() -> list[MatchRule]:
+    return ["account_field", "name_country"]
+
+
+class CustomerConfig(_Strict):
+    match_rules: list[MatchRule] = Field(default_factory=_default_rules, min_length=1)
+    create_missing: bool = True
+    defaults: CustomerDefaults
+    # Pipedrive address country text (as sellers type it, e.g. "Germany") -> D365 CountryRegionId.
+    country_map: dict[str, Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2)]] = (
+        Field(default_factory=dict)
+    )
+
+    @field_validator("match_rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[MatchRule]) -> list[MatchRule]:
+        if len(set(rules)) != len(rules):
+            raise ValueError("each rule may appear once")
+        return rules
+
+    @field_validator("country_map")
+    @classmethod
+    def _fold_country_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip().casefold(): v for k, v in value.items()}
+
+
+class PipedriveFields(_Strict):
+    """Custom field NAMES (not keys): where the D365 customer account and order number live."""
+
+    org_customer_account: NonEmpty | None = None
+    deal_order_number: NonEmpty | None = None
+
+
+class OrderConfig(_Strict):
+    reference_template: NonEmpty = "PD-{deal_id}"
+    reference_field: ReferenceField = "CustomersOrderReference"
+    write_back_order_number: bool = False
+
+    @field_validator("reference_template")
+    @classmethod
+    def _check_template(cls, template: str) -> str:
+        names: set[str] = set()
+        try:
+            for _, name, spec, conv in string.Formatter().parse(template):
+                if name is None:
+                    continue
+                if name not in REFERENCE_PLACEHOLDERS:
+                    allowed = ", ".join("{" + p + "}" for p in REFERENCE_PLACEHOLDERS)
+                    raise ValueError(f"unknown placeholder {{{name}}}; allowed: {allowed}")
+                if conv or spec:
+                    raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
+                names.add(name)
+        except ValueError as exc:
+            if "placeholder" in str(exc):
+                raise
+            raise ValueError(f"not a valid template ({exc})") from exc
+        # The reference is how a crashed build finds its order again: it must be unique per deal.
+        if "deal_id" not in names:
+            raise ValueError("must contain {deal_id} so each deal gets its own reference")
+        return template
+
+
+class LineDefaults(_Strict):
+    """Values put on every sales order line; unset ones are left to D365's own defaults."""
+
+    unit: NonEmpty | None = None
+    site: NonEmpty | None = None
+    warehouse: NonEmpty | None = None
+    # Pipedrive's `amount` discount is taken as the discount for the whole line (qty x price), which D365
+    # stores per unit (SalesLineDisc "Line discount in amount per price unit"). Pipedrive's own sum math is
+    # UNCONFIRMED, so this is configurable: `per_line` (default) or `per_unit`.
+    amount_discount: Literal["per_line", "per_unit"] = "per_line"
+    # Decimal places a per-unit discount may have; a per-line discount that does not divide exactly fails.
+    discount_decimals: int = Field(default=6, ge=0, le=16)
+    skip_disabled: bool = True
+
+
+class _SourceBase(_Strict):
+    # A value present in Pipedrive but missing from `values` fails; an absent value gives `default`
+    # (or a blank segment), unless `required`.
+    required: bool = False
+    default: str | None = None
+
+
+class DealFieldSource(_SourceBase):
+    source: Literal["deal_field"]
+    field: NonEmpty
+    # Option label (enum fields) or text -> dimension value; without it the label/text is used as is.
+    values: dict[str, str] | None = None
+
+
+class OrgFieldSource(_SourceBase):
+    source: Literal["org_field"]
+    field: NonEmpty
+    values: dict[str, str] | None = None
+
+
+class PipelineSource(_SourceBase):
+    source: Literal["pipeline"]
+    values: dict[int, str]
+
+
+class OwnerSource(_SourceBase):
+    source: Literal["owner"]
+    values: dict[int, str]
+
+
+class ConstantSource(_Strict):
+    source: Literal["constant"]
+    value: str
+
+
+DimensionSource = Annotated[
+    DealFieldSource | OrgFieldSource | PipelineSource | OwnerSource | ConstantSource,
+    Field(discriminator="source"),
+]
+SOURCE_KINDS = ("deal_field", "org_field", "pipeline", "owner", "constant")
+
+
+class DimensionsConfig(_Strict):
+    """The active *Default dimension format* (ordered names + chart-of-accounts delimiter) and sources."""
+
+    order: list[NonEmpty] = Field(default_factory=list)
+    delimiter: Delimiter = "-"
+    sources: dict[str, DimensionSource] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DimensionsConfig:
+        if len(set(self.order)) != len(self.order):
+            raise ValueError("order: each dimension may appear once")
+        problems: list[str] = []
+        for name, src in self.sources.items():
+            if name not in self.order:
+                problems.append(f"sources.{name}: not in dimensions.order")
+            for where, value in _fixed_values(src):
+                if self.delimiter in value:
+                    problems.append(f"sources.{name}.{where}: contains the delimiter {self.delimiter!r}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _fixed_values(src: Any) -> list[tuple[str, str]]:
+    """Every literal dimension value a source can produce, with its key path, for delimiter checks."""
+    out: list[tuple[str, str]] = []
+    if isinstance(src, ConstantSource):
+        out.append(("value", src.value))
+        return out
+    if src.default is not None:
+        out.append(("default", src.default))
+    for key, value in (getattr(src, "values", None) or {}).items():
+        out.append((f"values.{key}", value))
+    return out
+
+
+class MappingConfig(_Strict):
+    version: Literal[1] = 1
+    legal_entity: LegalEntityConfig
+    customer: CustomerConfig
+    pipedrive_fields: PipedriveFields = Field(default_factory=PipedriveFields)
+    order: OrderConfig = Field(default_factory=OrderConfig)
+    lines: LineDefaults = Field(default_factory=LineDefaults)
+    dimensions: DimensionsConfig = Field(default_factory=DimensionsConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> MappingConfig:
+        if "account_field" in self.customer.match_rules and not self.pipedrive_fields.org_customer_account:
+            raise ValueError(
+                "customer.match_rules: 'account_field' needs pipedrive_fields.org_customer_account (the field name)"
+            )
+        if self.order.write_back_order_number and not self.pipedrive_fields.deal_order_number:
+            raise ValueError("order.write_back_order_number: needs pipedrive_fields.deal_order_number (the field name)")
+        return self
+
+
+def load_mapping(path: str | Path) -> MappingConfig:
+    """Read and validate a mapping file (.yaml/.yml or .json); every problem is reported at once."""
+    path = Path(path)
+    label = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read mapping file ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{label}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+    return parse_mapping(data, label=label)
+
+
+def parse_mapping(data: object, *, label: str = "mapping") -> MappingConfig:
+    """Validate already-parsed mapping data (a dict); `label` prefixes each error line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return MappingConfig.model_validate(data)
+    except PydanticValidationError as exc:
+        lines = [f"{label}: {line}" for err in exc.errors() for line in _describe(data, err)]
+        raise ConfigError("\n".join(lines), detail=lines) from None
+
+
+def _describe(data: object, err: Any) -> list[str]:
+    """One readable line per problem; model checks may report several as "rel.path: problem" lines."""
+    base = _path(data, err["loc"])
+    out = []
+    for piece in _problem(err).split("\n"):
+        m = re.match(r"^([A-Za-z0-9_.\-]+): (.+)$", piece, re.DOTALL)
+        path, text = (".".join(p for p in (base, m.group(1)) if p), m.group(2)) if m else (base, piece)
+        out.append(f"{path}: {text}" if path else text)
+    return out
+
+
+def _path(data: object, loc: tuple[int | str, ...]) -> str:
+    """Dotted key path as the admin wrote it: drop pydantic's union-tag and validator loc parts."""
+    parts: list[str] = []
+    node: Any = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and (part in node or str(part) in node):
+            node = node[part] if part in node else node[str(part)]
+            parts.append(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            parts.append(str(part))
+        elif last and isinstance(part, str | int) and not _internal(part):
+            parts.append(str(part))
+        # anything else is a union tag (e.g. "deal_field") or a validator name: not a key in the file
+    return ".".join(parts)
+
+
+def _internal(part: str | int) -> bool:
+    return isinstance(part, str) and (part in SOURCE_KINDS or part == "[key]" or bool(re.match(r"^[a-z-]+\[", part)))
+
+
+def _problem(err: Any) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "union_tag_invalid":
+        return f"unknown source {err['ctx']['tag']!r}; use one of {', '.join(SOURCE_KINDS)}"
+    if kind == "union_tag_not_found":
+        return f"required (source: one of {', '.join(SOURCE_KINDS)})"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    prefix = "key " if "[key]" in err["loc"] else ""
+    if kind == "string_too_short" and err["ctx"].get("min_length") == 1:
+        msg = "must not be empty"
+    elif kind == "int_parsing":
+        msg = f"{err['input']!r} is not a whole number (an id is expected)"
+    elif kind == "string_pattern_mismatch":
+        msg = f"{err['input']!r} has the wrong form ({_PATTERN_HINTS.get(err['ctx']['pattern'], msg)})"
+    elif kind == "literal_error":
+        msg = f"{err['input']!r} is not allowed; {msg[0].lower()}{msg[1:]}"
+    elif msg[:1].isupper():
+        msg = f"{msg[0].lower()}{msg[1:]}"
+    return prefix + msg
+
+
+_PATTERN_HINTS = {
+    r"^[A-Za-z0-9]{1,4}$": "a D365 company id of 1-4 letters or digits, e.g. usmf",
+    r"^[A-Za-z]{3}$": "a 3-letter currency code, e.g. USD",
+    r"^[A-Za-z]{2,3}$": "a D365 country/region id, e.g. USA",
+}
