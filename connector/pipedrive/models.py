@@ -255,3 +255,60 @@ class WebhookEvent(BaseModel):
         if self.entity != "deal" or self.status != "won":
             return False
         return self.action == "create" or (self.previous_status is not None and self.previous_status != "won")
+
+
+# --- write payloads (what we send; extra fields are a bug on our side, so forbidden) ----------
+
+
+class WriteModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def body(self) -> dict[str, Any]:
+        """JSON body with only the fields the caller set (PATCH must not clear the rest)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class ProductPriceInput(WriteModel):
+    price: float
+    currency: str = Field(min_length=3, max_length=3)
+    cost: float | None = None
+    direct_cost: float | None = None
+
+
+class ProductInput(WriteModel):
+    """POST/PATCH /api/v2/products body. `prices` on PATCH replaces the whole array (v2 rule)."""
+
+    name: str | None = Field(None, min_length=1)
+    code: str | None = None
+    description: str | None = None
+    unit: str | None = None
+    tax: float | None = None
+    category: str | None = None
+    is_linkable: bool | None = None
+    visible_to: int | None = None
+    owner_id: int | None = None
+    prices: list[ProductPriceInput] | None = None
+    custom_fields: dict[str, Any] | None = None
+
+
+class AddressInput(WriteModel):
+    """Only `value` is required when setting an address (SPEC-v2)."""
+
+    value: str
+    country: str | None = None
+    locality: str | None = None
+    postal_code: str | None = None
+    route: str | None = None
+    street_number: str | None = None
+    admin_area_level_1: str | None = None
+
+
+class OrganizationInput(WriteModel):
+    """POST/PATCH /api/v2/organizations body (custom fields nested, never at the top level)."""
+
+    name: str | None = Field(None, min_length=1)
+    owner_id: int | None = None
+    visible_to: int | None = None
+    label_ids: list[int] | None = None
+    address: AddressInput | None = None
+    custom_fields: dict[str, Any] | None = None
