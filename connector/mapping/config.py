@@ -183,6 +183,8 @@ class DimensionsConfig(_Strict):
     order: list[NonEmpty] = Field(default_factory=list)
     delimiter: Delimiter = "-"
     sources: dict[str, DimensionSource] = Field(default_factory=dict)
+    # Also put the display value on every line (explicit; D365 would otherwise merge header/item defaults).
+    on_lines: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> DimensionsConfig:

@@ -1,0 +1,194 @@
+"""Organization/person -> D365 customer: match keys, the stored account, and the create payload.
+
+Matching compares a normalised organization name plus the D365 country/region id; the flow looks
+the key up against D365 customers mapped the same way (`d365_customer_match_key`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from connector.d365.models import Customer, CustomerCreate
+from connector.mapping.config import MappingConfig
+from connector.mapping.errors import MappingError
+from connector.mapping.fields import FieldValueError, ResolvedFields, field_text
+from connector.pipedrive.models import Organization, Person
+
+# Legal-form words dropped at the END of a name, so "Acme GmbH" and "ACME" match within one country.
+_LEGAL_FORMS = frozenset(
+    [
+        "ab",
+        "ag",
+        "as",
+        "asa",
+        "bv",
+        "co",
+        "company",
+        "corp",
+        "corporation",
+        "gmbh",
+        "inc",
+        "incorporated",
+        "kg",
+        "kft",
+        "llc",
+        "llp",
+        "lp",
+        "ltd",
+        "limited",
+        "nv",
+        "oy",
+        "oyj",
+        "ou",
+        "plc",
+        "pty",
+        "sa",
+        "sarl",
+        "sas",
+        "spa",
+        "srl",
+        "sro",
+    ]
+)
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def normalize_name(name: str) -> str:
+    """Case-, accent-, punctuation- and legal-form-insensitive form of a company name.
+
+    "Müller & Söhne GmbH." -> "muller and sohne"; "" stays "".
+    """
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    text = text.replace("&", " and ").replace("ß", "ss")
+    words = [w for w in _NON_WORD.sub(" ", text).replace("_", " ").split() if w]
+    while len(words) > 1 and words[-1] in _LEGAL_FORMS:
+        words.pop()
+    return " ".join(words)
+
+
+def match_key(name: str, country: str | None) -> str:
+    """`normalised name|COUNTRY` (country empty when unknown); equal keys mean the same customer."""
+    return f"{normalize_name(name)}|{(country or '').strip().upper()}"
+
+
+def customer_match_key(org: Organization, country: str | None) -> str:
+    """Match key of a Pipedrive organization; `country` is its D365 id (see `country_for`)."""
+    return match_key(org.name, country)
+
+
+def d365_customer_match_key(customer: Customer) -> str:
+    """Match key of a D365 customer, comparable with `customer_match_key`."""
+    return match_key(customer.display_name, customer.address_country_region_id)
+
+
+def country_for(org: Organization | None, cfg: MappingConfig) -> str:
+    """The D365 CountryRegionId for an organization: mapped from its address, else the default.
+
+    A country that is set but not mapped fails (rather than guessing the default) because a wrong
+    country both mismatches customers and creates them with a wrong address.
+    """
+    customer = cfg.customer
+    raw = (org.address.country if org and org.address else None) or ""
+    text = raw.strip()
+    if not text:
+        return customer.defaults.country
+    mapped = customer.country_map.get(text.casefold())
+    if mapped:
+        return mapped
+    if re.fullmatch(r"[A-Za-z]{3}", text):
+        return text.upper()  # already a D365/ISO alpha-3 id
+    who = f"organization {org.id} {org.name!r}" if org else "organization"
+    raise MappingError(
+        f"{who}: country {text!r} is not in customer.country_map; "
+        "add it to the mapping file with its D365 country/region id (e.g. USA)"
+    )
+
+
+def org_account(org: Organization, cfg: MappingConfig, resolved_fields: ResolvedFields) -> str | None:
+    """The D365 customer account stored on the organization's configured custom field, if any."""
+    name = cfg.pipedrive_fields.org_customer_account
+    if not name:
+        return None
+    definition = resolved_fields.organization.get(name)
+    if definition is None:
+        raise MappingError(
+            f"Pipedrive has no organization field named {name!r}; "
+            "fix pipedrive_fields.org_customer_account in the mapping file or create the field"
+        )
+    try:
+        return field_text(org.custom_fields, definition)
+    except FieldValueError as exc:
+        raise MappingError(f"organization {org.id} {org.name!r}: field {name!r} {exc}") from None
+
+
+def new_customer(
+    org: Organization | None,
+    person: Person | None,
+    cfg: MappingConfig,
+    legal_entity: str,
+    *,
+    country: str | None = None,
+    currency: str | None = None,
+) -> CustomerCreate:
+    """The CustomersV3 create payload; the account number comes from D365's number sequence.
+
+    An organization gives an Organization party; a deal with only a person gives a Person party.
+    Primary contact email/phone come from the person. `country` defaults to `country_for(org)`,
+    `currency` to the configured default.
+    """
+    defaults = cfg.customer.defaults
+    country_id = country or country_for(org, cfg)
+    common: dict[str, object] = {
+        "data_area_id": legal_entity,
+        "customer_group_id": defaults.customer_group,
+        "sales_currency_code": (currency or defaults.currency).upper(),
+        "payment_terms": defaults.payment_terms,
+        "language_id": defaults.language,
+        "address_country_region_id": country_id,
+        "primary_contact_email": _clean(person.primary_email) if person else None,
+        "primary_contact_phone": _primary_phone(person),
+    }
+    if org is not None:
+        if not org.name.strip():
+            raise MappingError(f"organization {org.id} has no name; give it a name in Pipedrive")
+        common.update(_address(org))
+        return CustomerCreate(party_type="Organization", organization_name=org.name.strip(), **common)
+    if person is None:
+        raise MappingError("the deal has neither an organization nor a person; link one in Pipedrive")
+    first, last = _person_names(person)
+    if not (first or last):
+        raise MappingError(f"person {person.id} has no name; give them a name in Pipedrive")
+    return CustomerCreate(party_type="Person", person_first_name=first, person_last_name=last, **common)
+
+
+def _address(org: Organization) -> dict[str, object]:
+    addr = org.address
+    if addr is None:
+        return {}
+    street = " ".join(p for p in (addr.route, addr.street_number) if p and p.strip()) or None
+    return {
+        "address_street": street,
+        "address_city": _clean(addr.locality),
+        "address_zip_code": _clean(addr.postal_code),
+        "address_state": _clean(addr.admin_area_level_1),
+    }
+
+
+def _primary_phone(person: Person | None) -> str | None:
+    if person is None or not person.phones:
+        return None
+    chosen = next((p for p in person.phones if p.primary), person.phones[0])
+    return _clean(chosen.value)
+
+
+def _person_names(person: Person) -> tuple[str | None, str | None]:
+    if (person.first_name or "").strip() or (person.last_name or "").strip():
+        return _clean(person.first_name), _clean(person.last_name)
+    parts = person.name.strip().rsplit(" ", 1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, _clean(parts[0]))
+
+
+def _clean(value: str | None) -> str | None:
+    return value.strip() or None if value else None

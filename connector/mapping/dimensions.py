@@ -1,0 +1,142 @@
+"""Financial dimensions of an order: each dimension's value from its configured source.
+
+The result is a display string in the active *Default dimension format* of the D365 environment:
+the configured dimension order joined by the chart-of-accounts delimiter, one segment per
+dimension, blank segments kept in place (reference/d365-fo-odata.md §7; blank middle segments as
+`a--b` are UNCONFIRMED for display values, so the order and delimiter are configuration).
+"""
+
+from __future__ import annotations
+
+from connector.mapping.config import (
+    ConstantSource,
+    DealFieldSource,
+    DimensionsConfig,
+    MappingConfig,
+    OrgFieldSource,
+    OwnerSource,
+    PipelineSource,
+)
+from connector.mapping.errors import MappingError
+from connector.mapping.fields import FieldValueError, ResolvedFields, field_text
+from connector.pipedrive.models import Deal, Organization
+
+Source = DealFieldSource | OrgFieldSource | PipelineSource | OwnerSource | ConstantSource
+
+
+def resolve_dimensions(
+    deal: Deal, org: Organization | None, cfg: MappingConfig, resolved_fields: ResolvedFields
+) -> str:
+    """The display string for the deal's order; "" when no dimension has a value (D365 defaults apply).
+
+    Every dimension is resolved before raising, so one MappingError lists all problems.
+    """
+    dims = cfg.dimensions
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for name in dims.order:
+        src = dims.sources.get(name)
+        if src is None:
+            continue  # in the format but not mapped: a blank segment on purpose
+        try:
+            value = _resolve(name, src, deal, org, resolved_fields)
+        except _Problem as exc:
+            problems.append(f"deal {deal.id}: dimension {name} ({_describe(src)}): {exc}")
+            continue
+        if value and dims.delimiter in value:
+            problems.append(
+                f"deal {deal.id}: dimension {name} ({_describe(src)}): value {value!r} contains the "
+                f"dimension delimiter {dims.delimiter!r}; D365 would split it into two segments"
+            )
+            continue
+        if value:
+            values[name] = value
+    if problems:
+        raise MappingError(problems, deal_id=deal.id)
+    return format_display_value(values, dims)
+
+
+def format_display_value(values: dict[str, str], dims: DimensionsConfig) -> str:
+    """Join in the configured order; all-blank gives "" so the order takes D365's own defaults."""
+    if not any(values.get(name) for name in dims.order):
+        return ""
+    return dims.delimiter.join(values.get(name, "") for name in dims.order)
+
+
+class _Problem(Exception):
+    pass
+
+
+def _resolve(name: str, src: Source, deal: Deal, org: Organization | None, fields: ResolvedFields) -> str | None:
+    if isinstance(src, ConstantSource):
+        return src.value or None
+    raw: str | None
+    mapped: dict[str, str] | None
+    if isinstance(src, PipelineSource | OwnerSource):
+        key = deal.pipeline_id if isinstance(src, PipelineSource) else deal.owner_id
+        what = "pipeline" if isinstance(src, PipelineSource) else "owner"
+        if key is None:
+            raw = None
+        elif key in src.values:
+            return src.values[key] or None
+        elif src.default is not None:
+            return src.default or None
+        else:
+            raise _Problem(
+                f"{what} {key} has no value; add it under dimensions.sources.{name}.values in the mapping file"
+            )
+        mapped = None
+    else:
+        raw = _field_value(name, src, deal, org, fields)
+        mapped = src.values
+    if raw is None:
+        if src.default is not None and src.default != "":
+            return src.default
+        if src.required:
+            raise _Problem(f"{_holder(src)} is empty; fill it in Pipedrive (this dimension is required)")
+        return None
+    if mapped is None:
+        return raw
+    if raw in mapped:
+        return mapped[raw] or None
+    raise _Problem(
+        f"{raw!r} has no value; add it under dimensions.sources.{name}.values in the mapping file"
+        f" (known: {', '.join(repr(k) for k in mapped) or 'none'})"
+    )
+
+
+def _field_value(
+    name: str, src: DealFieldSource | OrgFieldSource, deal: Deal, org: Organization | None, fields: ResolvedFields
+) -> str | None:
+    is_deal = isinstance(src, DealFieldSource)
+    definitions = fields.deal if is_deal else fields.organization
+    definition = definitions.get(src.field)
+    if definition is None:
+        kind = "deal" if is_deal else "organization"
+        raise _Problem(
+            f"Pipedrive has no {kind} field named {src.field!r}; fix dimensions.sources.{name}.field in the mapping file"
+        )
+    if is_deal:
+        record_fields = deal.custom_fields
+    elif org is None:
+        return None  # a deal without organization: the value is simply absent
+    else:
+        record_fields = org.custom_fields
+    try:
+        return field_text(record_fields, definition)
+    except FieldValueError as exc:
+        raise _Problem(f"{_holder(src)} {exc}") from None
+
+
+def _holder(src: Source) -> str:
+    if isinstance(src, DealFieldSource):
+        return f"deal field {src.field!r}"
+    if isinstance(src, OrgFieldSource):
+        return f"organization field {src.field!r}"
+    return "the deal's pipeline" if isinstance(src, PipelineSource) else "the deal's owner"
+
+
+def _describe(src: Source) -> str:
+    if isinstance(src, DealFieldSource | OrgFieldSource):
+        return f"source {src.source} {src.field!r}"
+    return f"source {src.source}"

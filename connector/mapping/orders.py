@@ -1,0 +1,247 @@
+"""Won deal + its product lines -> one D365 sales order plan (header + lines), exactly.
+
+Amounts go through Decimal from the JSON text Pipedrive sent (a float's repr is its shortest
+round-trip text), so 0.1 stays 0.1. Every line is checked before raising, so one MappingError
+lists every problem with the deal and line it concerns and what to change.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from connector.d365.models import SalesOrderHeaderCreate, SalesOrderLineCreate
+from connector.mapping.config import MappingConfig
+from connector.mapping.errors import MappingError
+from connector.pipedrive.models import Deal, DealProduct, Product
+
+_EXACT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
+
+
+class OrderPlan(BaseModel):
+    """What to create in D365 for one deal: the header and its lines, in the deal's line order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    legal_entity: str
+    reference: str
+    header: SalesOrderHeaderCreate
+    lines: list[SalesOrderLineCreate]
+    # The Pipedrive deal-product id behind each line (same order as `lines`), for audit trails.
+    deal_product_ids: list[int]
+
+
+def legal_entity_for(deal: Deal, cfg: MappingConfig) -> str:
+    """The deal's D365 company: its pipeline's entry in `legal_entity.by_pipeline`, else the default."""
+    by_pipeline = cfg.legal_entity.by_pipeline
+    if deal.pipeline_id is not None and deal.pipeline_id in by_pipeline:
+        return by_pipeline[deal.pipeline_id]
+    return cfg.legal_entity.default
+
+
+def order_reference(deal: Deal, cfg: MappingConfig) -> str:
+    """The deal's reference on the order (e.g. "PD-123"): how a rebuilt job finds an existing order."""
+    values: dict[str, Any] = {
+        "deal_id": deal.id,
+        "pipeline_id": deal.pipeline_id,
+        "org_id": deal.org_id,
+        "owner_id": deal.owner_id,
+    }
+    template = cfg.order.reference_template
+    missing = [k for k, v in values.items() if v is None and "{" + k + "}" in template]
+    if missing:
+        raise MappingError(
+            f"deal {deal.id}: the order reference template {template!r} needs {', '.join(missing)}, "
+            "which the deal does not have; set it in Pipedrive or change order.reference_template",
+            deal_id=deal.id,
+        )
+    return template.format(**values)
+
+
+def build_order(
+    deal: Deal,
+    lines: list[tuple[DealProduct, Product | None]],
+    customer_account: str,
+    cfg: MappingConfig,
+    *,
+    legal_entity: str | None = None,
+    dimensions: str = "",
+) -> OrderPlan:
+    """Map the deal and its product lines (in the order given) to a sales order plan.
+
+    `lines` pairs each deal product with its Pipedrive product (None when it no longer exists);
+    `dimensions` is the display string from `resolve_dimensions`; `legal_entity` defaults to
+    `legal_entity_for(deal)`. Item numbers are the products' codes; whether they exist in D365 is
+    the flow's check (it needs the API).
+    """
+    company = legal_entity or legal_entity_for(deal, cfg)
+    problems: list[str] = []
+    currency = _currency(deal, problems)
+    reference = order_reference(deal, cfg)
+    if not customer_account.strip():
+        problems.append(f"deal {deal.id}: no D365 customer account to order for")
+
+    planned: list[SalesOrderLineCreate] = []
+    source_ids: list[int] = []
+    for position, (item, product) in enumerate(lines, start=1):
+        if cfg.lines.skip_disabled and not item.is_enabled:
+            continue
+        line = _line(deal, position, len(planned) + 1, item, product, currency, company, dimensions, cfg, problems)
+        if line is not None:
+            planned.append(line)
+            source_ids.append(item.id)
+    if not lines or (not planned and not problems):
+        problems.append(f"deal {deal.id}: has no enabled products; add the products sold to the deal in Pipedrive")
+    if problems:
+        raise MappingError(problems, deal_id=deal.id)
+
+    header_fields: dict[str, Any] = {
+        "data_area_id": company,
+        "ordering_customer_account_number": customer_account.strip(),
+        "currency_code": currency,
+        "default_shipping_site_id": cfg.lines.site,
+        "default_shipping_warehouse_id": cfg.lines.warehouse,
+        "default_ledger_dimension_display_value": dimensions or None,
+    }
+    if cfg.order.reference_field == "CustomersOrderReference":
+        header_fields["customers_order_reference"] = reference
+    else:
+        header_fields["customer_requisition_number"] = reference
+    header = SalesOrderHeaderCreate(**header_fields)
+    return OrderPlan(
+        legal_entity=company, reference=reference, header=header, lines=planned, deal_product_ids=source_ids
+    )
+
+
+def _currency(deal: Deal, problems: list[str]) -> str:
+    code = (deal.currency or "").strip()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        problems.append(
+            f"deal {deal.id}: currency {deal.currency!r} is not a 3-letter currency code; set the deal's currency"
+        )
+        return "XXX"
+    return code.upper()
+
+
+def _line(
+    deal: Deal,
+    position: int,
+    number: int,
+    item: DealProduct,
+    product: Product | None,
+    currency: str,
+    company: str,
+    dimensions: str,
+    cfg: MappingConfig,
+    problems: list[str],
+) -> SalesOrderLineCreate | None:
+    where = f"deal {deal.id} line {position}"
+    name = (product.name if product else None) or item.name or f"#{item.product_id}"
+    found: list[str] = []
+    if product is None:
+        found.append(f"product {name!r} (id {item.product_id}) no longer exists in Pipedrive; replace the line")
+        code = ""
+    else:
+        code = product.code or ""
+        if not code.strip():
+            found.append(f"product {name!r} has no code; set its code to a D365 item number")
+    if item.product_variation_id is not None:
+        found.append(
+            f"product {name!r} uses variation {item.product_variation_id}, which the connector cannot map "
+            "to a D365 item; use a product whose code is the variant's item number"
+        )
+    if item.currency and item.currency.strip().upper() != currency:
+        found.append(f"is in {item.currency} but the deal is in {currency}; use one currency")
+
+    quantity = _decimal(item.quantity, "quantity", found)
+    price = _decimal(item.item_price, "price", found)
+    discount = _decimal(item.discount, "discount", found)
+    if quantity is not None and quantity <= 0:
+        found.append(f"quantity {quantity} must be more than 0")
+    if price is not None and price < 0:
+        found.append(f"price {price} must not be negative")
+    pct, per_unit = Decimal(0), Decimal(0)
+    if quantity is not None and price is not None and discount is not None and not found:
+        pct, per_unit = _discount(item, quantity, price, discount, cfg, found)
+
+    problems.extend(f"{where}: {text}" for text in found)
+    if found or quantity is None or price is None:
+        return None
+    return SalesOrderLineCreate(
+        data_area_id=company,
+        item_number=code,
+        ordered_sales_quantity=quantity,
+        sales_price=price,
+        line_discount_percentage=pct,
+        line_discount_amount=per_unit,
+        sales_unit_symbol=cfg.lines.unit,
+        shipping_site_id=cfg.lines.site,
+        shipping_warehouse_id=cfg.lines.warehouse,
+        customers_line_number=number,
+        default_ledger_dimension_display_value=(dimensions or None) if cfg.dimensions.on_lines else None,
+    )
+
+
+def _discount(
+    item: DealProduct, quantity: Decimal, price: Decimal, discount: Decimal, cfg: MappingConfig, found: list[str]
+) -> tuple[Decimal, Decimal]:
+    """(LineDiscountPercentage, LineDiscountAmount per unit) from Pipedrive's discount and its type.
+
+    D365 keeps an amount discount PER UNIT (SalesLineDisc). A per-line amount is divided by the
+    quantity and must come out exact at `lines.discount_decimals` places, else the order total would
+    differ from the deal: that fails with a reason instead of rounding silently.
+    """
+    if discount < 0:
+        found.append(f"discount {discount} must not be negative")
+        return Decimal(0), Decimal(0)
+    if item.discount_type == "percentage":
+        if discount > 100:
+            found.append(f"discount {discount}% is more than 100%")
+        return discount, Decimal(0)
+    if cfg.lines.amount_discount == "per_unit":
+        if discount > price:
+            found.append(f"discount {discount} per unit is more than the price {price}")
+        return Decimal(0), discount
+    if discount > quantity * price:
+        found.append(f"discount {discount} is more than the line total {quantity * price}")
+        return Decimal(0), Decimal(0)
+    per_unit = _EXACT.divide(discount, quantity)
+    places = Decimal(1).scaleb(-cfg.lines.discount_decimals)
+    rounded = per_unit.quantize(places, rounding=decimal.ROUND_HALF_EVEN, context=_EXACT)
+    if rounded * quantity != discount:
+        found.append(
+            f"amount discount {discount} over quantity {quantity} is not an exact per-unit discount "
+            f"({per_unit.normalize():f}...), and D365 stores line discounts per unit; use a percentage "
+            "discount or an amount the quantity divides exactly"
+        )
+        return Decimal(0), Decimal(0)
+    return Decimal(0), _plain(rounded)
+
+
+def _decimal(value: object, what: str, found: list[str]) -> Decimal | None:
+    """Exact Decimal of a JSON number; NaN/infinity/non-numbers are reported, never passed on."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, float):
+            number = Decimal(repr(value))
+        elif isinstance(value, int | str | Decimal):
+            number = Decimal(value)
+        else:
+            raise TypeError
+    except (TypeError, decimal.InvalidOperation):
+        found.append(f"{what} {value!r} is not a number")
+        return None
+    if not number.is_finite():
+        found.append(f"{what} {value!r} is not a finite number")
+        return None
+    return _plain(number)
+
+
+def _plain(number: Decimal) -> Decimal:
+    """Write positive exponents out (Decimal("1E+1") -> 10); trailing zeros such as 2.50 are kept."""
+    exponent = number.as_tuple().exponent
+    return number.quantize(Decimal(1), context=_EXACT) if isinstance(exponent, int) and exponent > 0 else number
