@@ -1,0 +1,70 @@
+"""Build a PipedriveClient from the settings object and the secret store (one place for wiring)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from connector.errors import ConfigError
+from connector.pipedrive.auth import REFRESH_TOKEN_SECRET, ApiTokenAuth, OAuth2RefreshAuth
+from connector.pipedrive.client import PipedriveClient
+from connector.retry import RetryPolicy
+
+API_TOKEN_SECRET = "pipedrive-api-token"
+OAUTH_CLIENT_ID_SECRET = "pipedrive-oauth-client-id"
+OAUTH_CLIENT_SECRET_SECRET = "pipedrive-oauth-client-secret"
+
+
+class PipedriveSettings(Protocol):
+    """The attributes of connector.settings.Settings this factory reads."""
+
+    @property
+    def pipedrive_company_domain(self) -> str: ...
+    @property
+    def pipedrive_auth_mode(self) -> str: ...
+    @property
+    def pipedrive_base_url(self) -> str | None: ...
+    @property
+    def pipedrive_oauth_token_url(self) -> str: ...
+
+
+class Secrets(Protocol):
+    async def get(self, name: str) -> str: ...
+    async def set(self, name: str, value: str) -> None: ...
+
+
+def base_url_for(settings: PipedriveSettings) -> str:
+    """Explicit PIPEDRIVE_BASE_URL (sandbox, proxy) or the company domain, as Pipedrive advises."""
+    return (settings.pipedrive_base_url or f"https://{settings.pipedrive_company_domain}.pipedrive.com").rstrip("/")
+
+
+async def open_pipedrive(
+    settings: PipedriveSettings,
+    secrets: Secrets,
+    *,
+    policy: RetryPolicy | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float = 30,
+) -> PipedriveClient:
+    """A ready client for the configured auth mode; secrets are read now, never logged."""
+    mode = settings.pipedrive_auth_mode
+    auth: httpx.Auth
+    if mode == "api_token":
+        auth = ApiTokenAuth(await secrets.get(API_TOKEN_SECRET))
+    elif mode == "oauth":
+        auth = OAuth2RefreshAuth(
+            token_url=settings.pipedrive_oauth_token_url,
+            client_id=await secrets.get(OAUTH_CLIENT_ID_SECRET),
+            client_secret=await secrets.get(OAUTH_CLIENT_SECRET_SECRET),
+            refresh_token=await secrets.get(REFRESH_TOKEN_SECRET),
+            store=secrets,
+            # An explicit base URL (sandbox, egress proxy) wins; otherwise follow the token's api_domain.
+            follow_api_domain=settings.pipedrive_base_url is None,
+            transport=transport,
+            policy=policy,
+            timeout=timeout,
+        )
+    else:
+        raise ConfigError(f"PIPEDRIVE_AUTH_MODE must be 'api_token' or 'oauth', not {mode!r}")
+    return PipedriveClient(base_url_for(settings), auth, policy=policy, transport=transport, timeout=timeout)
