@@ -45,7 +45,7 @@ async def open_pipedrive(
     *,
     policy: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    timeout: float = 30,
+    http_timeout: float = 30,
 ) -> PipedriveClient:
     """A ready client for the configured auth mode; secrets are read now, never logged."""
     mode = settings.pipedrive_auth_mode
@@ -63,8 +63,8 @@ async def open_pipedrive(
             follow_api_domain=settings.pipedrive_base_url is None,
             transport=transport,
             policy=policy,
-            timeout=timeout,
+            timeout=http_timeout,
         )
     else:
         raise ConfigError(f"PIPEDRIVE_AUTH_MODE must be 'api_token' or 'oauth', not {mode!r}")
-    return PipedriveClient(base_url_for(settings), auth, policy=policy, transport=transport, timeout=timeout)
+    return PipedriveClient(base_url_for(settings), auth, policy=policy, transport=transport, timeout=http_timeout)

@@ -48,7 +48,7 @@ class _Snapshot:
             elif _fold(ref) in self.code_for_name:
                 self.code_for_name[_fold(ours)] = self.code_for_name[_fold(ref)]
         self.name_for_code: dict[str, str] = {d.code: d.name for d in definitions}
-        for ours, ref in names.items():
+        for ours in names:
             code = self.code_for_name.get(_fold(ours))
             if code is not None:
                 self.name_for_code[code] = ours
