@@ -1,0 +1,132 @@
+"""D365 F&O business events as POSTed to an HTTPS endpoint (reference §8).
+
+The envelope (`BusinessEventId`, `BusinessEventLegalEntity`, `ControlNumber`, `EventId`, `EventTime`
+as `/Date(ms)/`, `EventTimeIso8601`, `MajorVersion`, ...) is followed by event-specific fields,
+which land in `BusinessEvent.fields`. On activation F&O sends `BusinessEventsTestEndpointContract`;
+callers acknowledge it and do nothing else. `ControlNumber` grows but has gaps, so dedupe on
+`EventId` (a GUID) and use ControlNumber only for ordering.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from connector.errors import ValidationError
+
+TEST_EVENT_ID = "BusinessEventsTestEndpointContract"
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InvalidEventError(ValidationError):
+    """The body is not a D365 business event; the endpoint answers 400 with `lines`."""
+
+
+def parse_ms_date(value: object) -> datetime | None:
+    """`/Date(1697470966000)/` (optionally with `+0000`) -> aware UTC datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a /Date(ms)/ string")
+    match = _MS_DATE.match(value)
+    if not match:
+        raise ValueError(f"expected /Date(ms)/, got {value[:40]!r}")
+    return _EPOCH + timedelta(milliseconds=int(match.group(1)))
+
+
+class BusinessEvent(BaseModel):
+    """One business event; envelope fields typed, the rest in `fields` (event-specific DataMembers)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
+
+    business_event_id: str = Field(alias="BusinessEventId", min_length=1)
+    legal_entity: str = Field("", alias="BusinessEventLegalEntity")
+    control_number: int = Field(alias="ControlNumber", strict=True)
+    event_id: str = Field(alias="EventId")
+    event_time: datetime | None = Field(None, alias="EventTime")
+    event_time_iso: datetime | None = Field(None, alias="EventTimeIso8601")
+    context_record_subject: str = Field("", alias="ContextRecordSubject")
+    initiating_user: str = Field("", alias="InitiatingUserAADObjectId")
+    major_version: int = Field(0, alias="MajorVersion")
+    minor_version: int = Field(0, alias="MinorVersion")
+    parent_context_record_subjects: list[Any] | None = Field(None, alias="ParentContextRecordSubjects")
+
+    @field_validator("event_time", mode="before")
+    @classmethod
+    def _ms_date(cls, value: object) -> datetime | None:
+        return parse_ms_date(value)
+
+    @field_validator("legal_entity")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("event_id")
+    @classmethod
+    def _event_id(cls, value: str) -> str:
+        # Real ids are upper-case GUIDs without braces; normalise so dedupe keys compare equal.
+        value = value.strip().strip("{}").upper()
+        if not value:
+            raise ValueError("EventId is empty")
+        return value
+
+    @property
+    def is_test(self) -> bool:
+        return self.business_event_id == TEST_EVENT_ID
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Event-specific fields (e.g. `Account` of a custom customer-changed event)."""
+        return dict(self.model_extra or {})
+
+    @property
+    def when(self) -> datetime | None:
+        return self.event_time_iso or self.event_time
+
+    @property
+    def dedupe_key(self) -> str:
+        return self.event_id
+
+
+def parse_business_events(body: bytes | str | object) -> list[BusinessEvent]:
+    """Parse one event object or an array of them; anything else raises InvalidEventError.
+
+    F&O's HTTPS endpoint sends one JSON object per POST; an array is accepted too (UNCONFIRMED
+    whether bundling reaches HTTPS endpoints, so we are tolerant).
+    """
+    if isinstance(body, bytes | str):
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise InvalidEventError("body is not JSON", lines=[f"invalid JSON: {exc}"]) from None
+    else:
+        data = body
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise InvalidEventError("empty event array", lines=["no events in body"])
+    events = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "BusinessEventId" not in item:
+            raise InvalidEventError(
+                "body is not a D365 business event",
+                lines=[f"item {index}: expected an object with BusinessEventId, ControlNumber and EventId"],
+            )
+        try:
+            events.append(BusinessEvent.model_validate(item))
+        except PydanticValidationError as exc:
+            lines = [f"item {index}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            raise InvalidEventError("malformed business event: " + "; ".join(lines), lines=lines) from None
+    return events
+
+
+def parse_business_event(body: bytes | str | object) -> BusinessEvent:
+    events = parse_business_events(body)
+    if len(events) != 1:
+        raise InvalidEventError("expected exactly one business event", lines=[f"got {len(events)} events"])
+    return events[0]
