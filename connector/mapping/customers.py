@@ -107,18 +107,15 @@ def country_for(org: Organization | None, cfg: MappingConfig) -> str:
 
 
 def org_account(org: Organization, cfg: MappingConfig, resolved_fields: ResolvedFields) -> str | None:
-    """The D365 customer account stored on the organization's configured custom field, if any."""
+    """The D365 customer account stored on the organization's configured custom field, if any.
+
+    `resolved_fields.organization` holds the organization's field values by name.
+    """
     name = cfg.pipedrive_fields.org_customer_account
     if not name:
         return None
-    definition = resolved_fields.organization.get(name)
-    if definition is None:
-        raise MappingError(
-            f"Pipedrive has no organization field named {name!r}; "
-            "fix pipedrive_fields.org_customer_account in the mapping file or create the field"
-        )
     try:
-        return field_text(org.custom_fields, definition)
+        return field_text(resolved_fields.org_value(name))
     except FieldValueError as exc:
         raise MappingError(f"organization {org.id} {org.name!r}: field {name!r} {exc}") from None
 

@@ -87,7 +87,7 @@ def _resolve(name: str, src: Source, deal: Deal, org: Organization | None, field
             )
         mapped = None
     else:
-        raw = _field_value(name, src, deal, org, fields)
+        raw = _field_value(src, org, fields)
         mapped = src.values
     if raw is None:
         if src.default is not None and src.default != "":
@@ -105,25 +105,15 @@ def _resolve(name: str, src: Source, deal: Deal, org: Organization | None, field
     )
 
 
-def _field_value(
-    name: str, src: DealFieldSource | OrgFieldSource, deal: Deal, org: Organization | None, fields: ResolvedFields
-) -> str | None:
-    is_deal = isinstance(src, DealFieldSource)
-    definitions = fields.deal if is_deal else fields.organization
-    definition = definitions.get(src.field)
-    if definition is None:
-        kind = "deal" if is_deal else "organization"
-        raise _Problem(
-            f"Pipedrive has no {kind} field named {src.field!r}; fix dimensions.sources.{name}.field in the mapping file"
-        )
-    if is_deal:
-        record_fields = deal.custom_fields
+def _field_value(src: DealFieldSource | OrgFieldSource, org: Organization | None, fields: ResolvedFields) -> str | None:
+    if isinstance(src, DealFieldSource):
+        value = fields.deal_value(src.field)
     elif org is None:
         return None  # a deal without organization: the value is simply absent
     else:
-        record_fields = org.custom_fields
+        value = fields.org_value(src.field)
     try:
-        return field_text(record_fields, definition)
+        return field_text(value)
     except FieldValueError as exc:
         raise _Problem(f"{_holder(src)} {exc}") from None
 

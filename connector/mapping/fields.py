@@ -1,8 +1,11 @@
-"""Reading configured Pipedrive custom fields by NAME from a record's `custom_fields` (v2 shapes).
+"""Configured Pipedrive custom fields, by NAME, as plain values the mapping can use.
 
-The mapping file names fields; the Pipedrive client's resolver fetches the field definitions
-(name -> 40-character key + options). `ResolvedFields` carries them in, so this stays pure.
-Value shapes: reference/pipedrive-api.md §7 "How values appear on entities".
+The mapping file names fields; hash keys differ per Pipedrive account. The flow turns a record's
+`custom_fields` into values keyed by name with option ids replaced by labels, using the client's
+resolver (`connector.pipedrive.fields.CustomFields.to_names` / `.value`), and passes them in as
+`ResolvedFields`: so this layer stays pure and never sees a hash key.
+Value shapes after resolution: reference/pipedrive-api.md §7 (enum -> label, set -> list of labels,
+monetary -> {"value", "currency"}, address/time ranges -> objects).
 """
 
 from __future__ import annotations
@@ -12,92 +15,88 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from connector.pipedrive.models import FieldDefinition
+from connector.mapping.config import DealFieldSource, MappingConfig, OrgFieldSource
 
-# Types whose value is one plain scalar we can use as text.
-_SCALAR_TYPES = {"varchar", "varchar_auto", "text", "phone", "double", "int", "date", "user", "org", "people"}
-_OPTION_TYPES = {"enum", "varchar_options"}
+
+def _fold(name: str) -> str:
+    """Names compare as the Pipedrive resolver compares them: case- and spacing-insensitive."""
+    return " ".join(name.split()).casefold()
 
 
 @dataclass(frozen=True)
 class ResolvedFields:
-    """Field definitions by field NAME, per entity (deal and organization fields are separate lists)."""
+    """Custom field values by field NAME (labels, not option ids) for the deal and its organization."""
 
-    deal: Mapping[str, FieldDefinition] = field(default_factory=dict)
-    organization: Mapping[str, FieldDefinition] = field(default_factory=dict)
+    deal: Mapping[str, Any] = field(default_factory=dict)
+    organization: Mapping[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_definitions(
-        cls, deal: list[FieldDefinition] | None = None, organization: list[FieldDefinition] | None = None
-    ) -> ResolvedFields:
-        return cls(
-            deal={d.name: d for d in deal or []},
-            organization={d.name: d for d in organization or []},
-        )
+    def deal_value(self, name: str) -> Any:
+        return _lookup(self.deal, name)
+
+    def org_value(self, name: str) -> Any:
+        return _lookup(self.organization, name)
+
+
+def _lookup(values: Mapping[str, Any], name: str) -> Any:
+    if name in values:
+        return values[name]
+    wanted = _fold(name)
+    return next((v for k, v in values.items() if _fold(k) == wanted), None)
+
+
+@dataclass(frozen=True)
+class ConfiguredFields:
+    """Every custom field name the mapping reads or writes, per entity: resolve these at start."""
+
+    deal: tuple[str, ...]
+    organization: tuple[str, ...]
+
+
+def configured_fields(cfg: MappingConfig) -> ConfiguredFields:
+    """The field names the flows must resolve (and can check exist) for this mapping."""
+    deal: list[str] = []
+    org: list[str] = []
+    if cfg.pipedrive_fields.deal_order_number:
+        deal.append(cfg.pipedrive_fields.deal_order_number)
+    if cfg.pipedrive_fields.org_customer_account:
+        org.append(cfg.pipedrive_fields.org_customer_account)
+    for src in cfg.dimensions.sources.values():
+        if isinstance(src, DealFieldSource):
+            deal.append(src.field)
+        elif isinstance(src, OrgFieldSource):
+            org.append(src.field)
+    return ConfiguredFields(deal=tuple(dict.fromkeys(deal)), organization=tuple(dict.fromkeys(org)))
 
 
 class FieldValueError(ValueError):
-    """A custom field holds a value we cannot turn into one text value; the message says why."""
+    """A custom field holds a value that is not one text value; the message says why."""
 
 
-def field_text(custom_fields: Mapping[str, Any], definition: FieldDefinition) -> str | None:
-    """The field's value as text (an option's LABEL for enum fields); None when empty.
+def field_text(value: Any) -> str | None:
+    """One resolved custom field value as text; None when empty.
 
-    Raises FieldValueError for values that are not one text value (several options, an address, an
-    option id the field does not define).
+    Raises FieldValueError for several selected options or structured values (address, ranges).
     """
-    raw = custom_fields.get(definition.code)
-    if raw is None or raw == "" or raw == []:
+    if value is None or value == "" or value == []:
         return None
-    kind = definition.field_type
-    if kind in _OPTION_TYPES or (kind == "set" and _single(raw)):
-        return _option_label(raw[0] if isinstance(raw, list) else raw, definition)
-    if kind == "set":
-        raise FieldValueError(f"has several options selected ({_labels(raw, definition)}); select one")
-    if isinstance(raw, dict):
-        # monetary {"value", "currency"}, time/daterange {"value", ...}: one scalar is meaningful only
-        # for monetary amounts; anything else (address, ranges) is not a single value.
-        if kind == "monetary" and "value" in raw:
-            return _scalar_text(raw["value"])
-        raise FieldValueError(f"is a {kind} field; use a text, number or single-option field")
-    if kind in _SCALAR_TYPES or isinstance(raw, str | int | float):
-        return _scalar_text(raw)
-    raise FieldValueError(f"is a {kind} field; use a text, number or single-option field")
-
-
-def _single(raw: Any) -> bool:
-    return isinstance(raw, list) and len(raw) == 1
-
-
-def _option_label(raw: Any, definition: FieldDefinition) -> str:
-    # With include_option_labels=true Pipedrive sends {"id", "label"}; v1 sends the id as a string.
-    if isinstance(raw, dict):
-        if raw.get("label"):
-            return str(raw["label"])
-        raw = raw.get("id")
-    for option in definition.options:
-        if str(option.id) == str(raw):
-            return option.label
-    raise FieldValueError(f"holds option id {raw!r}, which the field does not define (deleted option?)")
-
-
-def _labels(raw: list[Any], definition: FieldDefinition) -> str:
-    out = []
-    for item in raw:
-        try:
-            out.append(_option_label(item, definition))
-        except FieldValueError:
-            out.append(str(item))
-    return ", ".join(out)
-
-
-def _scalar_text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise FieldValueError(f"has several options selected ({', '.join(map(str, value))}); select one")
+        return field_text(value[0])
+    if isinstance(value, dict):
+        if isinstance(value.get("label"), str):  # {id, label} when labels were included
+            return field_text(value["label"])
+        if set(value) <= {"value", "currency"} and "value" in value:  # monetary
+            return field_text(value["value"])
+        raise FieldValueError("holds a structured value (address, range or time); use a text or option field")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        # JSON numbers: 12.0 -> "12", 12.5 -> "12.5" (no float noise: repr is the shortest round trip).
+        # JSON numbers: 12.0 -> "12", 12.5 -> "12.5" (repr is the shortest round-trip text, no float noise).
         number = Decimal(repr(value))
         return format(number.to_integral_value() if number == number.to_integral_value() else number, "f")
-    return str(value).strip() or None
+    if isinstance(value, int | Decimal):
+        return format(value, "f") if isinstance(value, Decimal) else str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    raise FieldValueError(f"holds a {type(value).__name__} value; use a text or option field")
