@@ -1,0 +1,253 @@
+"""Job rows: the dedupe guard and the claim/lease protocol that makes "one deal, one order" hold.
+
+Row = (PartitionKey kind, RowKey key). States: queued -> running -> done | failed; running -> queued on a
+transient release. Creating a row is an insert that fails with 409 on an existing key; every later
+transition is ETag-conditional, so two workers can never both believe they own a job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.errors import ConnectorError
+from connector.redact import scrub
+from connector.state.tables import LazyTable, decode_key, dumps, encode_key, loads, now, storage_errors
+
+JobState = Literal["queued", "running", "done", "failed"]
+_MAX_RACE_ROUNDS = 20
+
+
+class LostLeaseError(ConnectorError):
+    """Another worker (or a replay) changed the job since we read it; our view of it is stale.
+
+    The flow must stop touching the job: its new owner carries on. Not retryable as is.
+    """
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    key: str
+    state: JobState
+    attempts: int = 0
+    worker: str | None = None
+    lease_until: datetime | None = None
+    correlation_id: str = ""
+    reason: str = ""
+    result: dict[str, Any] | None = None
+    last_error: str | None = None
+    detail: dict[str, Any] | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    etag: str = Field("", repr=False)
+
+    def lease_live(self, at: datetime | None = None) -> bool:
+        return self.state == "running" and self.lease_until is not None and self.lease_until > (at or now())
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> Job:
+        return cls(
+            kind=decode_key(entity["PartitionKey"]),
+            key=decode_key(entity["RowKey"]),
+            state=entity["State"],
+            attempts=int(entity.get("Attempts", 0)),
+            worker=entity.get("Worker") or None,
+            lease_until=entity.get("LeaseUntil"),
+            correlation_id=entity.get("CorrelationId", ""),
+            reason=entity.get("Reason", ""),
+            result=loads(entity.get("Result")),
+            last_error=entity.get("LastError") or None,
+            detail=loads(entity.get("Detail")),
+            created=entity.get("Created"),
+            updated=entity.get("Updated"),
+            etag=entity.metadata["etag"],
+        )
+
+    def to_entity(self) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "PartitionKey": encode_key(self.kind),
+            "RowKey": encode_key(self.key),
+            "State": self.state,
+            "Attempts": self.attempts,
+            "Worker": self.worker or "",
+            "CorrelationId": self.correlation_id,
+            "Reason": self.reason,
+            "Result": dumps(self.result) if self.result is not None else "",
+            "LastError": self.last_error or "",
+            "Detail": dumps(scrub(self.detail)) if self.detail is not None else "",
+            "Created": self.created or now(),
+            "Updated": self.updated or now(),
+        }
+        if self.lease_until is not None:
+            entity["LeaseUntil"] = self.lease_until
+        return entity
+
+
+class EnqueueDecision(BaseModel):
+    """What guard_enqueue decided: send a message or not, and the state it found (None = new job)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enqueue: bool
+    previous: JobState | None
+    job: Job
+
+
+class JobStore:
+    def __init__(self, table: LazyTable) -> None:
+        self._table = table
+
+    # --- reads
+    async def get(self, kind: str, key: str) -> Job | None:
+        client = await self._table.client()
+        async with storage_errors(f"reading job {kind}/{key}", self._table.where):
+            try:
+                entity = await client.get_entity(encode_key(kind), encode_key(key))
+            except ResourceNotFoundError:
+                return None
+        return Job.from_entity(entity)
+
+    async def list(self, kind: str | None = None, state: JobState | None = None) -> list[Job]:
+        client = await self._table.client()
+        clauses, params = [], {}
+        if kind is not None:
+            clauses.append("PartitionKey eq @kind")
+            params["kind"] = encode_key(kind)
+        if state is not None:
+            clauses.append("State eq @state")
+            params["state"] = state
+        async with storage_errors("listing jobs", self._table.where):
+            if clauses:
+                pages = client.query_entities(" and ".join(clauses), parameters=params)
+            else:
+                pages = client.list_entities()
+            return [Job.from_entity(entity) async for entity in pages]
+
+    # --- writes
+    async def _insert(self, job: Job) -> Job | None:
+        """Insert a new row; None when the key already exists (the 409 that makes claims atomic)."""
+        client = await self._table.client()
+        stamp = now()
+        job = job.model_copy(update={"created": stamp, "updated": stamp})
+        async with storage_errors(f"creating job {job.kind}/{job.key}", self._table.where):
+            try:
+                meta = await client.create_entity(job.to_entity())
+            except ResourceExistsError:
+                return None
+        return job.model_copy(update={"etag": meta["etag"]})
+
+    async def _replace(self, old: Job, **changes: Any) -> Job:
+        """ETag-conditional replace of the whole row; LostLeaseError when someone else wrote first."""
+        new = old.model_copy(update={**changes, "updated": now()})
+        client = await self._table.client()
+        async with storage_errors(f"updating job {old.kind}/{old.key}", self._table.where):
+            try:
+                meta = await client.update_entity(
+                    new.to_entity(),
+                    mode=UpdateMode.REPLACE,
+                    etag=old.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceNotFoundError, HttpResponseError) as exc:
+                if isinstance(exc, ResourceNotFoundError) or exc.status_code in (409, 412):
+                    raise LostLeaseError(
+                        f"job {old.kind}/{old.key} was changed by another worker (it was {old.state})"
+                    ) from None
+                raise
+        return new.model_copy(update={"etag": meta["etag"]})
+
+    async def guard_enqueue(
+        self,
+        kind: str,
+        key: str,
+        *,
+        correlation_id: str,
+        reason: str,
+        reopen_done: bool = False,
+        stale_after: float | None = None,
+    ) -> EnqueueDecision:
+        """Decide whether a message for this job should be sent, recording it as queued when so.
+
+        New -> queued, send. Failed -> queued, send (this is how a replay re-opens a failed job).
+        Queued/running/done -> skip, except: `reopen_done` (master pushes: a new change must go out)
+        re-opens done jobs, and a queued or expired-running job untouched for `stale_after` seconds is
+        sent again, because its message may have been lost; a duplicate message is harmless (claim dedupes).
+        """
+        for _ in range(_MAX_RACE_ROUNDS):
+            fresh = Job(kind=kind, key=key, state="queued", correlation_id=correlation_id, reason=reason)
+            inserted = await self._insert(fresh)
+            if inserted is not None:
+                return EnqueueDecision(enqueue=True, previous=None, job=inserted)
+            current = await self.get(kind, key)
+            if current is None:
+                continue  # deleted in between: insert again
+            stale = (
+                stale_after is not None
+                and current.updated is not None
+                and current.updated < now() - timedelta(seconds=stale_after)
+                and not current.lease_live()
+            )
+            reopen = current.state == "failed" or (reopen_done and current.state == "done")
+            if current.state in ("queued", "running") and stale:
+                reopen = True
+            if not reopen:
+                return EnqueueDecision(enqueue=False, previous=current.state, job=current)
+            try:
+                job = await self._replace(
+                    current,
+                    state="queued",
+                    worker=None,
+                    lease_until=None,
+                    correlation_id=correlation_id,
+                    reason=reason,
+                )
+            except LostLeaseError:
+                continue
+            return EnqueueDecision(enqueue=True, previous=current.state, job=job)
+        raise LostLeaseError(f"job {kind}/{key} kept changing while enqueuing; try again")
+
+    async def claim(self, kind: str, key: str, *, worker: str, lease_seconds: float) -> Job | None:
+        """Take the job for `worker` until the lease expires; None when it is not ours to run.
+
+        Queued (or missing) -> running. Running with an expired lease -> taken over. Done, failed or
+        running with a live lease -> None (read `get` to see why).
+        """
+        for _ in range(_MAX_RACE_ROUNDS):
+            lease_until = now() + timedelta(seconds=lease_seconds)
+            current = await self.get(kind, key)
+            if current is None:
+                started = Job(kind=kind, key=key, state="running", attempts=1, worker=worker, lease_until=lease_until)
+                inserted = await self._insert(started)
+                if inserted is not None:
+                    return inserted
+                continue
+            if current.state in ("done", "failed") or current.lease_live():
+                return None
+            try:
+                return await self._replace(
+                    current, state="running", worker=worker, lease_until=lease_until, attempts=current.attempts + 1
+                )
+            except LostLeaseError:
+                continue  # someone else moved it: look again
+        return None
+
+    async def renew(self, job: Job, lease_seconds: float) -> Job:
+        """Extend our lease for long work; LostLeaseError if the job was taken over meanwhile."""
+        return await self._replace(job, lease_until=now() + timedelta(seconds=lease_seconds))
+
+    async def complete(self, job: Job, result: dict[str, Any]) -> Job:
+        return await self._replace(job, state="done", result=result, lease_until=None, last_error=None)
+
+    async def fail(self, job: Job, reason: str, detail: dict[str, Any] | None = None) -> Job:
+        return await self._replace(job, state="failed", last_error=reason, detail=detail, lease_until=None)
+
+    async def release(self, job: Job, error: str) -> Job:
+        """Give a job back after a transient error: queued again, the message's retry will claim it."""
+        return await self._replace(job, state="queued", last_error=error, worker=None, lease_until=None)
