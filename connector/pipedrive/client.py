@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -19,7 +20,7 @@ import httpx
 from pydantic import BaseModel, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from connector.errors import ProtocolError, TransientError, ValidationError
+from connector.errors import ProtocolError, RetryLaterError, TransientError, ValidationError
 from connector.pipedrive.errors import decode_envelope, error_for
 from connector.pipedrive.models import (
     Deal,
@@ -33,7 +34,7 @@ from connector.pipedrive.models import (
     Webhook,
 )
 from connector.pipedrive.paging import MAX_LIMIT, iter_cursor
-from connector.retry import RateLimitPacer, RetryPolicy, RetryTransport
+from connector.retry import RateLimitPacer, RetryPolicy, RetryTransport, server_wait
 
 M = TypeVar("M", bound=BaseModel)
 FieldEntity = Literal["deal", "organization", "person", "product"]
@@ -52,6 +53,32 @@ def shared_pacer(key: str | None, policy: RetryPolicy) -> RateLimitPacer:
     except RuntimeError:
         return RateLimitPacer(policy)
     return _PACERS.setdefault(loop, {}).setdefault(key, RateLimitPacer(policy))
+
+
+def seconds_to_utc_midnight(now: datetime | None = None) -> float:
+    current = now or datetime.now(UTC)
+    midnight = datetime.combine(current.date() + timedelta(days=1), dt_time.min, tzinfo=UTC)
+    return max(1.0, (midnight - current).total_seconds())
+
+
+def pipedrive_retryable(response: httpx.Response) -> bool:
+    """Retry 429 and 5xx, except a 429 for the exhausted *daily* token budget: that one will not
+    clear for hours, so raise RetryLaterError at once instead of spending retries on it.
+
+    Budget exhaustion is read from `x-daily-ratelimit-token-remaining: 0` (observed live,
+    undocumented: UNCONFIRMED); the delay is the server's Retry-After if long, else the time to UTC
+    midnight (the reset happens at midnight in the server's zone, which is UNCONFIRMED).
+    """
+    if response.status_code == 429 and response.headers.get("x-daily-ratelimit-token-remaining", "").strip() == "0":
+        wait = server_wait(response)
+        delay = wait if wait is not None and wait > 60 else seconds_to_utc_midnight()
+        raise RetryLaterError(
+            f"Pipedrive daily API token budget exhausted ({response.request.method} {response.request.url.path});"
+            f" retry after {delay:.0f}s",
+            delay=delay,
+            status=429,
+        )
+    return response.status_code == 429 or response.status_code >= 500
 
 
 def rfc3339(moment: datetime) -> str:
@@ -86,7 +113,9 @@ class PipedriveClient:
     ) -> None:
         self.policy = policy or RetryPolicy()
         pacer = shared_pacer(getattr(auth, "pacing_key", None), self.policy)
-        self._transport = RetryTransport(transport or httpx.AsyncHTTPTransport(), self.policy, pacer=pacer)
+        self._transport = RetryTransport(
+            transport or httpx.AsyncHTTPTransport(), self.policy, retryable=pipedrive_retryable, pacer=pacer
+        )
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=auth,
