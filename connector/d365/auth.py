@@ -1,0 +1,176 @@
+"""Entra ID bearer tokens for D365 F&O through azure-identity, as an `httpx.Auth`.
+
+Scope is `{environment URL}/.default` (no trailing slash, lower case: the token `aud` must match,
+reference §1). The token is cached and renewed before expiry (lifetimes are 60-90 min in Entra
+but can be short in the sandbox). A 401 renews once: azure-identity would hand back its cached
+token, so renewal builds a fresh credential from the factory, then retries the request once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
+
+from connector.errors import AuthError, TransientError
+
+
+class AsyncTokenCredential(Protocol):
+    """The part of azure.identity.aio credentials we use."""
+
+    async def get_token(self, *scopes: str) -> AccessToken: ...
+
+    async def close(self) -> None: ...
+
+
+CredentialFactory = Callable[[], AsyncTokenCredential]
+
+
+def scope_for(environment_url: str) -> str:
+    return environment_url.rstrip("/").lower() + "/.default"
+
+
+class D365TokenAuth(httpx.Auth):
+    """Bearer auth with a cached token, early renewal, and one forced renewal on 401."""
+
+    requires_request_body = False
+
+    def __init__(
+        self,
+        credential_factory: CredentialFactory,
+        environment_url: str,
+        *,
+        renew_margin: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._factory = credential_factory
+        self._credential: AsyncTokenCredential | None = None
+        self.scope = scope_for(environment_url)
+        self._renew_margin = renew_margin
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_on = 0.0
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+        self.renewals = 0  # tokens obtained so far; tests and metrics read it
+
+    def _fresh(self) -> bool:
+        if self._token is None:
+            return False
+        lifetime = max(0.0, self._expires_on - self._fetched_at)
+        margin = min(self._renew_margin, lifetime * 0.2)
+        return self._clock() < self._expires_on - margin
+
+    async def token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        async with self._lock:
+            if rejected is not None and self._token != rejected:
+                assert self._token is not None
+                return self._token  # another request already renewed it
+            if force or not self._fresh():
+                await self._fetch(new_credential=force)
+            assert self._token is not None
+            return self._token
+
+    async def _fetch(self, *, new_credential: bool) -> None:
+        if new_credential and self._credential is not None:
+            await self._credential.close()
+            self._credential = None
+        if self._credential is None:
+            self._credential = self._factory()
+        try:
+            access = await self._credential.get_token(self.scope)
+        except ClientAuthenticationError as exc:
+            # azure-identity messages name the tenant/client and the STS error, never the secret.
+            raise AuthError(f"Entra ID refused the D365 credential: {_first_line(exc.message)}") from None
+        except (OSError, httpx.HTTPError) as exc:
+            raise TransientError(f"Entra ID token endpoint unreachable: {type(exc).__name__}") from None
+        if not new_credential and access.token == self._token:
+            # azure-identity handed back its cached, nearly expired token: renew from a new credential.
+            await self._fetch(new_credential=True)
+            return
+        self._token = access.token
+        self._expires_on = float(access.expires_on)
+        self._fetched_at = self._clock()
+        self.renewals += 1
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            token = await self.token(force=True, rejected=token)
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+    def sync_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        raise RuntimeError("D365TokenAuth is async-only; use httpx.AsyncClient")
+
+    async def aclose(self) -> None:
+        if self._credential is not None:
+            await self._credential.close()
+            self._credential = None
+
+
+def _first_line(message: str | None) -> str:
+    return (message or "authentication failed").strip().splitlines()[0][:300]
+
+
+def client_secret_factory(
+    tenant_id: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    authority: str | None = None,
+    ca_bundle: str | Path | None = None,
+) -> CredentialFactory:
+    """ClientSecretCredential; `authority`/`ca_bundle` only for the sandbox's Entra-like endpoint."""
+
+    def make() -> AsyncTokenCredential:
+        from azure.identity.aio import ClientSecretCredential
+
+        kwargs: dict[str, object] = {}
+        if authority:
+            kwargs.update(authority=authority, disable_instance_discovery=True)
+        if ca_bundle:
+            kwargs["connection_verify"] = str(ca_bundle)
+        return ClientSecretCredential(tenant_id, client_id, client_secret, **kwargs)
+
+    return make
+
+
+def managed_identity_factory(client_id: str | None = None) -> CredentialFactory:
+    """System-assigned identity, or the user-assigned one with this client id."""
+
+    def make() -> AsyncTokenCredential:
+        from azure.identity.aio import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=client_id)
+
+    return make
+
+
+def certificate_factory(
+    tenant_id: str,
+    client_id: str,
+    certificate_path: str | Path,
+    *,
+    authority: str | None = None,
+    ca_bundle: str | Path | None = None,
+) -> CredentialFactory:
+    def make() -> AsyncTokenCredential:
+        from azure.identity.aio import CertificateCredential
+
+        kwargs: dict[str, object] = {}
+        if authority:
+            kwargs.update(authority=authority, disable_instance_discovery=True)
+        if ca_bundle:
+            kwargs["connection_verify"] = str(ca_bundle)
+        return CertificateCredential(tenant_id, client_id, str(certificate_path), **kwargs)
+
+    return make

@@ -1,0 +1,324 @@
+"""Async D365 F&O OData client: one httpx.AsyncClient, the shared retry policy, typed helpers.
+
+The client knows OData and F&O conventions, not our flows: entity sets, keys, company scoping,
+paging, `$batch` changesets, and the error table. Every failure leaves as a typed
+`connector.errors` exception whose text names the operation, never a token or a body we sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ValidationError as PydanticValidationError
+
+from connector.d365 import odata
+from connector.d365.batch import Operation, build_changeset, parse_batch_response
+from connector.d365.errors import d365_retryable, error_from_response, map_error, protocol_error, read_error
+from connector.d365.models import (
+    Customer,
+    CustomerCreate,
+    D365Create,
+    D365Entity,
+    ReleasedProduct,
+    SalesOrderHeader,
+    SalesOrderHeaderCreate,
+    SalesOrderLine,
+    SalesOrderLineCreate,
+)
+from connector.errors import ConfigError, NotFoundError, RetryLaterError, TransientError
+from connector.retry import RetryPolicy, RetryTransport
+
+E = TypeVar("E", bound=D365Entity)
+Key = Mapping[str, odata.Scalar]
+LineLink = Literal["order_number", "content_id"]
+
+ODATA_HEADERS = {"OData-Version": "4.0", "OData-MaxVersion": "4.0", "Accept": "application/json"}
+
+
+def select_for(model: type[D365Entity]) -> list[str]:
+    """`$select` list of a read model: its OData names minus annotations and navigation properties."""
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    return [n for n in names if not n.startswith("@") and n != "SalesOrderLines"]
+
+
+class D365Client:
+    """Create once per worker and share; use as `async with D365Client(...) as d365:`."""
+
+    def __init__(
+        self,
+        environment_url: str,
+        auth: httpx.Auth,
+        *,
+        policy: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: str | bool = True,
+        timeout: float = 60,
+        line_link: LineLink = "order_number",
+    ) -> None:
+        self.environment_url = environment_url.rstrip("/")
+        self.data_url = self.environment_url + "/data"
+        self.policy = policy or RetryPolicy()
+        self.line_link = line_link
+        inner = transport or httpx.AsyncHTTPTransport(verify=verify)
+        self.transport = RetryTransport(inner, self.policy, retryable=d365_retryable)
+        self._auth = auth
+        self._http = httpx.AsyncClient(auth=auth, transport=self.transport, timeout=timeout, headers=ODATA_HEADERS)
+        self._host = urlsplit(self.data_url).netloc.lower()
+
+    async def __aenter__(self) -> D365Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        closer = getattr(self._auth, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise TransientError(f"{what}: D365 unreachable ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            raise error_from_response(response, what)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except (ValueError, UnicodeDecodeError):
+            ctype = response.headers.get("content-type", "no content type")
+            raise protocol_error(what, f"expected JSON, got {ctype.split(';')[0]}", response.status_code) from None
+        if not isinstance(data, dict):
+            raise protocol_error(what, "expected a JSON object", response.status_code)
+        return data
+
+    @staticmethod
+    def _model(model: type[E], data: Mapping[str, Any], what: str) -> E:
+        try:
+            return model.model_validate(data)
+        except PydanticValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise protocol_error(what, f"unexpected {model.entity_set} record: {problems}") from None
+
+    def _url(self, path: str, query: odata.Query | None = None) -> str:
+        return f"{self.data_url}/{path}" + (query.to_query_string() if query else "")
+
+    def _check_next_link(self, link: object, what: str) -> str:
+        # Follow nextLink verbatim, but only to our own host: it carries our bearer token.
+        if not isinstance(link, str) or urlsplit(link).netloc.lower() != self._host:
+            raise protocol_error(what, "@odata.nextLink is missing or points to another host")
+        return link
+
+    # --- generic OData --------------------------------------------------------------------------
+
+    async def iter_pages(self, entity_set: str, query: odata.Query) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each server page's `value` rows, following `@odata.nextLink` until there is none."""
+        what = f"GET {entity_set}"
+        url: str | None = self._url(odata.entity_path(entity_set), query)
+        while url is not None:
+            body = self._json(await self._send("GET", url, what), what)
+            rows = body.get("value")
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise protocol_error(what, "collection response without a 'value' array of objects")
+            yield rows
+            link = body.get("@odata.nextLink")
+            url = self._check_next_link(link, what) if link is not None else None
+
+    async def iter_entities(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: Sequence[str] | None = None,
+        orderby: Sequence[str] | None = None,
+        expand: Sequence[str] | None = None,
+        top: int | None = None,
+        cross_company: bool = False,
+        legal_entity: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Rows of an entity set. `legal_entity` scopes to one company (cross-company + dataAreaId filter)."""
+        if legal_entity is not None:
+            filter = odata.and_(odata.eq("dataAreaId", legal_entity.lower()), filter)
+            cross_company = True
+        query = odata.Query(
+            filter=filter,
+            select=tuple(select or ()),
+            orderby=tuple(orderby or ()),
+            expand=tuple(expand or ()),
+            top=top,
+            cross_company=cross_company,
+        )
+        seen = 0
+        async for page in self.iter_pages(entity_set, query):
+            for row in page:
+                if top is not None and seen >= top:
+                    return
+                seen += 1
+                yield row
+
+    async def iter_records(self, model: type[E], **options: Any) -> AsyncIterator[E]:
+        """Typed `iter_entities`, with `$select` limited to the model's fields unless given."""
+        options.setdefault("select", select_for(model))
+        async for row in self.iter_entities(model.entity_set, **options):
+            yield self._model(model, row, f"GET {model.entity_set}")
+
+    async def get_by_key(
+        self, entity_set: str, key: Key, *, select: Sequence[str] | None = None, expand: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """One record by its full key; NotFoundError when absent. Company keys go cross-company ([PYCLI])."""
+        what = f"GET {entity_set}"
+        query = odata.Query(select=tuple(select or ()), expand=tuple(expand or ()), cross_company="dataAreaId" in key)
+        return self._json(await self._send("GET", self._url(odata.entity_path(entity_set, key), query), what), what)
+
+    async def create(self, entity_set: str, payload: Mapping[str, Any] | D365Create) -> dict[str, Any]:
+        """POST; returns the created record as F&O sends it (201, full entity with number-sequence values)."""
+        what = f"POST {entity_set}"
+        body = payload.to_payload() if isinstance(payload, D365Create) else dict(payload)
+        response = await self._send("POST", self._url(odata.entity_path(entity_set)), what, json=body)
+        return self._json(response, what)
+
+    async def update(self, entity_set: str, key: Key, patch: Mapping[str, Any]) -> None:
+        """PATCH by full key (F&O answers 204)."""
+        what = f"PATCH {entity_set}"
+        query = odata.Query(cross_company="dataAreaId" in key)
+        await self._send("PATCH", self._url(odata.entity_path(entity_set, key), query), what, json=dict(patch))
+
+    async def delete(self, entity_set: str, key: Key) -> None:
+        what = f"DELETE {entity_set}"
+        query = odata.Query(cross_company="dataAreaId" in key)
+        await self._send("DELETE", self._url(odata.entity_path(entity_set, key), query), what)
+
+    async def execute_changeset(self, operations: Sequence[Operation]) -> list[dict[str, Any]]:
+        """Run operations atomically in one `$batch` changeset; returns each operation's JSON ({} for 204).
+
+        A throttled or transiently failed changeset committed nothing, so it is resent after
+        Retry-After (or backoff) up to the policy; a wait past `max_inline_wait` -> RetryLaterError.
+        """
+        what = "POST $batch (" + ", ".join(f"{op.method} {op.path.split('(')[0]}" for op in operations) + ")"
+        content_type, body = build_changeset(self.data_url, operations)
+        for attempt in range(1, self.policy.max_attempts + 1):
+            response = await self._send(
+                "POST", self._url("$batch"), what, content=body, headers={"Content-Type": content_type}
+            )
+            parts = parse_batch_response(response.headers.get("content-type", ""), response.content)
+            failed = next((p for p in parts if p.status >= 400), None)
+            if failed is None:
+                if len(parts) != len(operations):
+                    raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")
+                return [p.json() for p in parts]
+            info = read_error(failed.status, failed.headers, failed.body)
+            error = map_error(info, what)
+            if not isinstance(error, TransientError) or attempt == self.policy.max_attempts:
+                raise error
+            delay = info.retry_after
+            if delay is None:
+                delay = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempt - 1))
+            if delay > self.policy.max_inline_wait:
+                raise RetryLaterError(f"{what}: {error}", delay=delay, status=failed.status)
+            self.transport.pacer.hold(delay)  # other requests of this client wait too
+            await self.transport.pacer.wait()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- typed helpers --------------------------------------------------------------------------
+
+    async def find_customer(self, account: str, legal_entity: str) -> Customer | None:
+        try:
+            row = await self.get_by_key(
+                "CustomersV3",
+                {"dataAreaId": legal_entity.lower(), "CustomerAccount": account},
+                select=select_for(Customer),
+            )
+        except NotFoundError:
+            return None
+        return self._model(Customer, row, "GET CustomersV3")
+
+    async def find_customers_by_name(self, name: str, country: str | None, legal_entity: str) -> list[Customer]:
+        """Organizations with this exact name (case-insensitive), optionally in a country.
+
+        `country` is the F&O region id (`USA`) or, when two letters, the ISO code (`US`).
+        """
+        clauses = [odata.eq("OrganizationName", name)]
+        if country:
+            field = "AddressCountryRegionISOCode" if len(country) == 2 else "AddressCountryRegionId"
+            clauses.append(odata.eq(field, country.upper()))
+        found = [c async for c in self.iter_records(Customer, filter=odata.and_(*clauses), legal_entity=legal_entity)]
+        # `*` in the name is an F&O wildcard: keep only exact matches.
+        return [c for c in found if (c.organization_name or "").casefold() == name.casefold()]
+
+    async def find_item(self, item_number: str, legal_entity: str) -> ReleasedProduct | None:
+        try:
+            row = await self.get_by_key(
+                "ReleasedProductsV2",
+                {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
+                select=select_for(ReleasedProduct),
+            )
+        except NotFoundError:
+            return None
+        return self._model(ReleasedProduct, row, "GET ReleasedProductsV2")
+
+    async def find_order_by_reference(
+        self, reference: str, legal_entity: str, *, field: str = "CustomersOrderReference"
+    ) -> SalesOrderHeader | None:
+        """The (oldest) sales order carrying `reference`, with its lines; None if there is none."""
+        select = select_for(SalesOrderHeader)
+        rows = self.iter_entities(
+            "SalesOrderHeadersV2",
+            filter=odata.eq(field, reference),
+            legal_entity=legal_entity,
+            orderby=["SalesOrderNumber asc"],
+            expand=["SalesOrderLines"],
+            select=select if field in select else [*select, field],
+        )
+        async for row in rows:
+            # `*` in the reference is an F&O wildcard: keep only the exact match.
+            if str(row.get(field, "")).casefold() == reference.casefold():
+                return self._model(SalesOrderHeader, row, "GET SalesOrderHeadersV2")
+        return None
+
+    async def create_customer(self, customer: CustomerCreate) -> Customer:
+        return self._model(Customer, await self.create("CustomersV3", customer), "POST CustomersV3")
+
+    async def create_sales_order(
+        self, header: SalesOrderHeaderCreate, lines: Sequence[SalesOrderLineCreate]
+    ) -> tuple[str, list[SalesOrderLine]]:
+        """Header and all lines in ONE changeset: all or nothing.
+
+        F&O lines need their header's SalesOrderNumber. The documented way ([RUBLOG], Microsoft's
+        changeset sample) is a known number on the header (number sequence allowing manual numbers):
+        `line_link="order_number"`. Content-ID referencing (`$1/SalesOrderLines`) is UNCONFIRMED on
+        F&O, so it is opt-in: `line_link="content_id"` lets the number sequence assign the number.
+        """
+        if not lines:
+            raise ConfigError("a sales order needs at least one line")
+        company = header.data_area_id
+        operations = [Operation(method="POST", path="SalesOrderHeadersV2", body=header.to_payload())]
+        for line in lines:
+            body = line.to_payload()
+            if body.get("dataAreaId", company) != company:
+                raise ConfigError(f"line company {body['dataAreaId']} differs from header company {company}")
+            body["dataAreaId"] = company
+            if self.line_link == "order_number":
+                if not header.sales_order_number:
+                    raise ConfigError(
+                        "SalesOrderNumber must be set on the header to create header and lines atomically "
+                        "(or configure line_link='content_id')"
+                    )
+                body["SalesOrderNumber"] = header.sales_order_number
+                operations.append(Operation(method="POST", path="SalesOrderLines", body=body))
+            else:
+                body.pop("SalesOrderNumber", None)
+                operations.append(Operation(method="POST", path="$1/SalesOrderLines", body=body))
+        results = await self.execute_changeset(operations)
+        created = self._model(SalesOrderHeader, results[0], "POST SalesOrderHeadersV2")
+        created_lines = [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results[1:]]
+        return created.sales_order_number, created_lines
