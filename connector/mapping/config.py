@@ -58,6 +58,18 @@ class CustomerDefaults(_Strict):
     country: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2,3}$")]
 
 
+class CustomerDefaultsOverride(_Strict):
+    """Per legal entity changes to the defaults (e.g. another customer group or currency in demf)."""
+
+    customer_group: NonEmpty | None = None
+    currency: CurrencyCode | None = None
+    payment_terms: NonEmpty | None = None
+    language: NonEmpty | None = None
+    country: (
+        Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2,3}$")] | None
+    ) = None
+
+
 def _default_rules() -> list[MatchRule]:
     return ["account_field", "name_country"]
 
@@ -66,6 +78,7 @@ class CustomerConfig(_Strict):
     match_rules: list[MatchRule] = Field(default_factory=_default_rules, min_length=1)
     create_missing: bool = True
     defaults: CustomerDefaults
+    defaults_by_legal_entity: dict[LegalEntity, CustomerDefaultsOverride] = Field(default_factory=dict)
     # Pipedrive address country text (as sellers type it, e.g. "Germany") -> D365 CountryRegionId.
     country_map: dict[str, Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2)]] = (
         Field(default_factory=dict)
@@ -77,6 +90,14 @@ class CustomerConfig(_Strict):
         if len(set(rules)) != len(rules):
             raise ValueError("each rule may appear once")
         return rules
+
+    def defaults_for(self, legal_entity: str | None) -> CustomerDefaults:
+        """The new-customer defaults in one company: the common ones with its overrides applied."""
+        override = self.defaults_by_legal_entity.get((legal_entity or "").lower())
+        if override is None:
+            return self.defaults
+        changes = override.model_dump(exclude_none=True)
+        return self.defaults.model_copy(update=changes)
 
     @field_validator("country_map")
     @classmethod
@@ -253,7 +274,8 @@ def load_mapping(path: str | Path) -> MappingConfig:
 def parse_mapping(data: object, *, label: str = "mapping") -> MappingConfig:
     """Validate already-parsed mapping data (a dict); `label` prefixes each error line."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}: the top level must be a mapping of keys, got {type(data).__name__}")
+        message = f"{label}: the top level must be a mapping of keys, got {type(data).__name__}"
+        raise ConfigError(message, detail=[message])
     try:
         return MappingConfig.model_validate(data)
     except PydanticValidationError as exc:

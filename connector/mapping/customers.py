@@ -83,7 +83,7 @@ def d365_customer_match_key(customer: Customer) -> str:
     return match_key(customer.display_name, customer.address_country_region_id)
 
 
-def country_for(org: Organization | None, cfg: MappingConfig) -> str:
+def country_for(org: Organization | None, cfg: MappingConfig, legal_entity: str | None = None) -> str:
     """The D365 CountryRegionId for an organization: mapped from its address, else the default.
 
     A country that is set but not mapped fails (rather than guessing the default) because a wrong
@@ -93,7 +93,7 @@ def country_for(org: Organization | None, cfg: MappingConfig) -> str:
     raw = (org.address.country if org and org.address else None) or ""
     text = raw.strip()
     if not text:
-        return customer.defaults.country
+        return customer.defaults_for(legal_entity).country
     mapped = customer.country_map.get(text.casefold())
     if mapped:
         return mapped
@@ -133,10 +133,10 @@ def new_customer(
 
     An organization gives an Organization party; a deal with only a person gives a Person party.
     Primary contact email/phone come from the person. `country` defaults to `country_for(org)`,
-    `currency` to the configured default.
+    `currency` and the rest to the legal entity's configured defaults.
     """
-    defaults = cfg.customer.defaults
-    country_id = country or country_for(org, cfg)
+    defaults = cfg.customer.defaults_for(legal_entity)
+    country_id = country or country_for(org, cfg, legal_entity)
     common: dict[str, object] = {
         "data_area_id": legal_entity,
         "customer_group_id": defaults.customer_group,

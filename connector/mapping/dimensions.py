@@ -8,6 +8,7 @@ dimension, blank segments kept in place (reference/d365-fo-odata.md §7; blank m
 
 from __future__ import annotations
 
+from connector.d365.dimensions import format_dimensions
 from connector.mapping.config import (
     ConstantSource,
     DealFieldSource,
@@ -58,9 +59,9 @@ def resolve_dimensions(
 
 def format_display_value(values: dict[str, str], dims: DimensionsConfig) -> str:
     """Join in the configured order; all-blank gives "" so the order takes D365's own defaults."""
-    if not any(values.get(name) for name in dims.order):
+    if not dims.order:
         return ""
-    return dims.delimiter.join(values.get(name, "") for name in dims.order)
+    return format_dimensions(values, dims.order, dims.delimiter)
 
 
 class _Problem(Exception):
