@@ -349,7 +349,7 @@ class SalesOrderLineCreate(D365Create):
 
 
 #: Every entity model the client reads or writes; the metadata test walks this list.
-ENTITY_MODELS: tuple[type[D365Model], ...] = (
+ENTITY_MODELS: tuple[type[D365Entity] | type[D365Create], ...] = (
     LegalEntity,
     Currency,
     CustomerGroup,
@@ -363,7 +363,28 @@ ENTITY_MODELS: tuple[type[D365Model], ...] = (
     SalesOrderLineCreate,
 )
 
+#: Names the client uses outside the models (filters, keys, $orderby, $expand), per entity set.
+CLIENT_PROPERTIES: dict[str, frozenset[str]] = {
+    "CustomersV3": frozenset(
+        {"dataAreaId", "CustomerAccount", "OrganizationName", "AddressCountryRegionId", "AddressCountryRegionISOCode"}
+    ),
+    "ReleasedProductsV2": frozenset({"dataAreaId", "ItemNumber"}),
+    "SalesOrderHeadersV2": frozenset({"dataAreaId", "SalesOrderNumber", "CustomersOrderReference", "SalesOrderLines"}),
+    "SalesOrderLines": frozenset({"dataAreaId", "SalesOrderNumber", "InventoryLotId"}),
+}
+
+
+def names_used() -> dict[str, set[str]]:
+    """Every entity set and property/navigation name the client sends or reads (for the metadata test)."""
+    used: dict[str, set[str]] = {name: set(props) for name, props in CLIENT_PROPERTIES.items()}
+    for model in ENTITY_MODELS:
+        names = used.setdefault(model.entity_set, set())
+        names.update(f.alias or n for n, f in model.model_fields.items() if not (f.alias or "").startswith("@"))
+    return used
+
+
 __all__ = [
+    "CLIENT_PROPERTIES",
     "EMPTY_DATE",
     "ENTITY_MODELS",
     "Currency",
@@ -381,4 +402,5 @@ __all__ = [
     "SalesOrderLine",
     "SalesOrderLineCreate",
     "is_empty_date",
+    "names_used",
 ]
