@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Deploy ml-connector to Azure: resource group, Bicep (infra/main.bicep), Key Vault secrets, code.
+#
+#   infra/deploy.sh [--skip-infra] [--skip-secrets] [--skip-code] [--show-keys]
+#
+# Configuration comes from environment variables (see docs/deploy-azure.md for the full list):
+#   required: RESOURCE_GROUP, LOCATION (first run), PIPEDRIVE_COMPANY_DOMAIN, D365_ENVIRONMENT_URL,
+#             D365_CLIENT_ID, D365_DEFAULT_LEGAL_ENTITY
+#   optional: ENVIRONMENT_NAME (prod), PIPEDRIVE_AUTH_MODE (api_token), PIPEDRIVE_WEBHOOK_USER,
+#             D365_TENANT_ID, D365_CREDENTIAL (client_secret), POLL_SCHEDULE, MAPPING_FILE,
+#             MAXIMUM_INSTANCE_COUNT, INSTANCE_MEMORY_MB, PARAMETERS_FILE (infra/main.parameters.json)
+#             WEBHOOK_ROUTE (api/webhooks/pipedrive), EVENTS_ROUTE (api/events/d365)
+# Secrets are read from the environment if set, else prompted for with echo off; they are written
+# to Key Vault through a file descriptor (never on a command line, never printed):
+#   PIPEDRIVE_API_TOKEN | PIPEDRIVE_OAUTH_CLIENT_ID + PIPEDRIVE_OAUTH_CLIENT_SECRET +
+#   PIPEDRIVE_OAUTH_REFRESH_TOKEN, PIPEDRIVE_WEBHOOK_PASSWORD, PIPEDRIVE_WEBHOOK_SIGNING_SECRET
+#   (optional), D365_CLIENT_SECRET (when D365_CREDENTIAL=client_secret).
+#
+# App settings are all set by main.bicep (connectorSettings + platformSettings); this script sets
+# none itself. (tests/infra/test_bicep.py reads `# app-setting: NAME` lines here for any it would.)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+skip_infra=0 skip_secrets=0 skip_code=0 show_keys=0
+for arg in "$@"; do
+  case "$arg" in
+    --skip-infra) skip_infra=1 ;;
+    --skip-secrets) skip_secrets=1 ;;
+    --skip-code) skip_code=1 ;;
+    --show-keys) show_keys=1 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "error: $*" >&2; exit 1; }
+need() { [[ -n "${!1:-}" ]] || die "$1 is not set (see docs/deploy-azure.md)"; }
+log() { printf '\n==> %s\n' "$*"; }
+
+for cmd in az python3; do command -v "$cmd" >/dev/null || die "$cmd is required"; done
+az account show --output none 2>/dev/null || die "not logged in: run 'az login' (and 'az account set -s <subscription>')"
+
+need RESOURCE_GROUP
+ENVIRONMENT_NAME="${ENVIRONMENT_NAME:-prod}"
+PIPEDRIVE_AUTH_MODE="${PIPEDRIVE_AUTH_MODE:-api_token}"
+D365_CREDENTIAL="${D365_CREDENTIAL:-client_secret}"
+PARAMETERS_FILE="${PARAMETERS_FILE:-$here/main.parameters.json}"
+WEBHOOK_ROUTE="${WEBHOOK_ROUTE:-api/webhooks/pipedrive}"
+EVENTS_ROUTE="${EVENTS_ROUTE:-api/events/d365}"
+deployment="ml-connector-$(date -u +%Y%m%d%H%M%S)"
+
+# ---- 1. Infrastructure ------------------------------------------------------------------------
+if [[ $skip_infra == 0 ]]; then
+  need PIPEDRIVE_COMPANY_DOMAIN; need D365_ENVIRONMENT_URL; need D365_CLIENT_ID; need D365_DEFAULT_LEGAL_ENTITY
+  if ! az group show --name "$RESOURCE_GROUP" --output none 2>/dev/null; then
+    need LOCATION
+    log "Creating resource group $RESOURCE_GROUP in $LOCATION"
+    az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
+  fi
+
+  # The signed-in user gets Key Vault Secrets Officer on the new vault so step 2 can write secrets.
+  deployer_id="${DEPLOYER_PRINCIPAL_ID:-$(az ad signed-in-user show --query id --output tsv 2>/dev/null || true)}"
+  deployer_type="${DEPLOYER_PRINCIPAL_TYPE:-User}"
+
+  overrides=(
+    "environmentName=$ENVIRONMENT_NAME"
+    "pipedriveCompanyDomain=$PIPEDRIVE_COMPANY_DOMAIN"
+    "pipedriveAuthMode=$PIPEDRIVE_AUTH_MODE"
+    "d365EnvironmentUrl=${D365_ENVIRONMENT_URL%/}"
+    "d365ClientId=$D365_CLIENT_ID"
+    "d365DefaultLegalEntity=$D365_DEFAULT_LEGAL_ENTITY"
+    "d365Credential=$D365_CREDENTIAL"
+    "deployerPrincipalId=$deployer_id"
+    "deployerPrincipalType=$deployer_type"
+  )
+  [[ -n "${LOCATION:-}" ]] && overrides+=("location=$LOCATION")
+  [[ -n "${PIPEDRIVE_WEBHOOK_USER:-}" ]] && overrides+=("pipedriveWebhookUser=$PIPEDRIVE_WEBHOOK_USER")
+  [[ -n "${D365_TENANT_ID:-}" ]] && overrides+=("d365TenantId=$D365_TENANT_ID")
+  [[ -n "${POLL_SCHEDULE:-}" ]] && overrides+=("pollSchedule=$POLL_SCHEDULE")
+  [[ -n "${MAPPING_FILE:-}" ]] && overrides+=("mappingFile=$MAPPING_FILE")
+  [[ -n "${MAXIMUM_INSTANCE_COUNT:-}" ]] && overrides+=("maximumInstanceCount=$MAXIMUM_INSTANCE_COUNT")
+  [[ -n "${INSTANCE_MEMORY_MB:-}" ]] && overrides+=("instanceMemoryMB=$INSTANCE_MEMORY_MB")
+
+  log "Deploying infra/main.bicep as $deployment"
+  az deployment group create \
+    --resource-group "$RESOURCE_GROUP" \
+    --name "$deployment" \
+    --template-file "$here/main.bicep" \
+    --parameters "@$PARAMETERS_FILE" \
+    --parameters "${overrides[@]}" \
+    --output none
+else
+  deployment="$(az deployment group list --resource-group "$RESOURCE_GROUP" \
+    --query "sort_by([?starts_with(name, 'ml-connector-') && properties.provisioningState=='Succeeded'], &properties.timestamp)[-1].name" \
+    --output tsv)"
+  [[ -n "$deployment" ]] || die "no successful ml-connector deployment in $RESOURCE_GROUP: run without --skip-infra"
+fi
+
+output() {
+  az deployment group show --resource-group "$RESOURCE_GROUP" --name "$deployment" \
+    --query "properties.outputs.$1.value" --output tsv
+}
+APP_NAME="$(output FUNCTION_APP_NAME)"
+APP_HOST="$(output FUNCTION_APP_HOSTNAME)"
+VAULT_NAME="$(output KEY_VAULT_NAME)"
+
+# ---- 2. Secrets -------------------------------------------------------------------------------
+# Value from the env var of the same purpose, else an echo-off prompt; written via a file
+# descriptor so it never shows in `ps`, shell history or az output (--output none).
+read_secret() { # <env var name> <prompt> -> value on stdout (empty = skip)
+  local var="$1" prompt="$2" value="${!1:-}"
+  if [[ -z "$value" && -t 0 ]]; then
+    read -r -s -p "$prompt: " value </dev/tty; echo >&2
+  fi
+  printf '%s' "$value"
+}
+
+put_secret() { # <key vault secret name> <env var name> <prompt> [optional]
+  local name="$1" value attempt
+  value="$(read_secret "$2" "$3")"
+  if [[ -z "$value" ]]; then
+    [[ "${4:-}" == optional ]] && { echo "  - $name: skipped (optional)"; return 0; }
+    die "no value for secret $name (set $2 or run interactively)"
+  fi
+  # A fresh role assignment takes a minute or two to apply: retry on 403 for up to ~3 minutes.
+  for attempt in 1 2 3 4 5 6 7 8 9; do
+    if az keyvault secret set --vault-name "$VAULT_NAME" --name "$name" \
+         --file <(printf '%s' "$value") --encoding utf-8 --output none 2>/dev/null; then
+      echo "  - $name: set"
+      return 0
+    fi
+    sleep $((attempt * 5))
+  done
+  die "could not write $name to $VAULT_NAME: does your identity have Key Vault Secrets Officer on it?"
+}
+
+if [[ $skip_secrets == 0 ]]; then
+  log "Writing secrets to Key Vault $VAULT_NAME"
+  if [[ "$PIPEDRIVE_AUTH_MODE" == oauth ]]; then
+    put_secret pipedrive-oauth-client-id PIPEDRIVE_OAUTH_CLIENT_ID "Pipedrive OAuth client id"
+    put_secret pipedrive-oauth-client-secret PIPEDRIVE_OAUTH_CLIENT_SECRET "Pipedrive OAuth client secret"
+    put_secret pipedrive-oauth-refresh-token PIPEDRIVE_OAUTH_REFRESH_TOKEN "Pipedrive OAuth refresh token"
+  else
+    put_secret pipedrive-api-token PIPEDRIVE_API_TOKEN "Pipedrive API token"
+  fi
+  put_secret pipedrive-webhook-password PIPEDRIVE_WEBHOOK_PASSWORD "Webhook Basic-auth password (you choose it)"
+  put_secret pipedrive-webhook-signing-secret PIPEDRIVE_WEBHOOK_SIGNING_SECRET "Webhook signing secret (Enter to skip)" optional
+  if [[ "$D365_CREDENTIAL" == client_secret ]]; then
+    put_secret d365-client-secret D365_CLIENT_SECRET "D365 Entra app client secret"
+  fi
+fi
+
+# ---- 3. Code ----------------------------------------------------------------------------------
+if [[ $skip_code == 0 ]]; then
+  package="$root/dist/ml-connector.zip"
+  log "Packaging $root (honouring .funcignore)"
+  python3 "$here/package.py" --root "$root" --out "$package"
+  log "Deploying the package to $APP_NAME (remote build installs requirements.txt)"
+  az functionapp deployment source config-zip \
+    --resource-group "$RESOURCE_GROUP" --name "$APP_NAME" \
+    --src "$package" --build-remote true --output none
+fi
+
+# ---- 4. Endpoints -----------------------------------------------------------------------------
+log "Endpoints"
+key="$(az functionapp keys list --resource-group "$RESOURCE_GROUP" --name "$APP_NAME" \
+  --query functionKeys.default --output tsv 2>/dev/null || true)"
+shown="<function key: rerun with --show-keys, or az functionapp keys list -g $RESOURCE_GROUP -n $APP_NAME>"
+[[ $show_keys == 1 && -n "$key" ]] && shown="$key"
+cat <<EOT
+  Pipedrive webhook URL (register with Basic auth user '${PIPEDRIVE_WEBHOOK_USER:-pipedrive}', see docs/admin-pipedrive.md):
+    https://$APP_HOST/$WEBHOOK_ROUTE?code=$shown
+  D365 business events HTTPS endpoint (store as a Key Vault secret for F&O, see docs/admin-d365.md):
+    https://$APP_HOST/$EVENTS_ROUTE?code=$shown
+  Health: https://$APP_HOST/api/health
+EOT

@@ -1,0 +1,40 @@
+// Key Vault for the connector's credentials (Pipedrive token or OAuth client + refresh token,
+// webhook password, D365 client secret). RBAC authorization (no access policies), soft delete and
+// purge protection on. The app reads AND writes secrets (refreshed Pipedrive OAuth tokens are
+// written back), so it gets Key Vault Secrets Officer on this vault only (see rbac.bicep).
+// The connector uses the Key Vault SDK, not @Microsoft.KeyVault app-setting references: references
+// do not resolve on Flex Consumption when the vault is network-restricted (azure-functions.md §4.7).
+
+param name string
+param location string
+param tags object = {}
+
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+output name string = vault.name
+output id string = vault.id
+output uri string = vault.properties.vaultUri

@@ -1,0 +1,109 @@
+"""infra/package.py: what goes into the deployment zip (.funcignore honoured, secrets never shipped)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("infra_package", ROOT / "infra" / "package.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+package = _load()
+
+
+def _tree(root: Path, files: list[str]) -> None:
+    for rel in files:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {rel}\n")
+
+
+FILES = [
+    "function_app.py",
+    "host.json",
+    "requirements.txt",
+    "connector/__init__.py",
+    "connector/settings.py",
+    "connector/__pycache__/settings.cpython-311.pyc",
+    "connector/sandbox/__init__.py",
+    "connector/sandbox/pipedrive/app.py",
+    "config/mapping.yaml",
+    "config/demo-mapping.yaml",
+    "tests/test_x.py",
+    ".venv/lib/site.py",
+    "node_modules/azurite/index.js",
+    "local.settings.json",
+    ".ml-connector/secrets.enc",
+    "docs/readme.md",
+    "notes.md",
+]
+
+
+def test_funcignore_rules_are_applied(tmp_path: Path) -> None:
+    _tree(tmp_path, FILES)
+    (tmp_path / ".funcignore").write_text(
+        "# comment\n\n.venv/\nnode_modules/\n__pycache__/\ntests\n/connector/sandbox/\n*.md\n!docs/readme.md\n"
+        "config/demo-*.yaml\n"
+    )
+    shipped = set(package.collect(tmp_path))
+    assert {
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "connector/__init__.py",
+        "connector/settings.py",
+        "config/mapping.yaml",
+        "docs/readme.md",  # re-included by the negation, last rule wins
+        ".funcignore",
+    } == shipped
+
+
+def test_local_secrets_are_never_shipped_even_if_funcignore_forgets(tmp_path: Path) -> None:
+    _tree(tmp_path, FILES)
+    (tmp_path / ".funcignore").write_text("tests/\n")
+    shipped = set(package.collect(tmp_path))
+    assert "local.settings.json" not in shipped
+    assert not any(p.startswith(".ml-connector/") or p.endswith(".enc") for p in shipped)
+    assert "tests/test_x.py" not in shipped
+
+
+def test_fallback_without_funcignore_excludes_dev_only_code(tmp_path: Path) -> None:
+    _tree(tmp_path, FILES)
+    shipped = set(package.collect(tmp_path))
+    assert "connector/settings.py" in shipped and "config/mapping.yaml" in shipped
+    for prefix in ("tests/", ".venv/", "node_modules/", "connector/sandbox/", "docs/"):
+        assert not any(p.startswith(prefix) for p in shipped), prefix
+    assert not any("__pycache__" in p for p in shipped)
+
+
+def test_build_writes_zip_and_refuses_a_package_without_entry_point(tmp_path: Path) -> None:
+    _tree(tmp_path / "app", FILES)
+    out = tmp_path / "dist" / "app.zip"
+    files = package.build(tmp_path / "app", out)
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(archive.namelist()) == sorted(files)
+        assert archive.read("host.json") == b"# host.json\n"
+    (tmp_path / "app" / "function_app.py").unlink()
+    with pytest.raises(SystemExit, match=r"function_app\.py"):
+        package.build(tmp_path / "app", out)
+
+
+def test_repository_package_leaves_out_tests_and_tooling() -> None:
+    shipped = set(package.collect(ROOT))
+    assert "connector/settings.py" in shipped
+    for prefix in ("tests/", ".venv/", "node_modules/", ".git/", "infra/"):
+        assert not any(p.startswith(prefix) for p in shipped), prefix
