@@ -7,6 +7,7 @@ enqueue goes through the job row guard, so the same job key gives one message ho
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -183,10 +184,8 @@ class Queues:
                 queue, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
             )
             async with storage_errors(f"creating queue {queue}", self.endpoint):
-                try:
+                with contextlib.suppress(ResourceExistsError):
                     await client.create_queue()
-                except ResourceExistsError:
-                    pass
             self._clients[queue] = client
         return self._clients[queue]
 
@@ -346,4 +345,4 @@ class Queues:
 
 
 def _delay(delay: float) -> int:
-    return max(0, min(MAX_DELAY, int(round(delay))))
+    return max(0, min(MAX_DELAY, round(delay)))
