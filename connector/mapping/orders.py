@@ -160,9 +160,9 @@ def _line(
     price = _decimal(item.item_price, "price", found)
     discount = _decimal(item.discount, "discount", found)
     if quantity is not None and quantity <= 0:
-        found.append(f"quantity {quantity} must be more than 0")
+        found.append(f"quantity {_show(quantity)} must be more than 0")
     if price is not None and price < 0:
-        found.append(f"price {price} must not be negative")
+        found.append(f"price {_show(price)} must not be negative")
     pct, per_unit = Decimal(0), Decimal(0)
     if quantity is not None and price is not None and discount is not None and not found:
         pct, per_unit = _discount(item, quantity, price, discount, cfg, found)
@@ -195,26 +195,26 @@ def _discount(
     differ from the deal: that fails with a reason instead of rounding silently.
     """
     if discount < 0:
-        found.append(f"discount {discount} must not be negative")
+        found.append(f"discount {_show(discount)} must not be negative")
         return Decimal(0), Decimal(0)
     if item.discount_type == "percentage":
         if discount > 100:
-            found.append(f"discount {discount}% is more than 100%")
+            found.append(f"discount {_show(discount)}% is more than 100%")
         return discount, Decimal(0)
     if cfg.lines.amount_discount == "per_unit":
         if discount > price:
-            found.append(f"discount {discount} per unit is more than the price {price}")
+            found.append(f"discount {_show(discount)} per unit is more than the price {_show(price)}")
         return Decimal(0), discount
     if discount > quantity * price:
-        found.append(f"discount {discount} is more than the line total {quantity * price}")
+        found.append(f"discount {_show(discount)} is more than the line total {_show(quantity * price)}")
         return Decimal(0), Decimal(0)
     per_unit = _EXACT.divide(discount, quantity)
     places = Decimal(1).scaleb(-cfg.lines.discount_decimals)
     rounded = per_unit.quantize(places, rounding=decimal.ROUND_HALF_EVEN, context=_EXACT)
     if rounded * quantity != discount:
         found.append(
-            f"amount discount {discount} over quantity {quantity} is not an exact per-unit discount "
-            f"({per_unit.normalize():f}...), and D365 stores line discounts per unit; use a percentage "
+            f"amount discount {_show(discount)} over quantity {_show(quantity)} is not an exact per-unit discount "
+            f"({per_unit:.{cfg.lines.discount_decimals + 2}f}...), and D365 stores line discounts per unit; use a percentage "
             "discount or an amount the quantity divides exactly"
         )
         return Decimal(0), Decimal(0)
@@ -239,6 +239,11 @@ def _decimal(value: object, what: str, found: list[str]) -> Decimal | None:
         found.append(f"{what} {value!r} is not a finite number")
         return None
     return _plain(number)
+
+
+def _show(number: Decimal) -> str:
+    """A number as a person would write it in a message: 5.0 -> 5, 2.50 -> 2.5."""
+    return format(number.normalize(), "f")
 
 
 def _plain(number: Decimal) -> Decimal:
