@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 # Azurite's documented well-known development account, used for `UseDevelopmentStorage=true`.
 _DEV_ACCOUNT = "devstoreaccount1"
@@ -49,7 +52,7 @@ class StorageTarget(BaseModel):
     queue_endpoint: str | None = None
     managed_identity_client_id: str | None = None
 
-    def credential(self) -> object:
+    def credential(self) -> AsyncTokenCredential:
         """An async token credential for the identity-based form (lazy import: heavy)."""
         from azure.identity.aio import DefaultAzureCredential
 
