@@ -2,5 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.azurite",
+    "tests.fixtures.d365_sim",
+    "tests.fixtures.pipedrive_sim",
     "tests.fixtures.platform",
 ]
