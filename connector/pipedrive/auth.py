@@ -188,3 +188,37 @@ class OAuth2RefreshAuth(httpx.Auth):
             self._refresh_token = token.refresh_token
             if self._store is not None:
                 await self._store.set(self._secret_name, token.refresh_token)
+
+
+async def exchange_authorization_code(
+    *,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    redirect_uri: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> TokenResponse:
+    """Install step: trade the callback's `code` (valid 5 minutes) for the first token pair."""
+    async with httpx.AsyncClient(transport=transport or httpx.AsyncHTTPTransport(), timeout=30) as http:
+        try:
+            response = await http.post(
+                token_url,
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+                auth=httpx.BasicAuth(client_id, client_secret),
+            )
+        except httpx.HTTPError as exc:
+            raise TransientError(f"Pipedrive OAuth token endpoint unreachable: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        try:
+            reasons = api_messages(response.json())
+        except ValueError:
+            reasons = []
+        raise AuthError(
+            f"Pipedrive OAuth code exchange rejected ({response.status_code}): {'; '.join(reasons)}",
+            status=response.status_code,
+        )
+    try:
+        return TokenResponse.model_validate_json(response.content)
+    except PydanticValidationError:
+        raise ProtocolError("Pipedrive OAuth token response malformed") from None
