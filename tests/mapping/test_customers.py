@@ -1,0 +1,173 @@
+"""Customer matching keys, country resolution, stored account and the CustomersV3 create payload."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.d365.models import Customer
+from connector.mapping.customers import (
+    country_for,
+    customer_match_key,
+    d365_customer_match_key,
+    new_customer,
+    normalize_name,
+    org_account,
+)
+from connector.mapping.errors import MappingError
+from connector.mapping.fields import ResolvedFields
+from tests.mapping.factories import cfg, org, person
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Contoso Pumps GmbH", "contoso pumps"),
+        ("  CONTOSO   pumps ", "contoso pumps"),
+        ("Müller & Söhne GmbH.", "muller and sohne"),
+        ("O'Brien & Sons", "o brien and sons"),
+        ("Straße AG", "strasse"),
+        ("Acme, Inc.", "acme"),
+        ("Acme Co. Ltd", "acme"),
+        ("Ltd", "ltd"),  # a name that is only a legal form stays
+        ("Société Générale S.A.", "societe generale s a"),
+        ("", ""),
+    ],
+)
+def test_normalize_name(name: str, expected: str) -> None:
+    assert normalize_name(name) == expected
+
+
+@given(st.text())
+def test_normalize_name_is_idempotent(name: str) -> None:
+    once = normalize_name(name)
+    assert normalize_name(once) == once
+
+
+def test_match_keys_of_org_and_d365_customer_agree() -> None:
+    customer = Customer.model_validate(
+        {
+            "dataAreaId": "demf",
+            "CustomerAccount": "DE-001",
+            "OrganizationName": "CONTOSO PUMPS",
+            "AddressCountryRegionId": "deu",
+        }
+    )
+    assert customer_match_key(org(), "DEU") == d365_customer_match_key(customer) == "contoso pumps|DEU"
+    assert customer_match_key(org(), "USA") != d365_customer_match_key(customer)
+    assert customer_match_key(org(), None) == "contoso pumps|"
+
+
+@pytest.mark.parametrize(
+    ("country", "legal_entity", "expected"),
+    [
+        ("Germany", None, "DEU"),
+        ("  GERMANY ", None, "DEU"),  # country_map is case-insensitive
+        ("United States", None, "USA"),
+        ("FRA", None, "FRA"),  # a 3-letter id is taken as is
+        ("aut", None, "AUT"),
+        (None, None, "USA"),  # no country: the default
+        ("", None, "USA"),
+        (None, "demf", "DEU"),  # per legal entity default
+    ],
+)
+def test_country_for(country: str | None, legal_entity: str | None, expected: str) -> None:
+    config = cfg(customer={"defaults_by_legal_entity": {"demf": {"country": "DEU"}}})
+    organization = org(address={"value": "x", "country": country})
+    assert country_for(organization, config, legal_entity) == expected
+
+
+def test_country_for_without_org_or_address_is_default() -> None:
+    assert country_for(None, cfg()) == "USA"
+    assert country_for(org(address=None), cfg()) == "USA"
+
+
+def test_unmapped_country_fails_instead_of_guessing() -> None:
+    with pytest.raises(MappingError) as info:
+        country_for(org(address={"value": "x", "country": "Deutschland"}), cfg())
+    assert info.value.problems == [
+        "organization 5 'Contoso Pumps GmbH': country 'Deutschland' is not in customer.country_map; "
+        "add it to the mapping file with its D365 country/region id (e.g. USA)"
+    ]
+
+
+def test_org_account_reads_the_configured_field() -> None:
+    fields = ResolvedFields(organization={"D365 account": " US-001 "})
+    assert org_account(org(), cfg(), fields) == "US-001"
+    assert org_account(org(), cfg(), ResolvedFields()) is None
+    assert org_account(org(), cfg(), ResolvedFields(organization={"D365 account": ""})) is None
+    without = cfg(customer={"match_rules": ["name"]}, pipedrive_fields={"org_customer_account": None})
+    assert org_account(org(), without, fields) is None
+    with pytest.raises(MappingError, match=r"organization 5 'Contoso Pumps GmbH': field 'D365 account' has several"):
+        org_account(org(), cfg(), ResolvedFields(organization={"D365 account": ["A", "B"]}))
+
+
+def test_new_customer_for_organization_with_person_contact() -> None:
+    created = new_customer(org(), person(), cfg(), "demf")
+    assert created.to_payload() == {
+        "dataAreaId": "demf",
+        "PartyType": "Organization",
+        "OrganizationName": "Contoso Pumps GmbH",
+        "CustomerGroupId": "30",
+        "SalesCurrencyCode": "USD",
+        "LanguageId": "en-us",
+        "PaymentTerms": "Net30",
+        "AddressStreet": "Hauptstr. 5",
+        "AddressCity": "Berlin",
+        "AddressZipCode": "10115",
+        "AddressCountryRegionId": "DEU",
+        "PrimaryContactEmail": "anna@contoso.example",  # the primary one, not the first
+        "PrimaryContactPhone": "+49 30 1234",
+    }
+    assert "CustomerAccount" not in created.to_payload()  # D365's number sequence assigns it
+
+
+def test_new_customer_uses_legal_entity_defaults_and_overrides() -> None:
+    config = cfg(customer={"defaults_by_legal_entity": {"demf": {"customer_group": "10", "currency": "eur"}}})
+    created = new_customer(org(address=None), None, config, "DEMF")
+    payload = created.to_payload()
+    assert (payload["CustomerGroupId"], payload["SalesCurrencyCode"], payload["AddressCountryRegionId"]) == (
+        "10",
+        "EUR",
+        "USA",
+    )
+    assert "PrimaryContactEmail" not in payload
+    explicit = new_customer(org(), None, config, "usmf", country="GBR", currency="gbp").to_payload()
+    assert (explicit["AddressCountryRegionId"], explicit["SalesCurrencyCode"], explicit["CustomerGroupId"]) == (
+        "GBR",
+        "GBP",
+        "30",
+    )
+
+
+def test_person_phone_falls_back_to_first_and_blank_contacts_are_left_out() -> None:
+    who = person(emails=[{"value": "  "}], phones=[{"value": "111"}, {"value": "222"}])
+    payload = new_customer(org(), who, cfg(), "usmf").to_payload()
+    assert payload["PrimaryContactPhone"] == "111"
+    assert "PrimaryContactEmail" not in payload
+
+
+def test_new_customer_for_a_person_only_deal() -> None:
+    payload = new_customer(None, person(first_name="Anna", last_name="Schmidt"), cfg(), "usmf").to_payload()
+    assert (payload["PartyType"], payload["PersonFirstName"], payload["PersonLastName"]) == (
+        "Person",
+        "Anna",
+        "Schmidt",
+    )
+    split = new_customer(None, person(name="Jean Paul Sartre"), cfg(), "usmf").to_payload()
+    assert (split["PersonFirstName"], split["PersonLastName"]) == ("Jean Paul", "Sartre")
+
+
+@pytest.mark.parametrize(
+    ("organization", "who", "message"),
+    [
+        (org(name="  "), None, "organization 5 has no name; give it a name in Pipedrive"),
+        (None, None, "the deal has neither an organization nor a person; link one in Pipedrive"),
+        (None, person(name=" "), "person 9 has no name; give them a name in Pipedrive"),
+    ],
+)
+def test_new_customer_refuses_nameless_parties(organization: object, who: object, message: str) -> None:
+    with pytest.raises(MappingError) as info:
+        new_customer(organization, who, cfg(), "usmf")  # type: ignore[arg-type]
+    assert info.value.problems == [message]
