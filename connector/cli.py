@@ -1,0 +1,263 @@
+"""`ml-connector`: the operator's command line (sync, replay, audit, status, serve, secrets, webhook).
+
+Human output is rich tables; `--json` prints one JSON document for scripts. Configuration comes from
+the same settings as the function app (environment / .env), so a command sees what the app sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connector.errors import ConnectorError
+
+app = typer.Typer(help="ml-connector: Pipedrive -> D365 F&O orders, run and inspected from the shell.")
+secrets_app = typer.Typer(help="Manage the local encrypted secret store (Key Vault is managed with az).")
+app.add_typer(secrets_app, name="secrets")
+console = Console()
+T = TypeVar("T")
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of tables.")
+
+
+def _run(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Open the runtime, run `work(rt)`, close; configuration errors exit 2 with one clear line."""
+    from connector.runtime import Runtime
+
+    async def main() -> T:
+        rt = Runtime.open()
+        try:
+            return await work(rt)
+        finally:
+            await rt.close()
+
+    try:
+        return asyncio.run(main())
+    except ConnectorError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _emit(as_json: bool, payload: Any, render: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str, indent=2) + "\n")
+    else:
+        render()
+
+
+@app.command()
+def sync(as_json: bool = JsonOpt) -> None:
+    """One poll of won deals and one drain of the order queue, without the Functions host."""
+    from connector.flows.poll import poll_won_deals
+    from connector.localhost import QueuePump
+
+    async def work(rt: Any) -> dict[str, Any]:
+        with (
+            console.status("polling Pipedrive for won deals…", spinner="dots")
+            if not as_json
+            else contextlib.nullcontext()
+        ):
+            polled = await poll_won_deals(rt)
+        with console.status("building orders…", spinner="dots") if not as_json else contextlib.nullcontext():
+            stats = await QueuePump(rt).drain()
+        return {
+            "poll": {"since": polled.since, "seen": polled.seen, "enqueued": polled.enqueued},
+            "processed": stats.processed,
+            "outcomes": stats.outcomes,
+            "failed_attempts": stats.failed_attempts,
+            "poisoned": stats.poisoned,
+        }
+
+    result = _run(work)
+
+    def render() -> None:
+        poll = result["poll"]
+        console.print(f"poll: {poll['seen']} won deals since {poll['since']}, {poll['enqueued']} queued")
+        table = Table("outcome", "messages")
+        for outcome, count in sorted(result["outcomes"].items()):
+            table.add_row(outcome, str(count))
+        console.print(table)
+        if result["poisoned"]:
+            console.print(f"[red]{result['poisoned']} message(s) moved to the poison queue[/red]")
+
+    _emit(as_json, result, render)
+
+
+@app.command()
+def replay(
+    deal_ids: list[int] = typer.Argument(None, help="Deal ids to re-queue."),
+    failed: bool = typer.Option(False, "--failed", help="Re-queue every failed order job."),
+    poison: bool = typer.Option(False, "--poison", help="Move the poison queue back to the order queue."),
+    run: bool = typer.Option(False, "--run", help="Drain the order queue right away (without the host)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Re-queue deals; the same dedupe applies, so a replay never creates a second order."""
+    from connector.flows.replay import ReplayResult, replay_deals, replay_failed, replay_poison
+    from connector.localhost import QueuePump
+
+    if not (deal_ids or failed or poison):
+        console.print("[red]error:[/red] give deal ids, --failed or --poison")
+        raise typer.Exit(2)
+
+    async def work(rt: Any) -> dict[str, Any]:
+        parts: list[ReplayResult] = []
+        if deal_ids:
+            parts.append(await replay_deals(rt, list(deal_ids)))
+        if failed:
+            parts.append(await replay_failed(rt))
+        if poison:
+            parts.append(await replay_poison(rt))
+        out: dict[str, Any] = {
+            "requeued": [d for p in parts for d in p.requeued],
+            "skipped": {str(k): v for p in parts for k, v in p.skipped.items()},
+            "poison_requeued": sum(p.poison_requeued for p in parts),
+        }
+        if run:
+            stats = await QueuePump(rt).drain()
+            out["outcomes"] = stats.outcomes
+        return out
+
+    result = _run(work)
+
+    def render() -> None:
+        console.print(f"re-queued: {', '.join(map(str, result['requeued'])) or 'none'}")
+        for deal, state in result["skipped"].items():
+            console.print(f"skipped deal {deal}: job is {state}")
+        if result["poison_requeued"]:
+            console.print(f"poison messages re-queued: {result['poison_requeued']}")
+        if "outcomes" in result:
+            console.print(f"outcomes: {result['outcomes']}")
+
+    _emit(as_json, result, render)
+
+
+@app.command()
+def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
+    """The whole audit trail of a deal, oldest first."""
+
+    async def work(rt: Any) -> list[dict[str, Any]]:
+        entries = await rt.state.audit.trail(f"deal-{deal_id}")
+        return [e.model_dump(mode="json") for e in entries]
+
+    rows = _run(work)
+
+    def render() -> None:
+        if not rows:
+            console.print(f"no audit entries for deal {deal_id}")
+            return
+        table = Table("time", "level", "event", "correlation", "detail", title=f"deal {deal_id}")
+        for row in rows:
+            detail = json.dumps(row.get("detail") or {}, default=str)
+            table.add_row(
+                str(row.get("time", "")), row.get("level", ""), row.get("event", ""), row.get("correlation_id", ""),
+                detail,
+            )  # fmt: skip
+        console.print(table)
+
+    _emit(as_json, rows, render)
+
+
+@app.command()
+def status(as_json: bool = JsonOpt) -> None:
+    """Jobs by state, failed jobs with reasons, queue and poison depths, poll checkpoint."""
+    from connector.flows.orders import JOB_KIND
+    from connector.flows.poll import CHECKPOINT
+
+    async def work(rt: Any) -> dict[str, Any]:
+        jobs = await rt.state.jobs.list(JOB_KIND)
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[job.state] = counts.get(job.state, 0) + 1
+        failed = [{"deal_id": j.key, "reason": j.last_error, "updated": j.updated} for j in jobs if j.state == "failed"]
+        queue = rt.queues.order_queue
+        return {
+            "jobs": counts,
+            "failed": failed,
+            "queue_depth": await rt.queues.depth(queue),
+            "poison_depth": await rt.queues.poison_depth(queue),
+            "poll_checkpoint": await rt.state.checkpoints.get(CHECKPOINT),
+        }
+
+    result = _run(work)
+
+    def render() -> None:
+        table = Table("state", "jobs")
+        for state in ("queued", "running", "done", "failed"):
+            table.add_row(state, str(result["jobs"].get(state, 0)))
+        console.print(table)
+        console.print(f"order queue: {result['queue_depth']}  poison: {result['poison_depth']}")
+        console.print(f"poll checkpoint: {result['poll_checkpoint'] or 'never polled'}")
+        if result["failed"]:
+            failed = Table("deal", "reason", title="failed jobs")
+            for row in result["failed"]:
+                failed.add_row(str(row["deal_id"]), row["reason"] or "")
+            console.print(failed)
+
+    _emit(as_json, result, render)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(7071, help="Port (7071 like the Functions host)."),
+    poll_every: float = typer.Option(300.0, help="Seconds between polls (0: no timer)."),
+) -> None:
+    """The local runner: the app's HTTP routes, the queue worker and the poll timer, until Ctrl-C."""
+    from connector.localhost import LocalHost
+
+    async def work(rt: Any) -> None:
+        async with LocalHost(rt, host=host, port=port, poll_every=poll_every or None) as local:
+            console.print(f"serving {local.base_url}/api/pipedrive/webhook (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+
+    try:
+        _run(work)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@secrets_app.command("set")
+def secrets_set(name: str, value: str = typer.Option(None, help="Omit to be prompted (input hidden).")) -> None:
+    """Store a secret in the configured store (the value is never printed)."""
+    from connector.secrets import check_name
+
+    check_name(name)
+    secret = value if value is not None else typer.prompt(f"value for {name}", hide_input=True)
+
+    async def work(rt: Any) -> None:
+        await rt.secrets.set(name, secret)
+
+    _run(work)
+    console.print(f"stored {name}")
+
+
+@app.command("register-webhook")
+def register_webhook(url: str = typer.Argument(..., help="Public URL of /api/pipedrive/webhook.")) -> None:
+    """Create (or reuse) the Pipedrive webhook for deal changes, with Basic auth from the secret store."""
+    from connector.secrets import SecretNames
+
+    async def work(rt: Any) -> Any:
+        client = await rt.pipedrive()
+        password = await rt.secrets.get(SecretNames.PIPEDRIVE_WEBHOOK_PASSWORD)
+        return await client.ensure_webhook(
+            url, user=rt.settings.pipedrive_webhook_user, password=password, event_action="change", event_object="deal"
+        )
+
+    hook = _run(work)
+    console.print(f"webhook {getattr(hook, 'id', '?')} -> {url}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

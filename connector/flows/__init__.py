@@ -1,0 +1,1 @@
+"""Orchestration: our rules over the clients and the state (orders, customers, poll, replay)."""

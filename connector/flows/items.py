@@ -1,0 +1,75 @@
+"""Deal lines -> (deal product, Pipedrive product) pairs whose codes are D365 items of the legal entity.
+
+Product codes are D365 `ItemNumber`s. Known items come from the id map; the rest are checked with
+one D365 query, so the calls per order do not grow with the number of lines.
+"""
+
+from __future__ import annotations
+
+from connector.d365 import odata
+from connector.d365.client import D365Client
+from connector.mapping.errors import MappingError
+from connector.pipedrive.client import PipedriveClient
+from connector.pipedrive.models import Deal, DealProduct, Product
+from connector.state.store import StateStore
+
+ITEM_KIND = "item"
+# Item numbers per D365 query: keeps the $filter well under URL length limits.
+ITEMS_PER_QUERY = 40
+
+
+def item_key(legal_entity: str, code: str) -> str:
+    return f"{legal_entity}:{code}"
+
+
+async def resolve_items(
+    deal: Deal,
+    deal_products: list[DealProduct],
+    legal_entity: str,
+    *,
+    pipedrive: PipedriveClient,
+    d365: D365Client,
+    state: StateStore,
+) -> list[tuple[DealProduct, Product | None]]:
+    ordered = sorted(deal_products, key=lambda p: (p.order_nr if p.order_nr is not None else 0, p.id))
+    products = await pipedrive.get_products([p.product_id for p in ordered])
+    lines = [(item, products.get(item.product_id)) for item in ordered]
+
+    codes = {product.code for _, product in lines if product is not None and product.code and product.code.strip()}
+    unknown: list[str] = []
+    for code in sorted(codes):
+        if await state.idmap.get(ITEM_KIND, item_key(legal_entity, code)) is None:
+            unknown.append(code)
+    if unknown:
+        found = await existing_items(d365, unknown, legal_entity)
+        for code in found:
+            await state.idmap.put(ITEM_KIND, item_key(legal_entity, code), code)
+        missing = set(unknown) - set(found)
+        problems = [
+            f"deal {deal.id} line {position}: product {product.name!r} has code {product.code!r}, which is not "
+            f"a released product in legal entity {legal_entity!r}; set the product's code to a D365 item number "
+            "or release the item in that company"
+            for position, (_, product) in enumerate(lines, start=1)
+            if product is not None and product.code in missing
+        ]
+        if problems:
+            raise MappingError(problems, deal_id=deal.id)
+    return lines
+
+
+async def existing_items(d365: D365Client, codes: list[str], legal_entity: str) -> set[str]:
+    """Which of `codes` are released products in the company (exact, case-sensitive item numbers)."""
+    found: set[str] = set()
+    for start in range(0, len(codes), ITEMS_PER_QUERY):
+        chunk = codes[start : start + ITEMS_PER_QUERY]
+        rows = d365.iter_entities(
+            "ReleasedProductsV2",
+            filter=odata.or_(*(odata.eq("ItemNumber", code) for code in chunk)),
+            select=["dataAreaId", "ItemNumber"],
+            legal_entity=legal_entity,
+        )
+        async for row in rows:
+            number = str(row.get("ItemNumber", ""))
+            if number in chunk:  # `*` is an F&O wildcard: keep exact matches only
+                found.add(number)
+    return found

@@ -1,0 +1,54 @@
+"""Timer poll: the safety net under webhooks. Won deals updated since the watermark are enqueued;
+the job guard makes overlap, and races with webhooks, harmless.
+
+The watermark is Pipedrive's own `update_time` of the newest deal seen (never our clock, which may
+differ), minus an overlap for late-committed updates; it advances only after every enqueue worked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from connector.runtime import Runtime
+
+CHECKPOINT = "poll.won-deals"
+# First run without a watermark: look back this far (a fresh install picks up the last day's wins).
+INITIAL_LOOKBACK = timedelta(days=1)
+
+
+@dataclass
+class PollResult:
+    since: datetime
+    seen: int
+    enqueued: int
+    watermark: datetime | None
+
+
+async def poll_won_deals(rt: Runtime, *, now: datetime | None = None) -> PollResult:
+    correlation_id = f"poll-{uuid.uuid4().hex[:12]}"
+    raw = await rt.state.checkpoints.get(CHECKPOINT)
+    watermark = datetime.fromisoformat(raw) if raw else None
+    overlap = timedelta(seconds=rt.settings.poll_overlap_seconds)
+    since = (watermark - overlap) if watermark else (now or datetime.now(UTC)) - INITIAL_LOOKBACK
+
+    pipedrive = await rt.pipedrive()
+    seen = enqueued = 0
+    newest = watermark
+    async for deal in pipedrive.iter_won_deals(since):
+        seen += 1
+        if await rt.queues.enqueue_order(deal.id, reason="poll", correlation_id=correlation_id):
+            enqueued += 1
+        if deal.update_time is not None and (newest is None or deal.update_time > newest):
+            newest = deal.update_time
+    if newest is not None and newest != watermark:
+        await rt.state.checkpoints.set(CHECKPOINT, newest.isoformat())
+    await rt.state.audit.append(
+        "poll",
+        "poll.done",
+        correlation_id=correlation_id,
+        level="info" if enqueued else "debug",
+        detail={"since": since.isoformat(), "seen": seen, "enqueued": enqueued},
+    )
+    return PollResult(since=since, seen=seen, enqueued=enqueued, watermark=newest)

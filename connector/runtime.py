@@ -1,0 +1,121 @@
+"""The objects a handler needs, opened once per worker process and shared by its invocations.
+
+Azure Functions keeps a warm worker's event loop and module state between invocations, so clients
+(HTTP connection pools, token caches, custom-field definitions) are built on first use and reused.
+Heavy imports stay inside the openers: the health probe only pays for storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING
+
+from connector.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from connector.d365.client import D365Client
+    from connector.mapping.config import MappingConfig
+    from connector.pipedrive.client import PipedriveClient
+    from connector.pipedrive.fields import CustomFields
+    from connector.queues import Queues
+    from connector.secrets import SecretStore
+    from connector.state.store import StateStore
+
+
+def worker_id() -> str:
+    """Who holds a job lease: host, process and a per-process nonce (two runners on one host differ)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{_NONCE}"
+
+
+_NONCE = uuid.uuid4().hex[:6]
+
+
+class Runtime:
+    """Settings, secrets, state, queues and lazily opened API clients for one event loop."""
+
+    def __init__(self, settings: Settings, secrets: SecretStore, state: StateStore, queues: Queues) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.state = state
+        self.queues = queues
+        self.worker = worker_id()
+        self._lock = asyncio.Lock()
+        self._pipedrive: PipedriveClient | None = None
+        self._d365: D365Client | None = None
+        self._mapping: MappingConfig | None = None
+        self._fields: dict[str, CustomFields] = {}
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Runtime:
+        from connector.queues import Queues
+        from connector.secrets import open_secret_store
+        from connector.state.store import StateStore
+
+        settings = settings or get_settings()
+        state = StateStore.from_settings(settings)
+        return cls(settings, open_secret_store(settings), state, Queues.from_settings(settings, state))
+
+    @property
+    def mapping(self) -> MappingConfig:
+        if self._mapping is None:
+            from connector.mapping.config import load_mapping
+
+            self._mapping = load_mapping(self.settings.mapping_file)
+        return self._mapping
+
+    async def pipedrive(self) -> PipedriveClient:
+        async with self._lock:
+            if self._pipedrive is None:
+                from connector.pipedrive.factory import open_pipedrive
+
+                self._pipedrive = await open_pipedrive(self.settings, self.secrets, policy=self.settings.retry_policy())
+            return self._pipedrive
+
+    async def d365(self) -> D365Client:
+        async with self._lock:
+            if self._d365 is None:
+                from connector.d365.factory import open_d365
+
+                self._d365 = await open_d365(self.settings, self.secrets, policy=self.settings.retry_policy())
+            return self._d365
+
+    async def custom_fields(self, entity: str) -> CustomFields:
+        """One resolver per entity (deal, organization), so field definitions are read once per TTL."""
+        client = await self.pipedrive()
+        async with self._lock:
+            if entity not in self._fields:
+                from connector.pipedrive.fields import CustomFields
+
+                self._fields[entity] = CustomFields.for_client(client, entity)  # type: ignore[arg-type]
+            return self._fields[entity]
+
+    async def close(self) -> None:
+        for closer in (self._pipedrive, self._d365):
+            if closer is not None:
+                await closer.aclose()
+        self._pipedrive = self._d365 = None
+        await self.queues.close()
+        await self.state.close()
+        await self.secrets.close()
+
+
+_runtimes: dict[asyncio.AbstractEventLoop, Runtime] = {}
+
+
+async def get_runtime() -> Runtime:
+    """The runtime of the running event loop (one per worker process in Functions; one per test)."""
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    if runtime is None:
+        runtime = _runtimes[loop] = Runtime.open()
+    return runtime
+
+
+async def close_runtime() -> None:
+    """Close and forget this loop's runtime (tests, the local runner's shutdown, settings changes)."""
+    runtime = _runtimes.pop(asyncio.get_running_loop(), None)
+    if runtime is not None:
+        await runtime.close()
