@@ -152,15 +152,15 @@ class Queues:
         self._clients: dict[str, QueueClient] = {}
 
     @classmethod
-    def from_target(cls, target: StorageTarget, state: StateStore, **kwargs: Any) -> Queues:
+    def from_target(cls, target: StorageTarget, state: StateStore, *, retry_total: int = 3, **kwargs: Any) -> Queues:
         if target.connection_string is not None:
             service = QueueServiceClient.from_connection_string(
-                target.connection_string.get_secret_value(), retry_total=3
+                target.connection_string.get_secret_value(), retry_total=retry_total
             )
             return cls(service, state, **kwargs)
         credential = target.credential()
         assert target.queue_endpoint is not None
-        service = QueueServiceClient(target.queue_endpoint, credential=credential, retry_total=3)
+        service = QueueServiceClient(target.queue_endpoint, credential=credential, retry_total=retry_total)
         return cls(service, state, credential=credential, **kwargs)
 
     @classmethod

@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from connector.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
+from connector.settings import get_settings
+from tests.fixtures.platform import BASE_ENV, app_function
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def health_function() -> Any:
+    return app_function("health")
+
+
+async def call_health() -> func.HttpResponse:
+    req = func.HttpRequest(method="GET", url="/api/health", body=b"")
+    return await health_function().get_user_function()(req)
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, unique: str) -> pytest.MonkeyPatch:
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TABLE_PREFIX", unique)
+    monkeypatch.setenv("ORDER_QUEUE", f"{unique}-order")
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_health_binding_is_anonymous_get() -> None:
+    bindings = json.loads(health_function().get_function_json())["bindings"]
+    trigger = next(b for b in bindings if b["type"] == "httpTrigger")
+    assert trigger["route"] == "health" and trigger["methods"] == ["GET"]
+    assert trigger["authLevel"].lower() == "anonymous"
+
+
+async def test_health_200_with_storage_up(app_env: pytest.MonkeyPatch, storage_conn: str) -> None:
+    app_env.setenv("AzureWebJobsStorage", storage_conn)
+    resp = await call_health()
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 200, body
+    assert body["status"] == "ok" and body["storage"]["tables"]["ok"] and body["storage"]["queues"]["ok"]
+    assert body["versions"]["python"] and body["versions"]["azure-data-tables"] == "12.7.0"
+    assert resp.mimetype == "application/json"
+
+
+async def test_health_503_with_storage_down(app_env: pytest.MonkeyPatch) -> None:
+    dead_q, dead_t = free_port(), free_port()  # nothing listens there
+    app_env.setenv(
+        "AzureWebJobsStorage",
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:{dead_q}/{ACCOUNT};TableEndpoint=http://127.0.0.1:{dead_t}/{ACCOUNT};",
+    )
+    resp = await call_health()
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503
+    assert body["status"] == "degraded"
+    assert not body["storage"]["tables"]["ok"] and "unreachable" in body["storage"]["tables"]["error"]
+    assert not body["storage"]["queues"]["ok"]
+    assert ACCOUNT_KEY not in resp.get_body().decode()
+
+
+async def test_health_503_names_missing_setting(app_env: pytest.MonkeyPatch) -> None:
+    app_env.delenv("AzureWebJobsStorage", raising=False)
+    app_env.delenv("D365_TENANT_ID")
+    app_env.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    resp = await call_health()
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503 and "D365_TENANT_ID is missing" in body["storage"]["config"]["error"]
+
+
+def test_function_app_import_is_lean() -> None:
+    heavy = ["azure.data.tables", "azure.storage.queue", "azure.identity", "cryptography", "pydantic_settings", "httpx"]
+    code = f"import sys, function_app; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
