@@ -332,6 +332,9 @@ def _problem(err: Any) -> str:
     prefix = "key " if "[key]" in err["loc"] else ""
     if kind == "string_too_short" and err["ctx"].get("min_length") == 1:
         msg = "must not be empty"
+    elif kind == "string_type" and isinstance(err["input"], int | float) and not isinstance(err["input"], bool):
+        # YAML reads 30 and 001 as numbers (001 -> 1): never convert silently, leading zeros matter in D365.
+        msg = f'{err["input"]!r} is a number; write it in quotes (e.g. "{err["input"]}") so it is kept exactly'
     elif kind == "int_parsing":
         msg = f"{err['input']!r} is not a whole number (an id is expected)"
     elif kind == "string_pattern_mismatch":

@@ -255,3 +255,43 @@ def test_blank_dimension_in_order_without_source_is_allowed() -> None:
     data = mapping_data()
     data["dimensions"]["order"].append("Project")
     assert parse_mapping(data).dimensions.order[-1] == "Project"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("site: 1", 'mapping.yaml: lines.site: 1 is a number; write it in quotes (e.g. "1") so it is kept exactly'),
+        ("warehouse: 011", "mapping.yaml: lines.warehouse: 9 is a number; write it in quotes"),  # YAML octal!
+    ],
+)
+def test_unquoted_numbers_for_text_codes_are_refused_not_converted(yaml_text: str, expected: str) -> None:
+    data = mapping_data()
+    data["lines"] = yaml.safe_load(yaml_text)
+    assert any(line.startswith(expected) for line in errors_of(data))
+
+
+def test_errors_in_per_entity_defaults_and_country_map_name_their_keys() -> None:
+    data = mapping_data()
+    data["customer"]["defaults_by_legal_entity"] = {"toolong": {"currency": "EUR"}, "demf": {"colour": "x"}}
+    data["customer"]["country_map"] = {"Germany": ""}
+    lines = errors_of(data)
+    assert (
+        "mapping.yaml: customer.defaults_by_legal_entity.toolong: key 'toolong' has the wrong form "
+        "(a D365 company id of 1-4 letters or digits, e.g. usmf)" in lines
+    )
+    assert "mapping.yaml: customer.defaults_by_legal_entity.demf.colour: unknown key" in lines
+    assert "mapping.yaml: customer.country_map.Germany: string should have at least 2 characters" in lines
+
+
+def test_defaults_for_applies_only_the_overrides_of_that_company() -> None:
+    data = mapping_data()
+    data["customer"]["defaults_by_legal_entity"] = {"DEMF": {"currency": "eur", "customer_group": "10"}}
+    customer = parse_mapping(data).customer
+    assert customer.defaults_for("demf").model_dump() == {
+        "customer_group": "10",
+        "currency": "EUR",
+        "payment_terms": "Net30",
+        "language": "en-us",
+        "country": "USA",
+    }
+    assert customer.defaults_for("usmf") == customer.defaults_for(None) == customer.defaults
