@@ -53,7 +53,9 @@ deployment="ml-connector-$(date -u +%Y%m%d%H%M%S)"
 
 # ---- 1. Infrastructure ------------------------------------------------------------------------
 if [[ $skip_infra == 0 ]]; then
-  need PIPEDRIVE_COMPANY_DOMAIN; need D365_ENVIRONMENT_URL; need D365_CLIENT_ID; need D365_DEFAULT_LEGAL_ENTITY
+  need PIPEDRIVE_COMPANY_DOMAIN; need D365_ENVIRONMENT_URL; need D365_DEFAULT_LEGAL_ENTITY
+  # With D365_CREDENTIAL=managed_identity the app's own identity is used (its client id is an output).
+  [[ "$D365_CREDENTIAL" == managed_identity ]] || need D365_CLIENT_ID
   if ! az group show --name "$RESOURCE_GROUP" --output none 2>/dev/null; then
     need LOCATION
     log "Creating resource group $RESOURCE_GROUP in $LOCATION"
@@ -69,7 +71,7 @@ if [[ $skip_infra == 0 ]]; then
     "pipedriveCompanyDomain=$PIPEDRIVE_COMPANY_DOMAIN"
     "pipedriveAuthMode=$PIPEDRIVE_AUTH_MODE"
     "d365EnvironmentUrl=${D365_ENVIRONMENT_URL%/}"
-    "d365ClientId=$D365_CLIENT_ID"
+    "d365ClientId=${D365_CLIENT_ID:-}"
     "d365DefaultLegalEntity=$D365_DEFAULT_LEGAL_ENTITY"
     "d365Credential=$D365_CREDENTIAL"
     "deployerPrincipalId=$deployer_id"

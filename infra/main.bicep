@@ -34,8 +34,8 @@ param d365EnvironmentUrl string
 @description('Entra tenant of the F&O environment.')
 param d365TenantId string = tenant().tenantId
 
-@description('Application (client) id of the Entra app registered in F&O "Microsoft Entra applications".')
-param d365ClientId string
+@description('Application (client) id registered in F&O "Microsoft Entra applications". Empty with d365Credential=managed_identity = the app\'s own identity.')
+param d365ClientId string = ''
 
 @description('Default legal entity (dataAreaId), e.g. usmf.')
 param d365DefaultLegalEntity string
@@ -97,6 +97,8 @@ var names = {
   app: 'func-mlconn-${env}-${token}'
   deploymentContainer: 'app-package-${take(token, 7)}'
 }
+// With managed_identity, F&O sees the user-assigned identity's client id (register THAT in F&O).
+var d365ClientIdValue = !empty(d365ClientId) || d365Credential != 'managed_identity' ? d365ClientId : identity.outputs.clientId
 var allTags = union(tags, { app: 'ml-connector', environment: environmentName })
 
 // Queue and table names: the defaults of connector.settings (ORDER_QUEUE, MASTER_QUEUE, tables
@@ -198,7 +200,7 @@ module functionApp 'modules/functionapp.bicep' = {
       PIPEDRIVE_WEBHOOK_USER: pipedriveWebhookUser
       D365_ENVIRONMENT_URL: d365EnvironmentUrl
       D365_TENANT_ID: d365TenantId
-      D365_CLIENT_ID: d365ClientId
+      D365_CLIENT_ID: d365ClientIdValue
       D365_DEFAULT_LEGAL_ENTITY: d365DefaultLegalEntity
       D365_CREDENTIAL: d365Credential
       KEY_VAULT_URL: keyVault.outputs.uri
