@@ -316,3 +316,25 @@ def test_property_divisible_amount_discount_keeps_line_total(qty: int, per_unit:
     planned = build_order(deal(), [(item, product())], "US-001", cfg()).lines[0]
     assert planned.line_discount_amount * qty == total_discount
     assert (price - planned.line_discount_amount) * qty == price * qty - total_discount
+
+
+@pytest.mark.parametrize(
+    ("decimals", "discount", "quantity", "expected"),
+    [
+        (6, 0.01, 4, D("0.0025")),
+        (4, 0.01, 4, D("0.0025")),
+        (3, 0.01, 4, None),  # 0.0025 needs 4 places
+        (0, 30, 3, D(10)),
+        (0, 31, 3, None),
+    ],
+)
+def test_discount_decimals_bound_the_per_unit_amount(
+    decimals: int, discount: float, quantity: int, expected: Decimal | None
+) -> None:
+    config = cfg(lines={"discount_decimals": decimals})
+    item = line(quantity=quantity, item_price=100, discount=discount, discount_type="amount")
+    if expected is None:
+        with pytest.raises(MappingError, match="is not an exact per-unit discount"):
+            build_order(deal(), [(item, product())], "US-001", config)
+    else:
+        assert build_order(deal(), [(item, product())], "US-001", config).lines[0].line_discount_amount == expected
