@@ -18,6 +18,7 @@ from connector.mapping.config import MappingConfig
 from connector.mapping.errors import MappingError
 from connector.pipedrive.models import Deal, DealProduct, Product
 
+_NO_CURRENCY = "XXX"  # ISO 4217 "no currency": placeholder while collecting problems, never sent
 _EXACT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
 
 
@@ -122,7 +123,7 @@ def _currency(deal: Deal, problems: list[str]) -> str:
         problems.append(
             f"deal {deal.id}: currency {deal.currency!r} is not a 3-letter currency code; set the deal's currency"
         )
-        return "XXX"
+        return _NO_CURRENCY
     return code.upper()
 
 
@@ -153,7 +154,7 @@ def _line(
             f"product {name!r} uses variation {item.product_variation_id}, which the connector cannot map "
             "to a D365 item; use a product whose code is the variant's item number"
         )
-    if item.currency and item.currency.strip().upper() != currency:
+    if item.currency and currency != _NO_CURRENCY and item.currency.strip().upper() != currency:
         found.append(f"is in {item.currency} but the deal is in {currency}; use one currency")
 
     quantity = _decimal(item.quantity, "quantity", found)

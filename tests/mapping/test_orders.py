@@ -110,7 +110,7 @@ def test_order_reference_missing_value_is_actionable() -> None:
     ("currency", "expected"), [(None, "None"), ("", "''"), ("US", "'US'"), ("EURO", "'EURO'"), ("€€€", "'€€€'")]
 )
 def test_deal_currency_must_be_three_letters(currency: str | None, expected: str) -> None:
-    assert problems([(line(currency=None), product())], currency=currency) == [
+    assert problems([(line(currency="USD"), product())], currency=currency) == [
         f"deal 123: currency {expected} is not a 3-letter currency code; set the deal's currency"
     ]
 
