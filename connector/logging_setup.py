@@ -32,14 +32,19 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        payload.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        from connector.redact import REDACTED, is_secret_key, scrub
+
+        # `extra=` fields are attached after the record factory runs, so they are scrubbed here.
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload[key] = REDACTED if is_secret_key(key) else scrub(value)
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
 def _scrubbing_factory(previous: Any) -> Any:
-    from connector.redact import is_secret_key, scrub_text  # stdlib-only module
+    from connector.redact import scrub_text  # stdlib-only module
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = previous(*args, **kwargs)
@@ -48,9 +53,6 @@ def _scrubbing_factory(previous: Any) -> Any:
         except Exception:  # a bad format string must not lose the record
             message = str(record.msg)
         record.msg, record.args = scrub_text(message), ()
-        for key in list(record.__dict__):
-            if key not in _STANDARD and is_secret_key(key):
-                record.__dict__[key] = "***"
         return record
 
     return factory

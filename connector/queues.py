@@ -218,7 +218,11 @@ class Queues:
                 detail={"job_state": decision.previous, "reason": message.reason, "queue": self.queue_for(message)},
             )
             return False
-        await self.send(message, delay=delay)
+        try:
+            await self.send(message, delay=delay)
+        except BaseException:
+            await self._state.jobs.undo_enqueue(decision)  # so the caller's retry is not skipped
+            raise
         await self._state.audit.append(
             message.subject,
             "enqueue.queued",

@@ -213,6 +213,33 @@ class JobStore:
             return EnqueueDecision(enqueue=True, previous=current.state, job=job)
         raise LostLeaseError(f"job {kind}/{key} kept changing while enqueuing; try again")
 
+    async def undo_enqueue(self, decision: EnqueueDecision) -> bool:
+        """Best effort: put the row back as it was when the message could not be sent; True if undone.
+
+        Without this a failed send would leave a queued row with no message, and every retry of the
+        webhook would be skipped until the row goes stale. A row someone changed since is left alone.
+        """
+        if not decision.enqueue:
+            return False
+        job = decision.job
+        client = await self._table.client()
+        try:
+            if decision.previous is None:
+                async with storage_errors(f"undoing job {job.kind}/{job.key}", self._table.where):
+                    await client.delete_entity(
+                        encode_key(job.kind),
+                        encode_key(job.key),
+                        etag=job.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            elif decision.previous in ("failed", "done"):
+                await self._replace(job, state=decision.previous)
+            else:
+                return False
+        except (LostLeaseError, HttpResponseError, ConnectorError):
+            return False
+        return True
+
     async def claim(self, kind: str, key: str, *, worker: str, lease_seconds: float) -> Job | None:
         """Take the job for `worker` until the lease expires; None when it is not ours to run.
 

@@ -122,3 +122,46 @@ async def test_delayed_message_is_invisible_until_due(queues: Queues, storage_co
     await queues.requeue(OrderBuild(deal_id=3, reason="poll", correlation_id="c"), delay=300)
     assert await raw_messages(storage_conn, queues.order_queue) == []
     assert await queues.depth(queues.order_queue) == 1
+
+
+def dead_storage() -> str:
+    from connector.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
+
+    port = free_port()
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:{port}/{ACCOUNT};TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+    )
+
+
+async def test_failed_send_undoes_the_guard_so_a_retry_is_not_skipped(
+    state: StateStore, queues: Queues, unique: str
+) -> None:
+    from azure.storage.queue.aio import QueueServiceClient
+
+    from connector.errors import TransientError
+
+    broken = Queues(
+        QueueServiceClient.from_connection_string(dead_storage(), retry_total=0), state, order_queue=queues.order_queue
+    )
+    try:
+        with pytest.raises(TransientError, match="unreachable"):
+            await broken.enqueue_order(31, reason="webhook", correlation_id="c")
+    finally:
+        await broken.close()
+    assert await state.jobs.get("order", "31") is None
+    assert await queues.enqueue_order(31, reason="webhook", correlation_id="c2") is True
+
+
+async def test_unreachable_table_storage_is_one_clear_error(unique: str) -> None:
+    from connector.errors import TransientError
+    from connector.settings import TableNames
+
+    store = StateStore.from_connection_string(dead_storage(), names=TableNames.with_prefix(unique), retry_total=0)
+    try:
+        with pytest.raises(TransientError) as info:
+            await store.jobs.guard_enqueue("order", "1", correlation_id="c", reason="poll")
+        assert "storage unreachable at http://127.0.0.1:" in str(info.value)
+        assert "AccountKey" not in str(info.value)
+    finally:
+        await store.close()
