@@ -7,6 +7,8 @@ paging, `$batch` changesets, and the error table. Every failure leaves as a type
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -29,7 +31,7 @@ from connector.d365.models import (
     SalesOrderLineCreate,
 )
 from connector.errors import ConfigError, NotFoundError, RetryLaterError, TransientError
-from connector.retry import RetryPolicy, RetryTransport
+from connector.retry import RetryPolicy, RetryTransport, Sleep
 
 E = TypeVar("E", bound=D365Entity)
 Key = Mapping[str, odata.Scalar]
@@ -57,13 +59,17 @@ class D365Client:
         verify: str | bool = True,
         timeout: float = 60,
         line_link: LineLink = "order_number",
+        sleep: Sleep | None = None,
     ) -> None:
         self.environment_url = environment_url.rstrip("/")
         self.data_url = self.environment_url + "/data"
         self.policy = policy or RetryPolicy()
         self.line_link = line_link
-        inner = transport or httpx.AsyncHTTPTransport(verify=verify)
-        self.transport = RetryTransport(inner, self.policy, retryable=d365_retryable)
+        # A CA bundle path becomes an SSLContext (httpx 0.28 deprecates verify=<path>).
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        inner = transport or httpx.AsyncHTTPTransport(verify=tls)
+        # `sleep` lets tests observe the waits; production uses asyncio.sleep.
+        self.transport = RetryTransport(inner, self.policy, retryable=d365_retryable, sleep=sleep or asyncio.sleep)
         self._auth = auth
         self._http = httpx.AsyncClient(auth=auth, transport=self.transport, timeout=timeout, headers=ODATA_HEADERS)
         self._host = urlsplit(self.data_url).netloc.lower()
