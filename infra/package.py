@@ -37,8 +37,18 @@ connector/sandbox/
 local.settings.json
 .ml-connector/
 """
-# Never shipped, whatever .funcignore says: local secrets and VCS data.
-ALWAYS_IGNORE = ".git/\nlocal.settings.json\n.ml-connector/\n*.enc\n.env\n"
+# Never shipped, whatever .funcignore says: local secrets, VCS data, test caches, our own output.
+ALWAYS_IGNORE = """
+.git/
+local.settings.json
+.ml-connector/
+*.enc
+.env
+.hypothesis/
+.coverage
+htmlcov/
+/dist/
+"""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ FILES = [
     ".ml-connector/secrets.enc",
     "docs/readme.md",
     "notes.md",
+    ".hypothesis/examples/abc",
+    "dist/ml-connector.zip",
 ]
 
 
@@ -78,6 +80,7 @@ def test_local_secrets_are_never_shipped_even_if_funcignore_forgets(tmp_path: Pa
     shipped = set(package.collect(tmp_path))
     assert "local.settings.json" not in shipped
     assert not any(p.startswith(".ml-connector/") or p.endswith(".enc") for p in shipped)
+    assert not any(p.startswith((".hypothesis/", "dist/")) for p in shipped), "caches and old packages"
     assert "tests/test_x.py" not in shipped
 
 
@@ -105,5 +108,5 @@ def test_build_writes_zip_and_refuses_a_package_without_entry_point(tmp_path: Pa
 def test_repository_package_leaves_out_tests_and_tooling() -> None:
     shipped = set(package.collect(ROOT))
     assert "connector/settings.py" in shipped
-    for prefix in ("tests/", ".venv/", "node_modules/", ".git/", "infra/"):
+    for prefix in ("tests/", ".venv/", "node_modules/", ".git/", "infra/", ".hypothesis/", "dist/"):
         assert not any(p.startswith(prefix) for p in shipped), prefix
