@@ -109,7 +109,7 @@ async def _find(
                     f"{legal_entity}; correct the field {cfg.pipedrive_fields.org_customer_account!r}"
                 )
             return CustomerResolution(found.customer_account, "account_field")
-        country = country_for(org, cfg) if rule == "name_country" else None
+        country = country_for(org, cfg, legal_entity) if rule == "name_country" else None
         candidates = await d365.find_customers_by_name(org.name.strip(), country, legal_entity)
         wanted = match_key(org.name, country)
         matches = sorted(

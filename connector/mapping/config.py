@@ -117,9 +117,17 @@ class OrderConfig(_Strict):
     reference_field: ReferenceField = "CustomersOrderReference"
     write_back_order_number: bool = False
 
-    @field_validator("reference_template")
+    # SalesOrderNumber made from the deal (e.g. "PD{deal_id}"), for D365 number sequences that allow manual
+    # numbers: the number is then a natural key, so a second create is refused by D365 ("The record already
+    # exists") and adopted. Unset: D365's number sequence assigns it and the lines refer to the header by
+    # Content-ID inside the changeset (Content-ID referencing on F&O is UNCONFIRMED; see docs/admin-d365.md).
+    number_template: NonEmpty | None = None
+
+    @field_validator("reference_template", "number_template")
     @classmethod
-    def _check_template(cls, template: str) -> str:
+    def _check_template(cls, template: str | None) -> str | None:
+        if template is None:
+            return None
         names: set[str] = set()
         try:
             for _, name, spec, conv in string.Formatter().parse(template):

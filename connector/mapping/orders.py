@@ -62,6 +62,14 @@ def order_reference(deal: Deal, cfg: MappingConfig) -> str:
     return template.format(**values)
 
 
+def order_number(deal: Deal, cfg: MappingConfig) -> str | None:
+    """The SalesOrderNumber to create with, when the mapping makes it from the deal; None = number sequence."""
+    template = cfg.order.number_template
+    if template is None:
+        return None
+    return template.format(deal_id=deal.id, pipeline_id=deal.pipeline_id, org_id=deal.org_id, owner_id=deal.owner_id)
+
+
 def build_order(
     deal: Deal,
     lines: list[tuple[DealProduct, Product | None]],
@@ -103,6 +111,7 @@ def build_order(
         "data_area_id": company,
         "ordering_customer_account_number": customer_account.strip(),
         "currency_code": currency,
+        "sales_order_number": order_number(deal, cfg),
         "default_shipping_site_id": cfg.lines.site,
         "default_shipping_warehouse_id": cfg.lines.warehouse,
         "default_ledger_dimension_display_value": dimensions or None,
