@@ -87,19 +87,56 @@ class RateLimitPacer:
         self._clock = clock
         self._not_before = 0.0
         self._lock = asyncio.Lock()
+        # Window budget from x-ratelimit-limit/-remaining/-reset (APIs that send them, e.g. Pipedrive):
+        # requests we may still start before `_window_end`, so concurrent callers do not all rush
+        # in when a window resets. None until such headers are seen: other APIs are unaffected.
+        self._limit: int | None = None
+        self._slots: int | None = None
+        self._window_end = 0.0
+        self._window_len = 0.0
 
     def observe(self, response: httpx.Response) -> None:
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is None:
             return
         try:
-            low = int(float(remaining)) <= self._policy.pace_below_remaining
+            left = int(float(remaining))
         except ValueError:
             return
+        low = left <= self._policy.pace_below_remaining
         if low or response.status_code == 429:
             wait = server_wait(response)
             if wait is not None:
                 self._not_before = max(self._not_before, self._clock() + wait)
+        self._track_window(response, left)
+
+    def _track_window(self, response: httpx.Response, left: int) -> None:
+        try:
+            limit = int(float(response.headers["x-ratelimit-limit"]))
+            reset = max(0.0, float(response.headers["x-ratelimit-reset"]))
+        except (KeyError, ValueError):
+            return
+        now = self._clock()
+        self._limit = limit
+        self._window_len = max(self._window_len, reset)
+        if self._slots is None or now >= self._window_end:
+            self._slots, self._window_end = left, now + reset
+        else:  # in-flight requests may have been counted by the server after this answer
+            self._slots = min(self._slots, left)
+
+    async def _take_slot(self) -> None:
+        if self._slots is None or self._limit is None:
+            return
+        now = self._clock()
+        if now >= self._window_end:
+            self._slots, self._window_end = self._limit, now + self._window_len
+        if self._slots <= self._policy.pace_below_remaining:
+            delay = self._window_end - now
+            if delay > self._policy.max_inline_wait:
+                raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
+            await self._sleep(delay)
+            self._slots, self._window_end = self._limit, self._clock() + self._window_len
+        self._slots -= 1
 
     def hold(self, until_seconds: float) -> None:
         """Block new requests for a while (after a 429 without rate-limit headers)."""
@@ -108,11 +145,11 @@ class RateLimitPacer:
     async def wait(self) -> None:
         async with self._lock:
             delay = self._not_before - self._clock()
-            if delay <= 0:
-                return
-            if delay > self._policy.max_inline_wait:
-                raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
-            await self._sleep(delay)
+            if delay > 0:
+                if delay > self._policy.max_inline_wait:
+                    raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
+                await self._sleep(delay)
+            await self._take_slot()
 
 
 class _Retry(Exception):

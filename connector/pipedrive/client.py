@@ -73,8 +73,7 @@ def pipedrive_retryable(response: httpx.Response) -> bool:
         wait = server_wait(response)
         delay = wait if wait is not None and wait > 60 else seconds_to_utc_midnight()
         raise RetryLaterError(
-            f"Pipedrive daily API token budget exhausted ({response.request.method} {response.request.url.path});"
-            f" retry after {delay:.0f}s",
+            f"Pipedrive daily API token budget exhausted; retry after {delay:.0f}s",
             delay=delay,
             status=429,
         )
