@@ -141,8 +141,9 @@ class _Parser:
         if token == ("paren", "("):
             self.take()
             node = self.or_expr()
-            if self.take() != ("paren", ")"):
+            if self.peek() != ("paren", ")"):
                 raise ODataQueryError(f"')' expected in '{self.text}'.")
+            self.take()
             return node
         left = self.operand()
         kind, op = self.take()

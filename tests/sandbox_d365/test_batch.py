@@ -1,0 +1,105 @@
+"""$batch: atomic changesets, Content-ID references, 429 inside a part, malformed bodies."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+
+from connector.sandbox.d365 import D365Sandbox
+
+
+def op(method: str, url: str, body: dict[str, object] | None, content_id: int) -> str:
+    payload = json.dumps(body) if body is not None else ""
+    return (
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+        f"Content-ID: {content_id}\r\n\r\n"
+        f"{method} {url} HTTP/1.1\r\nOData-Version: 4.0\r\nOData-MaxVersion: 4.0\r\n"
+        "Content-Type: application/json;odata.metadata=minimal;charset=UTF-8\r\n\r\n"
+        f"{payload}\r\n"
+    )
+
+
+def changeset(ops: list[str], boundary: str = "changeset_1") -> str:
+    inner = "".join(f"--{boundary}\r\n{o}" for o in ops) + f"--{boundary}--\r\n"
+    return f"Content-Type: multipart/mixed; boundary={boundary}\r\n\r\n{inner}"
+
+
+def batch(parts: list[str], boundary: str = "batch_1") -> tuple[bytes, dict[str, str]]:
+    body = "".join(f"--{boundary}\r\n{p}" for p in parts) + f"--{boundary}--\r\n"
+    return body.encode(), {"Content-Type": f"multipart/mixed; boundary={boundary}"}
+
+
+def statuses(response: httpx.Response) -> list[int]:
+    return [int(s) for s in re.findall(r"^HTTP/1\.1 (\d{3})", response.text, re.M)]
+
+
+async def test_changeset_creates_header_and_lines_atomically(d365_sim: D365Sandbox, api: httpx.AsyncClient) -> None:
+    url = f"{d365_sim.data_url}/SalesOrderHeadersV2"
+    header = {"dataAreaId": "usmf", "SalesOrderNumber": "SO-DEAL-7", "OrderingCustomerAccountNumber": "US-002",
+              "CustomersOrderReference": "deal-7"}  # fmt: skip
+    body, headers = batch(
+        [changeset([
+            op("POST", url, header, 1),
+            op("POST", "SalesOrderLines", {"dataAreaId": "usmf", "SalesOrderNumber": "SO-DEAL-7", "ItemNumber": "D0001"}, 2),
+            op("POST", "$1/SalesOrderLines", {"ItemNumber": "P-100", "OrderedSalesQuantity": 5}, 3),
+        ])]
+    )  # fmt: skip
+    response = await api.post("$batch", content=body, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("multipart/mixed; boundary=batchresponse_")
+    assert statuses(response) == [201, 201, 201]
+    assert "Content-ID: 3" in response.text
+    orders = d365_sim.sales_orders()
+    assert [(o["SalesOrderNumber"], len(o["SalesOrderLines"])) for o in orders] == [("SO-DEAL-7", 2)]
+    assert [ln["LineNumber"] for ln in orders[0]["SalesOrderLines"]] == [1, 2]
+    assert sum(1 for r in d365_sim.requests() if r.in_batch) == 3
+
+
+async def test_failed_second_line_rolls_back_the_whole_changeset(d365_sim: D365Sandbox, api: httpx.AsyncClient) -> None:
+    body, headers = batch(
+        [changeset([
+            op("POST", "SalesOrderHeadersV2", {"SalesOrderNumber": "SO-9", "OrderingCustomerAccountNumber": "US-001"}, 1),
+            op("POST", "SalesOrderLines", {"SalesOrderNumber": "SO-9", "ItemNumber": "D0001"}, 2),
+            op("POST", "SalesOrderLines", {"SalesOrderNumber": "SO-9", "ItemNumber": "NOPE"}, 3),
+        ])]
+    )  # fmt: skip
+    response = await api.post("$batch", content=body, headers=headers)
+    assert response.status_code == 200
+    assert statuses(response) == [500]  # one error part for the changeset
+    assert "HTTP/1.1 500 Internal Server Error" in response.text
+    assert "AxODataWriteException" in response.text and "'NOPE' in field 'Item number'" in response.text
+    assert "Content-ID: 3" in response.text
+    assert d365_sim.sales_orders() == []
+    assert d365_sim.records("SalesOrderLines") == []
+
+
+async def test_throttled_part_fails_its_changeset_with_retry_after(
+    d365_sim: D365Sandbox, api: httpx.AsyncClient
+) -> None:
+    d365_sim.inject_fault(status=429, retry_after=7, where="batch_part", path="SalesOrderLines")
+    body, headers = batch(
+        [
+            changeset([
+                op("POST", "SalesOrderHeadersV2", {"SalesOrderNumber": "SO-1", "OrderingCustomerAccountNumber": "US-001"}, 1),
+                op("POST", "SalesOrderLines", {"SalesOrderNumber": "SO-1", "ItemNumber": "D0001"}, 2),
+            ]),
+            op("GET", "Currencies?$select=CurrencyCode", None, 3),
+        ]
+    )  # fmt: skip
+    response = await api.post("$batch", content=body, headers=headers)
+    assert statuses(response) == [429, 200]
+    assert "Retry-After: 7" in response.text
+    assert d365_sim.sales_orders() == []
+
+
+async def test_malformed_batches_are_400(api: httpx.AsyncClient) -> None:
+    body, headers = batch([changeset([op("POST", "CustomerGroups", {"CustomerGroupId": "T1"}, 1)])])
+    truncated = await api.post("$batch", content=body[:-30], headers=headers)
+    assert truncated.status_code == 400
+    assert "truncated" in truncated.json()["error"]["message"]
+    no_boundary = await api.post("$batch", content=body, headers={"Content-Type": "multipart/mixed"})
+    assert no_boundary.status_code == 400
+    not_multipart = await api.post("$batch", content=b"{}", headers={"Content-Type": "application/json"})
+    assert not_multipart.status_code == 400
