@@ -231,8 +231,7 @@ class D365Client:
                 delay = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempt - 1))
             if delay > self.policy.max_inline_wait:
                 raise RetryLaterError(f"{what}: {error}", delay=delay, status=failed.status)
-            self.transport.pacer.hold(delay)  # other requests of this client wait too
-            await self.transport.pacer.wait()
+            self.transport.pacer.hold(delay)  # the resend (and other requests of this client) wait first
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- typed helpers --------------------------------------------------------------------------
