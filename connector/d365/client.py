@@ -35,7 +35,7 @@ from connector.retry import RetryPolicy, RetryTransport, Sleep
 
 E = TypeVar("E", bound=D365Entity)
 Key = Mapping[str, odata.Scalar]
-LineLink = Literal["order_number", "content_id"]
+LineLink = Literal["auto", "order_number", "content_id"]
 
 ODATA_HEADERS = {"OData-Version": "4.0", "OData-MaxVersion": "4.0", "Accept": "application/json"}
 
@@ -58,7 +58,7 @@ class D365Client:
         transport: httpx.AsyncBaseTransport | None = None,
         verify: str | bool = True,
         timeout: float = 60,
-        line_link: LineLink = "order_number",
+        line_link: LineLink = "auto",
         sleep: Sleep | None = None,
     ) -> None:
         self.environment_url = environment_url.rstrip("/")
@@ -299,12 +299,18 @@ class D365Client:
         """Header and all lines in ONE changeset: all or nothing.
 
         F&O lines need their header's SalesOrderNumber. The documented way ([RUBLOG], Microsoft's
-        changeset sample) is a known number on the header (number sequence allowing manual numbers):
-        `line_link="order_number"`. Content-ID referencing (`$1/SalesOrderLines`) is UNCONFIRMED on
-        F&O, so it is opt-in: `line_link="content_id"` lets the number sequence assign the number.
+        changeset sample) is a known number on the header (a number sequence allowing manual
+        numbers). Content-ID referencing (`$1/SalesOrderLines`) is UNCONFIRMED on F&O; it is the
+        only way when the number sequence assigns the number. `line_link="auto"` (default) uses the
+        number when the header has one, else the Content-ID link; the other values force one way.
         """
         if not lines:
             raise ConfigError("a sales order needs at least one line")
+        link = self.line_link
+        if link == "auto":
+            link = "order_number" if header.sales_order_number else "content_id"
+        if link == "order_number" and not header.sales_order_number:
+            raise ConfigError("line_link is order_number but the header has no SalesOrderNumber")
         company = header.data_area_id
         operations = [Operation(method="POST", path="SalesOrderHeadersV2", body=header.to_payload())]
         for line in lines:
@@ -312,12 +318,7 @@ class D365Client:
             if body.get("dataAreaId", company) != company:
                 raise ConfigError(f"line company {body['dataAreaId']} differs from header company {company}")
             body["dataAreaId"] = company
-            if self.line_link == "order_number":
-                if not header.sales_order_number:
-                    raise ConfigError(
-                        "SalesOrderNumber must be set on the header to create header and lines atomically "
-                        "(or configure line_link='content_id')"
-                    )
+            if link == "order_number":
                 body["SalesOrderNumber"] = header.sales_order_number
                 operations.append(Operation(method="POST", path="SalesOrderLines", body=body))
             else:

@@ -75,7 +75,7 @@ async def open_d365(
     policy: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     http_timeout: float = 60,
-    line_link: LineLink = "order_number",
+    line_link: LineLink = "auto",
 ) -> D365Client:
     """A ready client; `policy` defaults to `settings.retry_policy` when the settings object has one."""
     factory = await credential_factory_for(settings, secrets)

@@ -53,8 +53,12 @@ async def test_header_and_lines_in_one_changeset(d365_sim: D365Sandbox, d365: D3
 
 
 async def test_content_id_link_lets_the_number_sequence_number_the_order(d365_sim: D365Sandbox, waits: Waits) -> None:
-    async with make_client(d365_sim, waits, line_link="content_id") as d365:
+    async with make_client(d365_sim, waits) as d365:  # line_link="auto": no number -> `$1/SalesOrderLines`
         number, lines = await d365.create_sales_order(_header(number=None), [_line("D0001")])
+    assert [r.path for r in d365_sim.requests() if r.in_batch] == [
+        f"{d365_sim.data_url}/SalesOrderHeadersV2",
+        "$1/SalesOrderLines",
+    ]
     assert number and number.lower().startswith("usmf-")
     assert [
         o["SalesOrderNumber"] for o in d365_sim.sales_orders("usmf") if o["CustomersOrderReference"] == "PD-DEAL-42"
