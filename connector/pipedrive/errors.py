@@ -75,7 +75,7 @@ def error_for(response: httpx.Response) -> ConnectorError:
     detail = {"status": status, "path": response.request.url.path}
     if status == 401:
         return AuthError(message, status=status, detail=detail)
-    if status == 403 and body is None:
+    if status == 403 and not isinstance(body, dict):
         # Cloudflare HTML block after ignoring 429s (api_token traffic): back off, do not hammer.
         return RateLimitedError(f"Pipedrive {where} -> 403 (edge block page): back off", status=status, detail=detail)
     if status in (402, 403):

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
-from connector.errors import AuthError, NotFoundError, ProtocolError, TransientError, ValidationError
+from connector.errors import (
+    AuthError,
+    NotFoundError,
+    PermanentError,
+    ProtocolError,
+    RateLimitedError,
+    TransientError,
+    ValidationError,
+)
 from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
+from connector.pipedrive.errors import decode_envelope, error_for
 from connector.pipedrive.models import AddressInput, OrganizationInput, ProductInput, ProductPriceInput
 from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 
-from .conftest import FAST, ORDER_NO, ORG_ACCOUNT, WON_DEALS
+from .conftest import FAST, ORDER_NO, ORG_ACCOUNT, TOKEN, WON_DEALS
 
 
 def api_calls(pd: PipedriveSandbox, path: str) -> list[dict[str, object]]:
@@ -174,3 +184,25 @@ async def test_unknown_fields_are_tolerated(pd: PipedriveSandbox, client: Pipedr
     )
     deal = await client.get_deal(100)
     assert deal.id == 100 and deal.model_extra == {"brand_new": {"x": 1}}
+
+
+async def test_timeouts_are_retried(pd: PipedriveSandbox) -> None:
+    pd.inject_fault("/api/v2/deals/100", None, latency=1.0)  # the first call hangs past the client timeout
+    async with PipedriveClient(pd.base_url, ApiTokenAuth(TOKEN), policy=FAST, timeout=0.2) as client:
+        assert (await client.get_deal(100)).id == 100
+    assert len(api_calls(pd, "/api/v2/deals/100")) == 2
+
+
+def test_edge_block_page_is_rate_limited_not_permanent() -> None:
+    request = httpx.Request("GET", "https://acme.pipedrive.com/api/v2/deals")
+    html = httpx.Response(403, text="<html>This error is produced by Cloudflare</html>", request=request)
+    assert isinstance(error_for(html), RateLimitedError)
+    api_403 = httpx.Response(403, json={"success": False, "error": "Scope and URL mismatch"}, request=request)
+    mapped = error_for(api_403)
+    assert isinstance(mapped, PermanentError) and "Scope and URL mismatch" in str(mapped)
+
+
+def test_non_json_success_is_a_protocol_error() -> None:
+    request = httpx.Request("GET", "https://acme.pipedrive.com/api/v2/deals/1")
+    with pytest.raises(ProtocolError, match="not JSON"):
+        decode_envelope(httpx.Response(200, text="<html>maintenance</html>", request=request))
