@@ -176,13 +176,14 @@ class KeyVaultSecretStore:
     with `set` updates the cache at once so this instance never reads a stale refresh token.
     """
 
-    def __init__(self, vault_url: str, *, ttl: float = 300.0, credential: Any = None, client: Any = None) -> None:
+    def __init__(self, vault_url: str, *, ttl: float = 300.0, credential: Any = None, **client_kwargs: Any) -> None:
         self.vault_url = vault_url
+        self._client_kwargs = client_kwargs  # e.g. connection_verify for a loopback test vault
         self.description = f"Key Vault {vault_url}"
         self._ttl = ttl
         self._cache: dict[str, tuple[float, str]] = {}
         self._credential = credential
-        self._client = client
+        self._client: Any = None
         self._owns_credential = credential is None
 
     @classmethod
@@ -197,7 +198,7 @@ class KeyVaultSecretStore:
 
             if self._credential is None:
                 self._credential = DefaultAzureCredential()
-            self._client = SecretClient(vault_url=self.vault_url, credential=self._credential)
+            self._client = SecretClient(vault_url=self.vault_url, credential=self._credential, **self._client_kwargs)
         return self._client
 
     async def get(self, name: str) -> str:
