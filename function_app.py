@@ -7,6 +7,7 @@ logging setup are imported here; each handler imports its connector module when 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import azure.functions as func
 
@@ -29,3 +30,55 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 
     report = await health_report()
     return json_response(report.model_dump(), report.http_status)
+
+
+def _http_in(req: func.HttpRequest) -> Any:
+    from connector.functions.http import HttpIn
+
+    return HttpIn(
+        method=req.method,
+        path=req.url,
+        body=req.get_body() or b"",
+        headers=dict(req.headers),
+        params=dict(req.params),
+    )
+
+
+def _http_out(out: Any) -> func.HttpResponse:
+    return func.HttpResponse(body=out.body, status_code=out.status, headers=dict(out.headers))
+
+
+@app.function_name("pipedrive_webhook")
+@app.route(route="pipedrive/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def pipedrive_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    """Pipedrive deal webhooks (v2 and v1). Anonymous for the host: we check Basic auth (and HMAC) ourselves."""
+    from connector.functions.webhook import handle_pipedrive_webhook
+
+    return _http_out(await handle_pipedrive_webhook(_http_in(req)))
+
+
+@app.function_name("admin_replay")
+@app.route(route="admin/replay", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def admin_replay(req: func.HttpRequest) -> func.HttpResponse:
+    """Re-queue deals, failed jobs or the poison queue (function key required)."""
+    from connector.functions.admin import handle_replay
+
+    return _http_out(await handle_replay(_http_in(req)))
+
+
+@app.function_name("order_build")
+@app.queue_trigger(arg_name="msg", queue_name="%ORDER_QUEUE%", connection="AzureWebJobsStorage")
+async def order_build(msg: func.QueueMessage) -> None:
+    """One won deal -> one D365 sales order. Raising lets the host retry; after maxDequeueCount -> poison."""
+    from connector.functions.worker import handle_order_message
+
+    await handle_order_message(msg.get_body().decode("utf-8", "replace"), dequeue_count=msg.dequeue_count or 1)
+
+
+@app.function_name("poll_won_deals")
+@app.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def poll_won_deals(timer: func.TimerRequest) -> None:
+    """Backup for missed webhooks: enqueue won deals updated since the checkpoint."""
+    from connector.functions.timer import run_poll
+
+    await run_poll()

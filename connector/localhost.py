@@ -134,9 +134,15 @@ def build_http_app(rt: Runtime, *, admin_key: str | None = None) -> web.Applicat
         report = await health_report(rt.settings)
         return _to_aiohttp(json_response(report.http_status, report.model_dump()))
 
+    async def webhook(request: web.Request) -> web.Response:
+        return await adapt(request, handle_pipedrive_webhook)
+
+    async def replay(request: web.Request) -> web.Response:
+        return await adapt(request, handle_replay, admin=True)
+
     app = web.Application(client_max_size=1024 * 1024)
-    app.router.add_post("/api/pipedrive/webhook", lambda r: adapt(r, handle_pipedrive_webhook))
-    app.router.add_post("/api/admin/replay", lambda r: adapt(r, handle_replay, admin=True))
+    app.router.add_post("/api/pipedrive/webhook", webhook)
+    app.router.add_post("/api/admin/replay", replay)
     app.router.add_get("/api/health", health)
     return app
 

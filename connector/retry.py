@@ -182,7 +182,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         self._sleep = sleep
         self.pacer = pacer or RateLimitPacer(self.policy, sleep=sleep)
         self._backoff = wait_exponential_jitter(
-            initial=self.policy.backoff_initial, max=self.policy.backoff_max, jitter=self.policy.jitter
+            multiplier=self.policy.backoff_initial, max=self.policy.backoff_max, jitter=self.policy.jitter
         )
 
     def _wait(self, state: RetryCallState) -> float:

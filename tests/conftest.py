@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.d365_sim",
     "tests.fixtures.pipedrive_sim",
     "tests.fixtures.platform",
+    "tests.fixtures.stack",
 ]
