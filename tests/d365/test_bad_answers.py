@@ -1,0 +1,101 @@
+"""Answers that break the OData contract (a misbehaving proxy/gateway) give ProtocolError, never a crash.
+
+The simulator speaks the contract, so these use a tiny loopback server that does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+
+import httpx
+import pytest
+from aiohttp import web
+
+from connector.d365.batch import Operation
+from connector.d365.client import D365Client
+from connector.errors import ProtocolError
+
+from .conftest import POLICY
+
+TRUNCATED = (
+    b"--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_1\r\n\r\n"
+    b"--changesetresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+    b'Content-ID: 1\r\n\r\nHTTP/1.1 201 Created\r\nContent-Type: application/json\r\n\r\n{"Customer'
+)
+
+
+class StaticBearer(httpx.Auth):
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = "Bearer test"
+        yield request
+
+
+async def _batch(_: web.Request) -> web.Response:
+    return web.Response(
+        body=TRUNCATED,
+        headers={"Content-Type": "multipart/mixed; boundary=batchresponse_1"},
+    )
+
+
+async def _html(_: web.Request) -> web.Response:
+    return web.Response(text="<html><body>Sign in</body></html>", content_type="text/html")
+
+
+async def _no_value(_: web.Request) -> web.Response:
+    return web.json_response({"@odata.context": "x", "items": []})
+
+
+async def _foreign_next(_: web.Request) -> web.Response:
+    return web.json_response(
+        {"value": [{"CurrencyCode": "USD"}], "@odata.nextLink": "https://evil.example/data/Currencies?$skip=1"}
+    )
+
+
+async def _bad_record(_: web.Request) -> web.Response:
+    return web.json_response({"dataAreaId": "usmf", "CustomerAccount": None})
+
+
+@pytest.fixture
+async def broken() -> AsyncIterator[D365Client]:
+    app = web.Application()
+    app.router.add_post("/data/$batch", _batch)
+    app.router.add_get("/data/LegalEntities", _html)
+    app.router.add_get("/data/CustomerGroups", _no_value)
+    app.router.add_get("/data/Currencies", _foreign_next)
+    app.router.add_get("/data/{tail:CustomersV3.*}", _bad_record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with D365Client(f"http://127.0.0.1:{port}", StaticBearer(), policy=POLICY) as client:
+        yield client
+    await runner.cleanup()
+
+
+async def test_truncated_multipart(broken: D365Client) -> None:
+    with pytest.raises(ProtocolError, match="truncated"):
+        await broken.execute_changeset([Operation(method="POST", path="CustomerGroups", body={"dataAreaId": "usmf"})])
+
+
+async def test_html_with_200(broken: D365Client) -> None:
+    with pytest.raises(ProtocolError, match="expected JSON, got text/html"):
+        [r async for r in broken.iter_entities("LegalEntities")]
+
+
+async def test_collection_without_value(broken: D365Client) -> None:
+    with pytest.raises(ProtocolError, match="'value' array"):
+        [r async for r in broken.iter_entities("CustomerGroups")]
+
+
+async def test_next_link_to_another_host_is_not_followed(broken: D365Client) -> None:
+    rows = []
+    with pytest.raises(ProtocolError, match="another host"):
+        async for row in broken.iter_entities("Currencies"):
+            rows.append(row)
+    assert rows == [{"CurrencyCode": "USD"}]
+
+
+async def test_record_of_the_wrong_shape(broken: D365Client) -> None:
+    with pytest.raises(ProtocolError, match="CustomerAccount"):
+        await broken.find_customer("US-001", "usmf")
