@@ -149,3 +149,49 @@ async def test_factory_builds_both_auth_modes(pd: PipedriveSandbox, tmp_path: Pa
             assert (await client.get_deal(100)).id == 100
     with pytest.raises(ConfigError, match="PIPEDRIVE_AUTH_MODE"):
         await open_pipedrive(PdSettings("x", "password", None, token_url), store)
+
+
+async def test_a_rotated_refresh_token_is_saved_to_the_secret_store(tmp_path: Path) -> None:
+    """Pipedrive returns the same refresh token today; if it ever rotates, the new one must be kept.
+
+    The simulator does not rotate, so this uses a minimal token endpoint on loopback that does.
+    """
+    from aiohttp import web
+
+    issued: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form["grant_type"] == "refresh_token"
+        issued.append(f"refresh-{len(issued) + 1}")
+        return web.json_response(
+            {"access_token": "a", "token_type": "Bearer", "expires_in": 3599, "refresh_token": issued[-1]}
+        )
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    store = LocalSecretStore(tmp_path / "secrets.bin", Fernet.generate_key())
+    await store.set("pipedrive-oauth-refresh-token", "refresh-0")
+    clock = Clock()
+    try:
+        auth = OAuth2RefreshAuth(
+            token_url=f"http://127.0.0.1:{port}/oauth/token",
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            refresh_token="refresh-0",
+            store=store,
+            clock=clock,
+            policy=FAST,
+        )
+        await auth.current_token()
+        assert await store.get("pipedrive-oauth-refresh-token") == "refresh-1"
+        clock.now += 3600
+        await auth.current_token()
+        assert await store.get("pipedrive-oauth-refresh-token") == "refresh-2"
+    finally:
+        await runner.cleanup()
