@@ -89,9 +89,9 @@ class CustomFields:
             self.loads += 1
         return self._snapshot
 
-    async def _with_refresh(self, attempt: Callable[[_Snapshot], Any]) -> Any:
+    async def _with_refresh(self, attempt: Callable[[_Snapshot], Any], *, loads_before: int | None = None) -> Any:
         """Run `attempt`; on an unknown key/name/label re-read definitions once and try again."""
-        loads_before = self.loads
+        loads_before = self.loads if loads_before is None else loads_before
         snapshot = await self._current()
         try:
             return attempt(snapshot)
@@ -114,9 +114,10 @@ class CustomFields:
 
         A key still unknown after one refresh keeps its hash key (never dropped, never guessed).
         """
+        loads_before = self.loads
         snapshot = await self._current()
         if any(code not in snapshot.by_code for code in custom_fields):
-            snapshot = await self._current(force=True)
+            await self._current(force=True)
 
         def convert(s: _Snapshot) -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -128,7 +129,7 @@ class CustomFields:
                 out[s.name_for_code.get(code, code)] = _labels(definition, value)
             return out
 
-        result: dict[str, Any] = await self._with_refresh(convert)
+        result: dict[str, Any] = await self._with_refresh(convert, loads_before=loads_before)
         return result
 
     async def to_hashes(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,3 +110,12 @@ async def test_definitions_are_cached_for_the_ttl() -> None:
     clock.now = 61
     await resolver.to_names({ORDER_NO: "c"})
     assert loader.calls == 2
+
+
+async def test_unknown_key_and_unknown_option_cost_one_refresh_not_two() -> None:
+    loader = Loader(defs())
+    resolver = CustomFields(loader)
+    await resolver.to_names({})
+    with pytest.raises(FieldResolutionError):
+        await resolver.to_names({"0" * 40: 1, REGION: 99})
+    assert loader.calls == 2
