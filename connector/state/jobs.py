@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, ProtocolError
 from connector.redact import scrub
 from connector.state.tables import LazyTable, decode_key, dumps, encode_key, loads, now, storage_errors
 
@@ -53,6 +53,15 @@ class Job(BaseModel):
 
     @classmethod
     def from_entity(cls, entity: Any) -> Job:
+        """Parse a stored row; a hand-edited or foreign row is a ProtocolError naming the row, not a crash."""
+        try:
+            return cls._from_entity(entity)
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            where = f"{entity.get('PartitionKey')}/{entity.get('RowKey')}"
+            raise ProtocolError(f"job row {where} is malformed: {str(exc).splitlines()[0][:200]}") from None
+
+    @classmethod
+    def _from_entity(cls, entity: Any) -> Job:
         return cls(
             kind=decode_key(entity["PartitionKey"]),
             key=decode_key(entity["RowKey"]),

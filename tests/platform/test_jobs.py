@@ -88,3 +88,15 @@ async def test_keys_with_forbidden_characters_round_trip(state: StateStore) -> N
     await state.idmap.put("product", key, "PD-1", "h1")
     entry = await state.idmap.get("product", key)
     assert entry is not None and entry.source_key == key and entry.target_key == "PD-1"
+
+
+async def test_hand_edited_job_row_is_a_clear_error(state: StateStore) -> None:
+    from azure.data.tables import UpdateMode
+
+    from connector.errors import ProtocolError
+
+    await state.jobs.guard_enqueue("order", "55", correlation_id="c", reason="poll")
+    client = await state.jobs._table.client()
+    await client.upsert_entity({"PartitionKey": "order", "RowKey": "55", "State": "paused"}, mode=UpdateMode.MERGE)
+    with pytest.raises(ProtocolError, match="job row order/55 is malformed"):
+        await state.jobs.get("order", "55")
