@@ -65,7 +65,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
                 entry["status"] = fault.status
                 entry["fault"] = True
                 return response
-        if request.path == "/oauth/token":
+        if request.path.startswith("/oauth/"):  # the OAuth server authenticates clients itself
             response = await handler(request)
         else:
             principal = s.tokens.authenticate(request)
@@ -80,6 +80,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     except ApiError as exc:
         rate_headers = {**rate_headers, **exc.headers}
         response = exc.response()
+    except web.HTTPRedirection as exc:
+        entry["status"] = exc.status
+        raise
     except web.HTTPException as exc:  # unknown path / method: Pipedrive's envelope, not aiohttp's text
         response = web.json_response(error_body(exc.reason), status=exc.status)
     response.headers.update(rate_headers)
@@ -101,6 +104,7 @@ def build_app(seed: Seed, *, limits: RateLimits | None = None, webhook_time_scal
     app[SIM] = sim
     app[INITIAL_SEED] = seed
     app.router.add_post("/oauth/token", sim.tokens.token_endpoint)
+    app.router.add_get("/oauth/authorize", sim.tokens.authorize_endpoint)
     for table in (control.routes, routes_v2.routes, routes_fields.routes, routes_v1.routes):
         app.add_routes(table)
 

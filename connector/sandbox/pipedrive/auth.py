@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -104,6 +105,20 @@ class TokenStore:
         needed = _scope_for(path, method)
         if needed and not ({needed, needed.replace(":read", ":full")} & principal.scope):
             raise forbidden("Scope and URL mismatch")
+
+    # ---- GET /oauth/authorize ------------------------------------------------------------------------
+    async def authorize_endpoint(self, request: web.Request) -> web.Response:
+        """The consent screen, auto-approved: redirect to `redirect_uri?code=...&state=...`."""
+        client = self.store.oauth_clients.get(request.query.get("client_id", ""))
+        if client is None:
+            raise _oauth_error("Invalid client: client is invalid")
+        redirect = request.query.get("redirect_uri", client["redirect_uri"])
+        if redirect != client["redirect_uri"]:
+            raise _oauth_error("Invalid request: redirect_uri is invalid")
+        params = {"code": self.issue_code(client["client_id"])}
+        if "state" in request.query:
+            params["state"] = request.query["state"]
+        raise web.HTTPFound(f"{redirect}?{urlencode(params)}")
 
     # ---- POST /oauth/token -----------------------------------------------------------------------
     async def token_endpoint(self, request: web.Request) -> web.Response:

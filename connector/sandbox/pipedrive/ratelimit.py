@@ -117,7 +117,7 @@ class RateLimiter:
             wait = self.seconds_to_midnight()
             if self.limits.send_retry_after:
                 headers["Retry-After"] = str(wait)
-            raise ApiError(429, error_body("Request over limit", code="daily_token_budget_exceeded"), headers)
+            raise ApiError(429, error_body("Request over limit"), headers)
         if len(window) >= limit:
             headers = self._headers(limit, window, now, daily)
             if self.limits.send_retry_after:
