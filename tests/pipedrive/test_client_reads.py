@@ -165,6 +165,7 @@ async def test_other_4xx_is_not_retried(pd: PipedriveSandbox, client: PipedriveC
         ({"success": True, "data": {"id": 100, "status": "pending"}}, "status"),
         ({"success": True, "data": {"id": 100, "status": "won", "org_id": "acme"}}, "org_id"),
         ({"success": True, "data": {"id": 100, "status": "won", "custom_fields": []}}, "custom_fields"),
+        ({"success": True, "data": {"id": 100}}, "status: Field required"),
         ({"success": True}, "no data"),
         (["not", "an", "envelope"], "JSON object"),
     ],
