@@ -250,12 +250,11 @@ class D365Client:
     async def find_customers_by_name(self, name: str, country: str | None, legal_entity: str) -> list[Customer]:
         """Organizations with this exact name (case-insensitive), optionally in a country.
 
-        `country` is the F&O region id (`USA`) or, when two letters, the ISO code (`US`).
+        `country` is the F&O CountryRegionId (`USA`), the field CustomerCreate writes.
         """
         clauses = [odata.eq("OrganizationName", name)]
         if country:
-            field = "AddressCountryRegionISOCode" if len(country) == 2 else "AddressCountryRegionId"
-            clauses.append(odata.eq(field, country.upper()))
+            clauses.append(odata.eq("AddressCountryRegionId", country.upper()))
         found = [c async for c in self.iter_records(Customer, filter=odata.and_(*clauses), legal_entity=legal_entity)]
         # `*` in the name is an F&O wildcard: keep only exact matches.
         return [c for c in found if (c.organization_name or "").casefold() == name.casefold()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -141,3 +142,36 @@ async def test_open_d365_from_settings_and_secret_store(d365_sim: D365Sandbox) -
     assert sorted(groups) == sorted(
         g["CustomerGroupId"] for g in default_seed()["customer_groups"] if g["dataAreaId"] == "usmf"
     )
+
+
+async def test_concurrent_401s_renew_the_token_once(d365_sim: D365Sandbox, waits: Waits) -> None:
+    auth = make_auth(d365_sim)
+    async with make_client(d365_sim, waits, auth=auth) as d365:
+        await d365.find_customer("US-001", "usmf")
+        d365_sim.expire_tokens()
+        found = await asyncio.gather(*(d365.find_customer(a, "usmf") for a in ["US-001", "US-002"] * 3))
+    assert all(c is not None for c in found)
+    assert auth.renewals == 2  # six requests met a 401; one renewal served them all
+
+
+async def test_credential_modes_from_settings() -> None:
+    from azure.identity.aio import CertificateCredential, ManagedIdentityCredential
+
+    from connector.d365.factory import credential_factory_for
+    from connector.errors import ConfigError
+
+    class NoSecrets:
+        async def get(self, name: str) -> str:
+            raise AssertionError("managed identity and certificate read no secret")
+
+    base = dict(d365_environment_url="https://env.example", d365_tenant_id="t", d365_client_id="c",
+                d365_certificate_path=None, d365_authority_host=None, d365_ca_bundle=None)  # fmt: skip
+    managed = await credential_factory_for(SimpleNamespace(**base, d365_credential="managed_identity"), NoSecrets())
+    credential = managed()
+    assert isinstance(credential, ManagedIdentityCredential)
+    await credential.close()
+    with pytest.raises(ConfigError, match="D365_CERTIFICATE_PATH"):
+        await credential_factory_for(SimpleNamespace(**base, d365_credential="certificate"), NoSecrets())
+    with pytest.raises(ConfigError, match="D365_CREDENTIAL"):
+        await credential_factory_for(SimpleNamespace(**base, d365_credential="password"), NoSecrets())
+    assert CertificateCredential  # the certificate path builds azure-identity's CertificateCredential
