@@ -106,6 +106,7 @@ class OAuth2RefreshAuth(httpx.Auth):
         self._policy = policy or RetryPolicy(max_attempts=3)
         self._timeout = timeout
         self._token: TokenResponse | None = None
+        self._http: httpx.AsyncClient | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
         self.pacing_key = _fingerprint("oauth", client_id, refresh_token)
@@ -153,17 +154,24 @@ class OAuth2RefreshAuth(httpx.Auth):
                 request.url = request.url.copy_with(scheme=target.scheme, host=target.host, port=target.port)
                 request.headers["Host"] = request.url.netloc.decode("ascii")
 
+    async def aclose(self) -> None:
+        """Release the token endpoint's connections (PipedriveClient.aclose calls this)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
     async def _refresh_locked(self) -> None:
-        transport = RetryTransport(self._transport or httpx.AsyncHTTPTransport(), self._policy)
-        async with httpx.AsyncClient(transport=transport, timeout=self._timeout) as http:
-            try:
-                response = await http.post(
-                    self._token_url,
-                    data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
-                    auth=self._client_auth,
-                )
-            except httpx.HTTPError as exc:
-                raise TransientError(f"Pipedrive OAuth token endpoint unreachable: {type(exc).__name__}") from None
+        if self._http is None:
+            transport = RetryTransport(self._transport or httpx.AsyncHTTPTransport(), self._policy)
+            self._http = httpx.AsyncClient(transport=transport, timeout=self._timeout)
+        try:
+            response = await self._http.post(
+                self._token_url,
+                data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
+                auth=self._client_auth,
+            )
+        except httpx.HTTPError as exc:
+            raise TransientError(f"Pipedrive OAuth token endpoint unreachable: {type(exc).__name__}") from None
         if response.status_code >= 500 or response.status_code == 429:
             raise TransientError(f"Pipedrive OAuth refresh -> {response.status_code}", status=response.status_code)
         if response.status_code != 200:

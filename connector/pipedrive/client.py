@@ -116,6 +116,7 @@ class PipedriveClient:
         self._transport = RetryTransport(
             transport or httpx.AsyncHTTPTransport(), self.policy, retryable=pipedrive_retryable, pacer=pacer
         )
+        self._auth = auth
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=auth,
@@ -134,6 +135,9 @@ class PipedriveClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        closer = getattr(self._auth, "aclose", None)
+        if closer is not None:
+            await closer()
 
     # --- transport ----------------------------------------------------------------------------
 

@@ -188,8 +188,8 @@ async def test_unknown_fields_are_tolerated(pd: PipedriveSandbox, client: Pipedr
 
 
 async def test_timeouts_are_retried(pd: PipedriveSandbox) -> None:
-    pd.inject_fault("/api/v2/deals/100", None, latency=1.0)  # the first call hangs past the client timeout
-    async with PipedriveClient(pd.base_url, ApiTokenAuth(TOKEN), policy=FAST, timeout=0.2) as client:
+    pd.inject_fault("/api/v2/deals/100", None, latency=0.4)  # the first call hangs past the client timeout
+    async with PipedriveClient(pd.base_url, ApiTokenAuth(TOKEN), policy=FAST, timeout=0.1) as client:
         assert (await client.get_deal(100)).id == 100
     assert len(api_calls(pd, "/api/v2/deals/100")) == 2
 

@@ -193,5 +193,6 @@ async def test_a_rotated_refresh_token_is_saved_to_the_secret_store(tmp_path: Pa
         clock.now += 3600
         await auth.current_token()
         assert await store.get("pipedrive-oauth-refresh-token") == "refresh-2"
+        await auth.aclose()
     finally:
         await runner.cleanup()
