@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from connector.flows.orders import JOB_KIND
 from connector.runtime import Runtime
 
 CHECKPOINT = "poll.won-deals"
@@ -38,6 +39,8 @@ async def poll_won_deals(rt: Runtime, *, now: datetime | None = None) -> PollRes
     newest = watermark
     async for deal in pipedrive.iter_won_deals(since):
         seen += 1
+        if await _failed_since_last_change(rt, deal.id, deal.update_time):
+            continue
         if await rt.queues.enqueue_order(deal.id, reason="poll", correlation_id=correlation_id):
             enqueued += 1
         if deal.update_time is not None and (newest is None or deal.update_time > newest):
@@ -52,3 +55,12 @@ async def poll_won_deals(rt: Runtime, *, now: datetime | None = None) -> PollRes
         detail={"since": since.isoformat(), "seen": seen, "enqueued": enqueued},
     )
     return PollResult(since=since, seen=seen, enqueued=enqueued, watermark=newest)
+
+
+async def _failed_since_last_change(rt: Runtime, deal_id: int, updated: datetime | None) -> bool:
+    """A failed job is not retried blindly by every poll: only a replay, a new webhook, or a change to the
+    deal after the failure (its update_time is newer) re-opens it."""
+    job = await rt.state.jobs.get(JOB_KIND, str(deal_id))
+    if job is None or job.state != "failed" or job.updated is None:
+        return False
+    return updated is None or updated <= job.updated
