@@ -1,0 +1,77 @@
+"""Benchmark 1: API calls per order, by number of lines, read from the simulators' request logs.
+
+Budget (DESIGN.md "Performance budgets"): for a known customer the calls are constant in the number
+of lines. Pipedrive: deal + deal products (+ one products batch); D365: reference lookup + one $batch.
+"""
+
+from __future__ import annotations
+
+from bench.harness import BENCH_PRODUCT_BASE, Bench, Calls, bench_org, bench_stack, calls_since, seeds, us_deal
+from bench.report import table
+from connector.flows.poll import poll_won_deals
+from connector.sandbox.azurite import Azurite
+
+KNOWN_ORG, KNOWN_PERSON = 1, 1  # Contoso: carries its D365 account on the organization field
+NEW_ORG = 901
+LINES = (1, 10, 50)
+WARMUP, NEW_CUSTOMER = 9000, 9100
+
+
+def _products(n: int) -> list[int]:
+    return [BENCH_PRODUCT_BASE + i for i in range(1, n + 1)]
+
+
+def _deals() -> list[dict[str, object]]:
+    deals = [us_deal(WARMUP, KNOWN_ORG, KNOWN_PERSON, _products(max(LINES)))]
+    deals += [us_deal(WARMUP + n, KNOWN_ORG, KNOWN_PERSON, _products(n)) for n in LINES]
+    deals.append(us_deal(NEW_CUSTOMER, NEW_ORG, NEW_ORG, _products(10)))
+    return deals
+
+
+async def _measure(bench: Bench, deal_id: int) -> Calls:
+    pd_mark, d_mark = len(bench.pipedrive_log()), len(bench.d365_log())
+    stats = await bench.win_and_build(deal_id)
+    if stats.outcomes != {"created": 1}:
+        raise RuntimeError(f"deal {deal_id}: expected one created order, got {stats.outcomes} ({stats})")
+    return calls_since(bench, pd_mark, d_mark)
+
+
+def _breakdown(counter: dict[str, int]) -> str:
+    return ", ".join(f"{route} x{n}" if n > 1 else route for route, n in sorted(counter.items()))
+
+
+async def run(azurite: Azurite) -> str:
+    pd_seed, d_seed = seeds(products=max(LINES), orgs=[bench_org(NEW_ORG, "Bench Fluidtech Inc.")], deals=_deals())
+    rows: list[tuple[object, ...]] = []
+    breakdown: list[str] = []
+    async with bench_stack(azurite, pd_seed, d_seed) as bench:
+        scenarios = [("first order of org (account on field), new items", WARMUP, max(LINES))]
+        scenarios += [("known customer, items in id map", WARMUP + n, n) for n in LINES]
+        scenarios.append(("new customer (created in D365)", NEW_CUSTOMER, 10))
+        for label, deal_id, lines in scenarios:
+            calls = await _measure(bench, deal_id)
+            rows.append(
+                (label, lines, calls.pipedrive_total, calls.d365_total, f"{calls.pipedrive_token}/{calls.d365_token}",
+                 calls.d365_batch_ops)
+            )  # fmt: skip
+            breakdown.append(f"{label}, {lines} lines:\n      Pipedrive: {_breakdown(calls.pipedrive)}"
+                             f"\n      D365:      {_breakdown(calls.d365)}")  # fmt: skip
+        # Poll: the first run sets the watermark; the second is the steady state "nothing new".
+        for label in ("poll, first run (sets watermark)", "poll, nothing new"):
+            pd_mark, d_mark = len(bench.pipedrive_log()), len(bench.d365_log())
+            result = await poll_won_deals(bench.rt)
+            calls = calls_since(bench, pd_mark, d_mark)
+            rows.append((f"{label}: enqueued {result.enqueued}", "-", calls.pipedrive_total, calls.d365_total,
+                         f"{calls.pipedrive_token}/{calls.d365_token}", 0))  # fmt: skip
+            breakdown.append(f"{label}:\n      Pipedrive: {_breakdown(calls.pipedrive)}")
+    return table(
+        "1. API calls per order (HTTP requests seen by the simulators)",
+        ["scenario", "lines", "Pipedrive", "D365", "token PD/D365", "ops in $batch"],
+        rows,
+        [
+            "Budget, known customer: Pipedrive deal + deal products + products batch (+ optional order-number",
+            "write-back PATCH, on in the demo mapping); D365 reference lookup + one $batch. Poll, nothing new: 1.",
+            "Token calls are counted apart (Pipedrive uses an API token here: none; D365 token is cached).",
+            *breakdown,
+        ],
+    )

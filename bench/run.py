@@ -1,0 +1,57 @@
+"""`make bench`: every benchmark, one shared Azurite, figures printed as tables (never asserted)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python bench/run.py` puts bench/ first, not the repo
+
+
+async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
+    from bench import calls, throughput
+    from connector.sandbox.azurite import Azurite
+
+    azurite = Azurite()
+    await asyncio.to_thread(azurite.start)
+    try:
+        out = []
+        if "calls" in args.only:
+            out.append(await calls.run(azurite))
+            print(out[-1], flush=True)
+        if "throughput" in args.only:
+            out.append(await throughput.run(azurite, deals=args.deals, latency=(args.latency_min, args.latency_max)))
+            print(out[-1], flush=True)
+        return out
+    finally:
+        await asyncio.to_thread(azurite.stop)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="+", default=["calls", "throughput", "cold_start"],
+                        choices=["calls", "throughput", "cold_start"])  # fmt: skip
+    parser.add_argument("--deals", type=int, default=100, help="won deals in the throughput run")
+    parser.add_argument("--latency-min", type=float, default=0.05, help="injected latency per request, seconds")
+    parser.add_argument("--latency-max", type=float, default=0.15)
+    parser.add_argument("--repeat", type=int, default=5, help="cold-start subprocesses per variant")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news
+    started = time.perf_counter()
+    if {"calls", "throughput"} & set(args.only):
+        asyncio.run(_api_benchmarks(args))
+    if "cold_start" in args.only:
+        from bench import cold_start
+
+        print(cold_start.run(repeat=args.repeat), flush=True)
+    print(f"\nbench finished in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
