@@ -25,6 +25,55 @@ def is_datetime_field(name: str) -> bool:
     return bool(_DATETIME_NAME.search(name))
 
 
+class UnknownFieldError(LookupError):
+    """Simulator code named a field its entity type does not have: a bug in the simulator, never data."""
+
+
+class Record(dict[str, Any]):
+    """A row that refuses field names its entity type lacks, so a typo in the rules fails loudly.
+
+    Names starting with "_" are the simulator's own bookkeeping (RecId, RecVersion).
+    """
+
+    def __init__(self, allowed: frozenset[str], data: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.allowed = allowed
+        if data:
+            self.update(data)
+
+    def _check(self, key: str) -> None:
+        if not key.startswith("_") and key not in self.allowed:
+            raise UnknownFieldError(f"'{key}' is not a property of this entity type")
+
+    def __getitem__(self, key: str) -> Any:
+        self._check(key)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check(key)
+        super().__setitem__(key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._check(key)
+        return super().get(key, default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._check(key)
+        return super().setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._check(key)
+        return super().pop(key, *default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
+def record_for(entity: EntitySet, data: dict[str, Any] | None = None) -> Record:
+    return Record(frozenset(entity.properties), data)
+
+
 def default_value(name: str, prop: Prop, schema: Schema) -> Any:
     if prop.is_enum:
         members = schema.enum_members(prop.type)
@@ -40,8 +89,8 @@ def default_value(name: str, prop: Prop, schema: Schema) -> Any:
     return None
 
 
-def blank_record(entity: EntitySet, schema: Schema) -> dict[str, Any]:
-    record = {name: default_value(name, prop, schema) for name, prop in entity.properties.items()}
+def blank_record(entity: EntitySet, schema: Schema) -> Record:
+    record = record_for(entity, {name: default_value(name, prop, schema) for name, prop in entity.properties.items()})
     record.update(entity.recorded_defaults)
     return record
 
@@ -53,11 +102,11 @@ def format_date(value: datetime, name: str) -> str:
     return value.strftime("%Y-%m-%dT12:00:00Z")
 
 
-def coerce_body(entity: EntitySet, schema: Schema, body: object) -> dict[str, Any]:
+def coerce_body(entity: EntitySet, schema: Schema, body: object) -> Record:
     """Validate a POST/PATCH body against the entity type; unknown properties and bad types are 400s."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    out: dict[str, Any] = {}
+    out = record_for(entity)
     for name, value in body.items():
         if name == "@odata.type":
             expected = f"#{NAMESPACE}.{entity.entity_type}"

@@ -9,7 +9,6 @@ What counts as success is UNCONFIRMED; any 2xx is taken as delivered.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import ssl
 import uuid
@@ -66,14 +65,15 @@ class EventDispatcher:
         self.retry_wait = 1.0
         self.timeout = 10.0
         self.deliveries: list[EventDelivery] = []
-        self._control = itertools.count(5637144576)
+        self._control = 5637144576
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
 
     def _next_control_number(self) -> int:
         # Upward-increasing but not sequential (reference section 8).
-        return next(self._control) + random.randint(0, 3)
+        self._control += random.randint(1, 4)
+        return self._control
 
     async def activate(self, url: str | None, *, legal_entity: str = "") -> None:
         """Point events at `url` (None disables them); F&O sends its test event on activation."""

@@ -210,7 +210,6 @@ class Rules:
             values.setdefault("CurrencyCode", customer.get("SalesCurrencyCode", ""))
             values.setdefault("SalesOrderName", customer.get("OrganizationName", ""))
             values.setdefault("DeliveryAddressName", customer.get("OrganizationName", ""))
-            values.setdefault("CustomerGroupId", customer.get("CustomerGroupId", ""))
         self._related(
             "SalesOrderHeadersV2", lines, values, "InvoiceCustomerAccountNumber", "Invoice account", "CustomersV3",
             "Customers", {"dataAreaId": company, "CustomerAccount": str(values.get("InvoiceCustomerAccountNumber"))},
