@@ -165,3 +165,14 @@ async def test_unreachable_table_storage_is_one_clear_error(unique: str) -> None
         assert "AccountKey" not in str(info.value)
     finally:
         await store.close()
+
+
+async def test_concurrent_enqueues_of_one_deal_give_one_message(queues: Queues, storage_conn: str) -> None:
+    import asyncio
+
+    for deal_id in range(300, 305):
+        sent = await asyncio.gather(
+            *(queues.enqueue_order(deal_id, reason="webhook", correlation_id=f"c{i}") for i in range(5))
+        )
+        assert sum(sent) == 1
+    assert len(await raw_messages(storage_conn, queues.order_queue)) == 5
