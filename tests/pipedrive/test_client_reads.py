@@ -207,3 +207,9 @@ def test_non_json_success_is_a_protocol_error() -> None:
     request = httpx.Request("GET", "https://acme.pipedrive.com/api/v2/deals/1")
     with pytest.raises(ProtocolError, match="not JSON"):
         decode_envelope(httpx.Response(200, text="<html>maintenance</html>", request=request))
+
+
+async def test_products_by_ids_in_one_call(pd: PipedriveSandbox, client: PipedriveClient) -> None:
+    found = await client.get_products([3, 1, 999, 1])
+    assert {pid: p.code for pid, p in found.items()} == {1: "W-100", 3: "g-300"}
+    assert len(api_calls(pd, "/api/v2/products")) == 1
