@@ -28,6 +28,9 @@ from connector.errors import RetryLaterError
 
 Sleep = Callable[[float], Awaitable[None]]
 RetryableResponse = Callable[[httpx.Response], bool]
+# Decides whether a transport error is worth retrying for this request (default: always). A client
+# passes one when a retry could repeat a write the server may already have done (e.g. a POST that timed out).
+RetryableError = Callable[[httpx.Request, Exception], bool]
 
 
 class RetryPolicy(BaseModel):
@@ -175,10 +178,12 @@ class RetryTransport(httpx.AsyncBaseTransport):
         retryable: RetryableResponse = default_retryable,
         pacer: RateLimitPacer | None = None,
         sleep: Sleep = asyncio.sleep,
+        retryable_error: RetryableError | None = None,
     ) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport()
         self.policy = policy or RetryPolicy()
         self._retryable = retryable
+        self._retryable_error = retryable_error
         self._sleep = sleep
         self.pacer = pacer or RateLimitPacer(self.policy, sleep=sleep)
         self._backoff = wait_exponential_jitter(
@@ -215,7 +220,10 @@ class RetryTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._inner.handle_async_request(request)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if self._retryable_error is not None and not self._retryable_error(request, exc):
+                raise
             raise _Retry(None, cause=exc) from exc
+        response.request = request  # lets `retryable` judge by method (httpx sets it later anyway)
         self.pacer.observe(response)
         if response.status_code < 400:
             return response

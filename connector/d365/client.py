@@ -18,7 +18,14 @@ from pydantic import ValidationError as PydanticValidationError
 
 from connector.d365 import odata
 from connector.d365.batch import Operation, build_changeset, parse_batch_response
-from connector.d365.errors import d365_retryable, error_from_response, map_error, protocol_error, read_error
+from connector.d365.errors import (
+    d365_retryable,
+    d365_retryable_error,
+    error_from_response,
+    map_error,
+    protocol_error,
+    read_error,
+)
 from connector.d365.models import (
     Customer,
     CustomerCreate,
@@ -69,7 +76,13 @@ class D365Client:
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         inner = transport or httpx.AsyncHTTPTransport(verify=tls)
         # `sleep` lets tests observe the waits; production uses asyncio.sleep.
-        self.transport = RetryTransport(inner, self.policy, retryable=d365_retryable, sleep=sleep or asyncio.sleep)
+        self.transport = RetryTransport(
+            inner,
+            self.policy,
+            retryable=d365_retryable,
+            retryable_error=d365_retryable_error,
+            sleep=sleep or asyncio.sleep,
+        )
         self._auth = auth
         self._http = httpx.AsyncClient(auth=auth, transport=self.transport, timeout=timeout, headers=ODATA_HEADERS)
         self._host = urlsplit(self.data_url).netloc.lower()

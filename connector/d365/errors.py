@@ -114,13 +114,31 @@ def is_business_error(info: ErrorInfo) -> bool:
     return info.status in (400, 500) and info.is_write_exception
 
 
+def _method(response: httpx.Response) -> str:
+    try:
+        return response.request.method
+    except RuntimeError:  # a response built without its request
+        return ""
+
+
 def d365_retryable(response: httpx.Response) -> bool:
-    """Retry classifier for connector.retry.RetryTransport (body is already read there)."""
-    if response.status_code == 429:
+    """Retry classifier for connector.retry.RetryTransport (body is already read there).
+
+    429 and 503 mean "not processed" ([RETRY]): always safe to resend. A POST that met another
+    5xx may have been committed behind the gateway, and resending could create a second record,
+    so it goes back to the caller as TransientError; the flow looks the record up before retrying.
+    """
+    status = response.status_code
+    if status in (429, 503):
         return True
-    if response.status_code < 500:
+    if status < 500 or _method(response) == "POST":
         return False
-    return not is_business_error(read_error(response.status_code, response.headers, response.content))
+    return not is_business_error(read_error(status, response.headers, response.content))
+
+
+def d365_retryable_error(request: httpx.Request, exc: Exception) -> bool:
+    """Transport errors: resend unless a POST may have reached the server (only connect failures are safe)."""
+    return request.method != "POST" or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 # --- the table ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from connector.d365.batch import Operation
 from connector.d365.client import D365Client
 from connector.d365.models import CustomerCreate, SalesOrderHeaderCreate, SalesOrderLineCreate
-from connector.errors import DuplicateError, ProtocolError, RetryLaterError, ValidationError
+from connector.errors import DuplicateError, ProtocolError, RetryLaterError, TransientError, ValidationError
 from connector.sandbox.d365 import D365Sandbox
 
 from .conftest import Waits, make_client
@@ -148,6 +148,17 @@ async def test_execute_changeset_returns_each_result(d365: D365Client) -> None:
                    body={"Description": "Ninety"})]
     )  # fmt: skip
     assert results[0]["CustomerGroupId"] == "90" and results[1] == {}
+
+
+async def test_a_gateway_error_on_the_batch_post_is_not_resent(d365_sim: D365Sandbox, d365: D365Client) -> None:
+    # The write may have committed behind the gateway: the caller looks it up before trying again.
+    d365_sim.inject_fault(status=502, html=True, path="/data/$batch")
+    with pytest.raises(TransientError, match="502 Bad Gateway"):
+        await d365.create_sales_order(_header(), [_line("D0001")])
+    assert _batch_posts(d365_sim) == 1
+    assert await d365.find_order_by_reference("PD-DEAL-42", "usmf") is None
+    number, _ = await d365.create_sales_order(_header(), [_line("D0001")])
+    assert number == "SO-T-1"
 
 
 async def test_gateway_html_instead_of_a_batch_answer(d365_sim: D365Sandbox, d365: D365Client) -> None:

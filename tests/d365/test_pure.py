@@ -137,6 +137,23 @@ def test_business_errors_are_not_retried_but_gateway_errors_are() -> None:
     assert not d365_retryable(_resp(404))
 
 
+def test_a_post_is_not_resent_after_an_ambiguous_failure() -> None:
+    from connector.d365.errors import d365_retryable_error
+
+    def answer(method: str, status: int) -> httpx.Response:
+        return httpx.Response(
+            status, content=b"<html>gateway</html>", request=httpx.Request(method, "https://x/data/$batch")
+        )
+
+    assert not d365_retryable(answer("POST", 502)) and not d365_retryable(answer("POST", 504))
+    assert d365_retryable(answer("POST", 503)) and d365_retryable(answer("POST", 429))
+    assert d365_retryable(answer("GET", 502)) and d365_retryable(answer("PATCH", 504))
+    post, get = httpx.Request("POST", "https://x/data/X"), httpx.Request("GET", "https://x/data/X")
+    assert not d365_retryable_error(post, httpx.ReadTimeout("slow"))
+    assert d365_retryable_error(post, httpx.ConnectError("refused"))
+    assert d365_retryable_error(get, httpx.ReadTimeout("slow"))
+
+
 def test_infolog_lines_of_write_returned_recid_zero() -> None:
     assert infolog_lines("Write returned RecId 0. Infolog: Error: Mandatory field 'Organization name' not set.") == [
         "Mandatory field 'Organization name' not set."
