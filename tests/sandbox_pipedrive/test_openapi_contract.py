@@ -8,13 +8,14 @@ Spec exceptions are listed in SPEC_EXCEPTIONS with the reason.
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
@@ -22,7 +23,8 @@ from connector.sandbox.pipedrive import PipedriveSandbox
 
 from .conftest import DEAL_ORDER, DEAL_TERMS
 
-SPECS = Path("/work/shared/reference/pipedrive")
+# The shared reference sits beside the checkout (`../shared/reference/pipedrive`, as the issue says).
+SPECS = Path(os.environ.get("PIPEDRIVE_SPECS", Path(__file__).resolve().parents[3] / "shared/reference/pipedrive"))
 API_HOST = "https://api.pipedrive.com"
 
 # Where the official specs contradict themselves or the documented live behaviour, the finding is
@@ -56,7 +58,10 @@ OAUTH_HOST = "https://oauth.pipedrive.com"
 
 @pytest.fixture(scope="session")
 def specs() -> dict[str, OpenAPI]:
-    return {"v1": OpenAPI.from_path(SPECS / "openapi-v1.yaml"), "v2": OpenAPI.from_path(SPECS / "openapi-v2.yaml")}
+    # Validating the specs themselves costs ~10 s per run; both pass openapi-core's spec validator
+    # (checked when they were saved: OpenAPI.from_path with the default config), so it is skipped here.
+    config = Config(spec_validator_cls=None)
+    return {name: OpenAPI.from_path(SPECS / f"openapi-{name}.yaml", config=config) for name in ("v1", "v2")}
 
 
 @dataclass
@@ -85,6 +90,7 @@ CASES = [
     Case("GET", "/api/v2/deals", 200, {"updated_since": "2020-01-01T00:00:00Z", "sort_by": "update_time"}),
     Case("GET", "/api/v2/deals", 200, {"include_option_labels": "true"}),
     Case("GET", "/api/v2/deals", 401, auth=False),
+    Case("GET", "/api/v2/deals", 400, {"limit": "501"}),
     Case("GET", "/api/v2/deals/1", 200),
     Case("GET", "/api/v2/deals/999", 404),
     Case("PATCH", "/api/v2/deals/2", 200, json={"status": "won", "custom_fields": {DEAL_ORDER: "SO-1"}}),
@@ -110,6 +116,7 @@ CASES = [
         201,
         json={"name": "Amp", "code": "D0100", "prices": [{"price": 1, "currency": "EUR"}]},
     ),
+    Case("POST", "/api/v2/products", 400, json={"name": "Amp", "tax": "high"}),
     Case("PATCH", "/api/v2/products/1", 200, json={"unit": "pcs", "prices": [{"price": 2, "currency": "USD"}]}),
     Case("GET", "/api/v2/products/search", 200, {"term": "D0001", "fields": "code", "exact_match": "true"}),
     Case("GET", "/api/v2/dealFields", 200),
