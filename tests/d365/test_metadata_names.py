@@ -7,6 +7,7 @@ files themselves so a misspelled or invented field fails the build.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from connector.d365.models import ENTITY_MODELS, D365Entity, names_used
 
 metadata = pytest.importorskip("connector.sandbox.d365.metadata")
-REF = Path("/work/shared/reference/d365")
+REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 
 
 @pytest.fixture(scope="module")
