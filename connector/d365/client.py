@@ -32,6 +32,7 @@ from connector.d365.models import (
     D365Create,
     D365Entity,
     ReleasedProduct,
+    ReleasedProductName,
     SalesOrderHeader,
     SalesOrderHeaderCreate,
     SalesOrderLine,
@@ -271,6 +272,18 @@ class D365Client:
         found = [c async for c in self.iter_records(Customer, filter=odata.and_(*clauses), legal_entity=legal_entity)]
         # `*` in the name is an F&O wildcard: keep only exact matches.
         return [c for c in found if (c.organization_name or "").casefold() == name.casefold()]
+
+    def iter_customers(self, legal_entity: str) -> AsyncIterator[Customer]:
+        """All customers of one company, in key order (stable across pages)."""
+        return self.iter_records(Customer, legal_entity=legal_entity, orderby=["CustomerAccount asc"])
+
+    def iter_released_products(self, legal_entity: str) -> AsyncIterator[ReleasedProduct]:
+        return self.iter_records(ReleasedProduct, legal_entity=legal_entity, orderby=["ItemNumber asc"])
+
+    async def product_names(self, legal_entity: str) -> dict[str, str]:
+        """ItemNumber -> ProductName; ReleasedProductsV2 has no name, ReleasedProductCreationsV2 has (reference §2)."""
+        rows = self.iter_records(ReleasedProductName, legal_entity=legal_entity)
+        return {row.item_number: row.product_name async for row in rows if row.product_name}
 
     async def find_item(self, item_number: str, legal_entity: str) -> ReleasedProduct | None:
         try:

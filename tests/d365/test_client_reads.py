@@ -175,3 +175,13 @@ async def test_credential_modes_from_settings() -> None:
     with pytest.raises(ConfigError, match="D365_CREDENTIAL"):
         await credential_factory_for(SimpleNamespace(**base, d365_credential="password"), NoSecrets())
     assert CertificateCredential  # the certificate path builds azure-identity's CertificateCredential
+
+
+async def test_master_reads_customers_products_and_names(d365: D365Client) -> None:
+    accounts = [c.customer_account async for c in d365.iter_customers("usmf")]
+    assert accounts == ["US-001", "US-002"]
+    items = {p.item_number: p async for p in d365.iter_released_products("usmf")}
+    assert set(items) == {"D0001", " RFI-TEST-001", "P-100"} and items["P-100"].sales_unit_symbol == "pcs"
+    names = await d365.product_names("usmf")
+    assert names["D0001"] == "MidRangeSpeaker2" and names[" RFI-TEST-001"] == "RFI consulting hours"
+    assert (await d365.product_names("demf")) == {"D0001": "Lautsprecher"}
