@@ -185,3 +185,18 @@ async def test_master_reads_customers_products_and_names(d365: D365Client) -> No
     names = await d365.product_names("usmf")
     assert names["D0001"] == "MidRangeSpeaker2" and names[" RFI-TEST-001"] == "RFI consulting hours"
     assert (await d365.product_names("demf")) == {"D0001": "Lautsprecher"}
+
+
+async def test_a_401_after_renewal_is_an_auth_error(d365_sim: D365Sandbox, waits: Waits) -> None:
+    from connector.d365.auth import D365TokenAuth, client_secret_factory
+
+    factory = client_secret_factory(
+        d365_sim.tenant_id, d365_sim.client_id, d365_sim.client_secret, authority=d365_sim.authority,
+        ca_bundle=d365_sim.ca_cert_path,
+    )  # fmt: skip
+    wrong_audience = D365TokenAuth(factory, "https://contoso.operations.dynamics.com")
+    async with make_client(d365_sim, waits, auth=wrong_audience) as d365:
+        with pytest.raises(AuthError):
+            await d365.find_item("D0001", "usmf")
+    assert [r.status for r in d365_sim.requests() if r.path.startswith("/data/")] == [401, 401]
+    assert wrong_audience.renewals == 2  # renewed exactly once
