@@ -84,9 +84,10 @@ class Azurite:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            # Azurite ignores SIGTERM for ~10 s after serving requests; storage is in memory, so kill.
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
