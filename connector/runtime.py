@@ -79,7 +79,12 @@ class Runtime:
             if self._d365 is None:
                 from connector.d365.factory import open_d365
 
-                self._d365 = await open_d365(self.settings, self.secrets, policy=self.settings.retry_policy())
+                # Order numbers from the deal link lines by number; else the number sequence assigns it
+                # and lines refer to the header by Content-ID within the changeset.
+                link = "order_number" if self.mapping.order.number_template else "content_id"
+                self._d365 = await open_d365(
+                    self.settings, self.secrets, policy=self.settings.retry_policy(), line_link=link
+                )
             return self._d365
 
     async def custom_fields(self, entity: str) -> CustomFields:
