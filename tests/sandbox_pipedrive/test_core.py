@@ -172,3 +172,19 @@ async def test_reset_restores_the_seed(api: httpx.AsyncClient, pipedrive_sim: Pi
     )
     assert added["deals"] == 1
     assert len((await api.get("/api/v2/deals")).json()["data"]) == 5
+
+
+async def test_delete_is_soft_and_listed_with_status_deleted(api: httpx.AsyncClient) -> None:
+    assert (await api.delete("/api/v2/deals/4")).json() == {"success": True, "data": {"id": 4}}
+    assert 4 not in [d["id"] for d in (await api.get("/api/v2/deals")).json()["data"]]
+    deleted = (await api.get("/api/v2/deals", params={"status": "deleted"})).json()["data"]
+    assert [(d["id"], d["is_deleted"]) for d in deleted] == [(4, True)]
+    assert (await api.delete("/api/v2/deals/4")).status_code == 404
+    assert (await api.delete("/api/v2/products/4")).status_code == 200
+    assert 4 not in [p["id"] for p in (await api.get("/api/v2/products")).json()["data"]]
+
+
+async def test_moving_a_deal_to_a_stage_moves_its_pipeline(api: httpx.AsyncClient) -> None:
+    deal = (await api.patch("/api/v2/deals/1", json={"stage_id": 4})).json()["data"]
+    assert (deal["stage_id"], deal["pipeline_id"]) == (4, 2)
+    assert deal["stage_change_time"] == deal["update_time"]

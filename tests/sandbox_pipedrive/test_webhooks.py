@@ -132,3 +132,15 @@ async def test_webhook_list_delete_and_validation(pipedrive_sim: PipedriveSandbo
     pipedrive_sim.set_deal_status(1, "won")
     with pytest.raises(TimeoutError):
         await pipedrive_sim.wait_for_deliveries(1, timeout=0.05)  # deleted: nothing is sent
+
+
+async def test_delete_event_carries_last_state_in_previous(pipedrive_sim: PipedriveSandbox, receiver: Receiver) -> None:
+    await _register(pipedrive_sim, receiver.url)
+    async with httpx.AsyncClient(
+        base_url=pipedrive_sim.base_url, headers={"x-api-token": pipedrive_sim.api_token}
+    ) as c:
+        assert (await c.delete("/api/v2/deals/3")).status_code == 200
+    await pipedrive_sim.wait_for_deliveries(1)
+    body = receiver.calls[0]["body"]
+    assert body["meta"]["action"] == "delete" and body["data"] is None
+    assert body["previous"]["title"] == "Northwind export devices"

@@ -68,6 +68,16 @@ def _list(request: web.Request, entity: str, items: list[dict[str, Any]], keys: 
     return ok_list([_present(store, entity, r, request.query) for r in page], cursor)
 
 
+def _delete(entity: str) -> Any:
+    async def delete_(request: web.Request) -> web.Response:
+        """Soft delete (`is_deleted`), answered `{"success": true, "data": {"id": …}}` (SPEC-v2)."""
+        record_id = path_id(request)
+        sim(request).store.delete(entity, record_id)
+        return ok({"id": record_id})
+
+    return delete_
+
+
 # ---- deals -------------------------------------------------------------------------------------
 @routes.get(f"{V2}/deals")
 async def list_deals(request: web.Request) -> web.Response:
@@ -116,6 +126,9 @@ async def patch_deal(request: web.Request) -> web.Response:
     return ok(_present(store, "deal", record, {}))
 
 
+routes.delete(f"{V2}/deals/{{id:\\d+}}")(_delete("deal"))
+
+
 @routes.get(f"{V2}/deals/{{id:\\d+}}/products")
 async def list_deal_products(request: web.Request) -> web.Response:
     store = sim(request).store
@@ -153,6 +166,7 @@ def _crud(entity: str, plural: str, keys: tuple[str, ...], create_status: int) -
     routes.get(f"{V2}/{plural}/{{id:\\d+}}")(get_)
     routes.post(f"{V2}/{plural}")(create_)
     routes.patch(f"{V2}/{plural}/{{id:\\d+}}")(patch_)
+    routes.delete(f"{V2}/{plural}/{{id:\\d+}}")(_delete(entity))
 
 
 # v2 POST /organizations and /persons answer 200, POST /products 201 (SPEC-v2).

@@ -187,6 +187,8 @@ class Store:
         before = copy.deepcopy(record)
         if entity == "deal":
             values = records.deal_status_effects(record, values, self.clock())
+            if values.get("stage_id") in self.stages and "pipeline_id" not in values:
+                values["pipeline_id"] = self.stages[values["stage_id"]]["pipeline_id"]  # a stage implies its pipeline
         if entity == "product" and "prices" in values:
             values["prices"] = [{"product_id": record_id, **p} for p in values["prices"]]
         record.update(values)
@@ -202,6 +204,8 @@ class Store:
 
     def delete(self, entity: str, record_id: int) -> None:
         record = self.get(entity, record_id)
+        if record.get("is_deleted"):
+            raise not_found(LABELS[entity])
         before = copy.deepcopy(record)
         record["is_deleted"] = True
         record["update_time"] = self.now()
