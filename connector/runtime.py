@@ -79,12 +79,9 @@ class Runtime:
             if self._d365 is None:
                 from connector.d365.factory import open_d365
 
-                # Order numbers from the deal link lines by number; else the number sequence assigns it
-                # and lines refer to the header by Content-ID within the changeset.
-                link = "order_number" if self.mapping.order.number_template else "content_id"
-                self._d365 = await open_d365(
-                    self.settings, self.secrets, policy=self.settings.retry_policy(), line_link=link
-                )
+                # line_link "auto": lines carry the header's number when the mapping makes one from the
+                # deal, else they refer to the header by Content-ID within the changeset.
+                self._d365 = await open_d365(self.settings, self.secrets, policy=self.settings.retry_policy())
             return self._d365
 
     async def custom_fields(self, entity: str) -> CustomFields:
