@@ -68,8 +68,11 @@ class D365Client:
         timeout: float = 60,
         line_link: LineLink = "auto",
         sleep: Sleep | None = None,
+        default_legal_entity: str | None = None,
     ) -> None:
         self.environment_url = environment_url.rstrip("/")
+        # The company flows use when a deal names none (settings.d365_default_legal_entity); helpers take it explicitly.
+        self.default_legal_entity = default_legal_entity.lower() if default_legal_entity else None
         self.data_url = self.environment_url + "/data"
         self.policy = policy or RetryPolicy()
         self.line_link = line_link

@@ -91,4 +91,5 @@ async def open_d365(
         verify=verify,
         timeout=http_timeout,
         line_link=line_link,
+        default_legal_entity=getattr(settings, "d365_default_legal_entity", None),
     )

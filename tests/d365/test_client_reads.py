@@ -138,6 +138,7 @@ async def test_open_d365_from_settings_and_secret_store(d365_sim: D365Sandbox) -
         d365_ca_bundle=d365_sim.ca_cert_path, d365_default_legal_entity="usmf",
     )  # fmt: skip
     async with await open_d365(settings, Secrets()) as d365:
+        assert d365.default_legal_entity == "usmf"
         groups = [r["CustomerGroupId"] async for r in d365.iter_entities("CustomerGroups", legal_entity="usmf")]
     assert sorted(groups) == sorted(
         g["CustomerGroupId"] for g in default_seed()["customer_groups"] if g["dataAreaId"] == "usmf"
