@@ -126,6 +126,15 @@ async def test_webhook_list_delete_and_validation(pipedrive_sim: PipedriveSandbo
         assert set(bad.json()["errors"]) == {"subscription_url", "event_action", "event_object", "name"}
         malformed = await client.post("/v1/webhooks", content=b"[", headers={"content-type": "application/json"})
         assert malformed.status_code == 400
+        form = {
+            "subscription_url": receiver.url,
+            "event_action": "*",
+            "event_object": "deal",
+            "name": "f",
+            "user_id": "x",
+        }
+        bad_form = await client.post("/v1/webhooks", data=form)
+        assert bad_form.status_code == 400 and bad_form.json()["errors"] == {"user_id": ["must be an integer"]}
         assert (await client.delete(f"/v1/webhooks/{hook['id']}")).json() == {"status": "ok", "success": True}
         missing = await client.delete(f"/v1/webhooks/{hook['id']}")
         assert missing.status_code == 404 and missing.json()["errors"] == {"id": ["not found"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from .ratelimit import RateLimiter, RateLimits, token_cost
 from .store import Store
 from .webhooks import Dispatcher
 
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SEARCH_ROUTES = ("/api/v2/products/search", "/api/v2/organizations/search", "/api/v2/persons/search")
 
@@ -85,6 +87,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         raise
     except web.HTTPException as exc:  # unknown path / method: Pipedrive's envelope, not aiohttp's text
         response = web.json_response(error_body(exc.reason), status=exc.status)
+    except Exception:  # a simulator bug: answer like the service does (JSON 500) and say so in the log
+        log.exception("pipedrive simulator failed on %s %s", request.method, request.path)
+        response = web.json_response(error_body("Internal server error"), status=500)
     response.headers.update(rate_headers)
     entry["status"] = response.status
     return response

@@ -58,6 +58,11 @@ async def create_webhook(request: web.Request) -> web.Response:
     name = body.get("name")
     if not isinstance(name, str) or not name or len(name) > 255:
         errors["name"] = ["is required (a string of at most 255 characters)"]
+    user_id = body.get("user_id")
+    is_int = isinstance(user_id, int) and not isinstance(user_id, bool)
+    is_digits = isinstance(user_id, str) and user_id.isdigit()  # form bodies carry strings
+    if user_id is not None and not (is_int or is_digits):
+        errors["user_id"] = ["must be an integer"]
     version = body.get("version", "2.0")
     if version not in ("1.0", "2.0"):
         errors["version"] = ["must be 1.0 or 2.0"]
