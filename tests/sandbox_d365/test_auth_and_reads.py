@@ -114,3 +114,17 @@ async def test_product_names_come_from_released_product_creations(api: httpx.Asy
     assert "ProductName" not in released
     names = await api.get("ReleasedProductCreationsV2", params={"$select": "ItemNumber,ProductName"})
     assert {r["ItemNumber"]: r["ProductName"] for r in names.json()["value"]}["D0001"] == "MidRangeSpeaker2"
+
+
+async def test_metadata_document_lists_sets_keys_and_enums(api: httpx.AsyncClient) -> None:
+    import xml.etree.ElementTree as ET
+
+    response = await api.get("$metadata")
+    assert response.status_code == 200
+    root = ET.fromstring(response.text)
+    ns = {"e": "http://docs.oasis-open.org/odata/ns/edm"}
+    lines = root.find(".//e:EntityType[@Name='SalesOrderLine']", ns)
+    assert lines is not None
+    assert [r.attrib["Name"] for r in lines.findall("e:Key/e:PropertyRef", ns)] == ["dataAreaId", "InventoryLotId"]
+    assert root.find(".//e:EnumType[@Name='NoYes']/e:Member[@Name='Yes']", ns) is not None
+    assert root.find(".//e:EntitySet[@Name='CustomersV3']", ns) is not None

@@ -68,10 +68,10 @@ class Schema(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     entity_sets: dict[str, EntitySet]
-    enums: dict[str, tuple[str, ...]]
+    enums: dict[str, dict[str, int]]  # enum type -> member name -> value, in value order
 
     def enum_members(self, enum_type: str) -> tuple[str, ...]:
-        return self.enums.get(enum_type, ())
+        return tuple(self.enums.get(enum_type, {}))
 
 
 @cache
@@ -104,7 +104,7 @@ def build_from_reference(ref_dir: Path) -> Schema:
     raw = json.loads((ref_dir / "enums.reconstructed-from-sap-sdk.json").read_text(encoding="utf-8"))
     used = {p.type for s in sets.values() for p in s.properties.values() if p.is_enum}
     enums = {
-        name: tuple(m["name"] for m in sorted(members, key=lambda m: int(m["value"])))
+        name: {m["name"]: int(m["value"]) for m in sorted(members, key=lambda m: int(m["value"]))}
         for name, members in sorted(raw.items())
         if name in used
     }
@@ -136,17 +136,16 @@ def _recorded_records(path: Path) -> dict[str, dict[str, object]]:
 
 
 def _empty_values(
-    record: dict[str, object], entity: EntitySet, enums: dict[str, tuple[str, ...]]
+    record: dict[str, object], entity: EntitySet, enums: dict[str, dict[str, int]]
 ) -> dict[str, str | int | float | None]:
     """Keep only recorded values that are defaults, not data: enum members, nulls, zeros, empty dates."""
     out: dict[str, str | int | float | None] = {}
     for field, value in record.items():
         prop = entity.properties.get(field)
-        if prop is None or field in entity.key:
+        if prop is None or field in entity.key or not isinstance(value, str | None):
             continue
-        if (prop.is_enum and (value is None or value in enums.get(prop.type, ()))) or (
-            prop.type == "Edm.DateTimeOffset" and isinstance(value, str) and value.startswith("1900-01-01")
-        ):
+        empty_date = prop.type == "Edm.DateTimeOffset" and value is not None and value.startswith("1900-01-01")
+        if empty_date or (prop.is_enum and (value is None or value in enums.get(prop.type, {}))):
             out[field] = value
     return out
 
@@ -157,6 +156,35 @@ def verbatim_customer_properties(ref_dir: Path) -> set[str]:
     entity = re.search(r'<EntityType Name="CustomerV3">(.*?)</EntityType>', text, re.S)
     assert entity is not None
     return set(re.findall(r'<Property Name="([^"]+)"', entity.group(1)))
+
+
+def to_csdl(schema: Schema) -> str:
+    """`/data/$metadata`: a CSDL document for the simulated sets (keys, property types, enums)."""
+    from xml.sax.saxutils import quoteattr
+
+    out = ['<?xml version="1.0" encoding="utf-8"?>',
+           '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>',
+           f'<Schema Namespace="{NAMESPACE}" xmlns="http://docs.oasis-open.org/odata/ns/edm">']  # fmt: skip
+    for name, members in schema.enums.items():
+        out.append(f"<EnumType Name={quoteattr(name)}>")
+        out += [f'<Member Name={quoteattr(m)} Value="{i}" />' for i, m in enumerate(members)]
+        out.append("</EnumType>")
+    for entity in schema.entity_sets.values():
+        out.append(f"<EntityType Name={quoteattr(entity.entity_type)}><Key>")
+        out += [f"<PropertyRef Name={quoteattr(k)} />" for k in entity.key]
+        out.append("</Key>")
+        for prop_name, prop in entity.properties.items():
+            typ = f"{NAMESPACE}.{prop.type}" if prop.is_enum else prop.type
+            nullable = "" if prop.nullable else ' Nullable="false"'
+            out.append(f"<Property Name={quoteattr(prop_name)} Type={quoteattr(typ)}{nullable} />")
+        out.append("</EntityType>")
+    out.append('<EntityContainer Name="Resources">')
+    out += [
+        f"<EntitySet Name={quoteattr(e.name)} EntityType={quoteattr(NAMESPACE + '.' + e.entity_type)} />"
+        for e in schema.entity_sets.values()
+    ]
+    out.append("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>")
+    return "\n".join(out)
 
 
 def main() -> None:  # pragma: no cover - maintenance command

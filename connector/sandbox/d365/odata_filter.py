@@ -9,6 +9,7 @@ DateTimeOffset literals. `has`/`in` are not supported by F&O and are rejected li
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -178,14 +179,14 @@ class _Parser:
         raise ODataQueryError(f"Operand expected, found '{value}' in '{self.text}'.")
 
 
-def parse_filter(text: str, entity: EntitySet, enums: dict[str, tuple[str, ...]]) -> Node:
+def parse_filter(text: str, entity: EntitySet, enums: Mapping[str, Collection[str]]) -> Node:
     """Parse and bind: unknown properties, enum misuse and type clashes fail here, before any row is read."""
     node = _Parser(text).parse()
     _bind(node, entity, enums)
     return node
 
 
-def _bind(node: Node, entity: EntitySet, enums: dict[str, tuple[str, ...]]) -> None:
+def _bind(node: Node, entity: EntitySet, enums: Mapping[str, Collection[str]]) -> None:
     if isinstance(node, BoolOp):
         _bind(node.left, entity, enums)
         _bind(node.right, entity, enums)
@@ -211,7 +212,7 @@ def _bind(node: Node, entity: EntitySet, enums: dict[str, tuple[str, ...]]) -> N
             )
 
 
-def _bind_enum(op: str, field: str, enum_type: str, literal: Literal, enums: dict[str, tuple[str, ...]]) -> None:
+def _bind_enum(op: str, field: str, enum_type: str, literal: Literal, enums: Mapping[str, Collection[str]]) -> None:
     if op not in ("eq", "ne"):
         raise ODataQueryError(f"Only eq and ne are supported on enum property '{field}'.")
     if literal.value is None:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from connector.sandbox.d365.entities import coerce_body, etag, format_key, key_values, parse_key
-from connector.sandbox.d365.metadata import NAMESPACE, EntitySet
+from connector.sandbox.d365.metadata import NAMESPACE, EntitySet, to_csdl
 from connector.sandbox.d365.odata_errors import ODataError, bad_request, not_found
 from connector.sandbox.d365.odata_filter import ODataQueryError, evaluate, parse_filter
 from connector.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, _same_order
@@ -67,6 +67,8 @@ class ODataService:
         path = request.path.strip("/")
         if path == "":
             return self._service_document()
+        if path == "$metadata" and request.method.upper() == "GET":
+            return Response(200, to_csdl(self.store.schema).encode(), {"Content-Type": "application/xml"})
         match = _SEGMENT.match(path)
         if not match or match.group("set") not in self.store.schema.entity_sets:
             raise ODataError(
@@ -143,8 +145,16 @@ class ODataService:
 
     def _lookup(self, entity: EntitySet, key_text: str, query: dict[str, str]) -> dict[str, Any]:
         key = parse_key(entity, key_text)
+        other_company = entity.company_specific and key["dataAreaId"].casefold() != self.store.default_company
+        if other_company and query.get("cross-company", "").lower() != "true":
+            raise not_found(entity.name, key_text)  # other companies need cross-company=true
+        if entity.name != "ReleasedProductCreationsV2":
+            found = self.store.find(entity.name, key)
+            if found is None:
+                raise not_found(entity.name, key_text)
+            return found
         wanted = key_values(entity, key)
-        for row in self._scoped(entity, query):
+        for row in self.rows(entity):
             if key_values(entity, row) == wanted:
                 return row
         raise not_found(entity.name, key_text)
