@@ -1,0 +1,68 @@
+"""The operator CLI as a separate process (like a person runs it) against the running stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from tests.fixtures.stack import E2E
+
+
+async def cli(e2e: E2E, *args: str) -> tuple[int, Any, str]:
+    env = {**os.environ, **e2e.stack.env}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connector.cli", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    text = out.decode()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return proc.returncode or 0, parsed, text + err.decode()
+
+
+async def test_sync_status_audit_and_replay_from_the_command_line(e2e: E2E) -> None:
+    e2e.stack.pipedrive.set_deal_status(101, "won")
+    e2e.stack.pipedrive.set_deal_status(108, "won")  # product without a code: fails with a reason
+
+    code, result, text = await cli(e2e, "sync", "--json")
+    assert code == 0, text
+    assert result["poll"]["enqueued"] == 2
+    assert result["outcomes"] == {"created": 1, "failed": 1}
+
+    code, status, text = await cli(e2e, "status", "--json")
+    assert code == 0, text
+    assert status["jobs"] == {"done": 1, "failed": 1}
+    assert status["failed"][0]["deal_id"] == "108"
+    assert "has no code; set its code to a D365 item number" in status["failed"][0]["reason"]
+    assert status["poison_depth"] == 0 and status["poll_checkpoint"]
+
+    code, trail, text = await cli(e2e, "audit", "101", "--json")
+    assert code == 0, text
+    events = [row["event"] for row in trail]
+    assert events.index("build.started") < events.index("order.created") < events.index("build.done")
+
+    # A replay of a done deal is skipped by the dedupe: still exactly one order.
+    code, replayed, text = await cli(e2e, "replay", "101", "--run", "--json")
+    assert code == 0, text
+    assert replayed["requeued"] == [] and replayed["skipped"] == {"101": "done"}
+    assert len(e2e.orders("PD-101")) == 1
+
+    code, _, human = await cli(e2e, "status")
+    assert code == 0 and "failed jobs" in human and "108" in human
+
+
+async def test_cli_reports_a_missing_setting_clearly(e2e: E2E) -> None:
+    env = {k: v for k, v in {**os.environ, **e2e.stack.env}.items() if k != "D365_TENANT_ID"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connector.cli", "status",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "D365_TENANT_ID" in out.decode() + err.decode()
