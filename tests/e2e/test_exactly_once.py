@@ -1,0 +1,263 @@
+"""Invariant 1: one won deal gives at most one D365 sales order, whatever happens: duplicate and
+out-of-order webhooks, poll overlap, dropped webhooks, replays, two workers, a crash between any steps."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import azure.functions as func
+import httpx
+import pytest
+
+from connector.flows.context import Checkpoint
+from connector.flows.poll import CHECKPOINT, poll_won_deals
+from connector.flows.replay import replay_deals
+from connector.localhost import QueuePump
+from connector.queues import OrderBuild
+from connector.sandbox.stack import WEBHOOK_USER
+from tests.fixtures.platform import app_function
+from tests.fixtures.stack import E2E
+
+
+def assert_one_order(e2e: E2E, deal_id: int, lines: int) -> dict[str, Any]:
+    orders = e2e.orders(f"PD-{deal_id}")
+    assert len(orders) == 1, orders
+    assert len(orders[0]["SalesOrderLines"]) == lines
+    return orders[0]
+
+
+def header_posts(e2e: E2E) -> int:
+    return len([r for r in e2e.d365_writes("SalesOrderHeadersV2") if r.status < 300])
+
+
+# ---- webhooks --------------------------------------------------------------------------------------
+
+
+async def test_duplicate_webhook_delivery_gives_one_order(e2e: E2E) -> None:
+    await e2e.register_webhook()
+    e2e.stack.pipedrive.webhook_fault("duplicate")
+    e2e.stack.pipedrive.set_deal_status(101, "won")
+    deliveries = await e2e.stack.pipedrive.wait_for_deliveries(2, ok_only=True)
+    assert len({d["event_id"] for d in deliveries}) == 1  # the same event, delivered twice
+    assert await e2e.queue_depth() == 1  # the second delivery was deduped at enqueue
+    assert (await e2e.events(101)).count("enqueue.skipped") == 1
+
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert_one_order(e2e, 101, 2)
+    assert header_posts(e2e) == 1
+
+
+async def test_v1_webhook_is_understood_and_gives_one_order(e2e: E2E) -> None:
+    hook = await e2e.register_webhook(version="1.0")
+    assert hook.version == "1.0"
+    e2e.stack.pipedrive.set_deal_status(102, "won")
+    deliveries = await e2e.stack.pipedrive.wait_for_deliveries(1, ok_only=True)
+    assert deliveries[0]["body"]["v"] == 1
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert_one_order(e2e, 102, 2)
+
+
+async def post_webhook(e2e: E2E, body: Any, *, password: str | None = None, raw: bytes | None = None) -> httpx.Response:
+    secret = e2e.stack.webhook_password if password is None else password
+    auth = base64.b64encode(f"{WEBHOOK_USER}:{secret}".encode()).decode()
+    content = raw if raw is not None else json.dumps(body).encode()
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            e2e.webhook_url,
+            content=content,
+            headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+        )
+
+
+async def test_won_then_reopened_before_build_then_won_again(e2e: E2E) -> None:
+    await e2e.register_webhook()
+    e2e.stack.pipedrive.set_deal_status(103, "won")
+    won = await e2e.stack.pipedrive.wait_for_deliveries(1, ok_only=True)
+    e2e.stack.pipedrive.set_deal_status(103, "open")
+    await e2e.stack.pipedrive.wait_for_deliveries(2, ok_only=True)
+
+    # The worker re-reads the deal: it is open now, so no order, and a failed job that says why.
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"failed": 1}
+    job = await e2e.job(103)
+    assert job is not None and job.state == "failed"
+    assert "not won" in (job.last_error or "")
+    assert e2e.orders("PD-103") == []
+    assert e2e.d365_writes() == []
+
+    # A late redelivery of the old "won" event (out of order) changes nothing: the deal is still open.
+    late = await post_webhook(e2e, won[0]["body"])
+    assert late.status_code == 200 and late.json()["status"] == "queued"
+    await e2e.drain()
+    assert e2e.orders("PD-103") == []
+
+    # Won again: a new webhook re-opens the failed job and the order is made, once.
+    e2e.stack.pipedrive.set_deal_status(103, "won")
+    await e2e.stack.pipedrive.wait_for_deliveries(3, ok_only=True)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert_one_order(e2e, 103, 2)
+    # ... and a late duplicate of the first "won" now finds the job done.
+    again = await post_webhook(e2e, won[0]["body"])
+    assert again.json()["status"] == "duplicate"
+    assert await e2e.queue_depth() == 0
+
+
+# ---- poll --------------------------------------------------------------------------------------------
+
+
+async def test_webhook_and_poll_race_give_one_order(e2e: E2E) -> None:
+    await e2e.register_webhook()
+    e2e.stack.pipedrive.set_deal_status(104, "won")
+    await e2e.stack.pipedrive.wait_for_deliveries(1, ok_only=True)
+    result = await poll_won_deals(e2e.rt)
+    assert result.seen == 1 and result.enqueued == 0  # already queued by the webhook
+    # Even a message sent around the guard (a racing poll that got past it) is harmless.
+    await e2e.rt.queues.send(OrderBuild(deal_id=104, reason="poll", correlation_id="race"))
+    pump = await e2e.drain()
+    # Both messages run in one batch: the loser finds the job done, or busy and goes back with a delay.
+    assert pump.stats.outcomes.get("created") == 1, pump.stats
+    assert pump.stats.outcomes.get("duplicate", 0) + pump.stats.outcomes.get("parked", 0) == 1, pump.stats
+    assert_one_order(e2e, 104, 5)
+    assert header_posts(e2e) == 1
+
+
+async def test_dropped_webhook_is_recovered_by_the_poll(e2e: E2E) -> None:
+    await e2e.register_webhook()
+    e2e.stack.pipedrive.webhook_fault("drop")
+    e2e.stack.pipedrive.set_deal_status(106, "won")
+    deliveries = await e2e.stack.pipedrive.wait_for_deliveries(1)
+    assert deliveries[0]["dropped"]
+    assert await e2e.queue_depth() == 0
+
+    result = await poll_won_deals(e2e.rt)
+    assert result.enqueued == 1
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert_one_order(e2e, 106, 2)
+
+
+async def test_poll_with_nothing_new_advances_nothing(e2e: E2E) -> None:
+    await e2e.win(110)
+    await e2e.drain()
+    first = await poll_won_deals(e2e.rt)
+    watermark = await e2e.rt.state.checkpoints.get(CHECKPOINT)
+    assert watermark is not None and first.enqueued == 0
+
+    calls_before = len(e2e.stack.pipedrive.requests())
+    second = await poll_won_deals(e2e.rt)
+    assert second.enqueued == 0
+    assert await e2e.rt.state.checkpoints.get(CHECKPOINT) == watermark
+    assert len(e2e.stack.pipedrive.requests()) - calls_before == 1  # one Pipedrive call
+    assert await e2e.queue_depth() == 0
+    assert_one_order(e2e, 110, 1)
+
+
+# ---- replays -----------------------------------------------------------------------------------------
+
+
+async def test_replay_of_a_done_deal_makes_no_second_order(e2e: E2E) -> None:
+    await e2e.win(101)
+    await e2e.drain()
+    assert_one_order(e2e, 101, 2)
+
+    # CLI-equivalent replay: the job guard skips a done deal.
+    result = await replay_deals(e2e.rt, [101])
+    assert result.requeued == [] and result.skipped == {101: "done"}
+
+    # The admin HTTP function, through its decorated handler.
+    handler = app_function("admin_replay").get_user_function()
+    request = func.HttpRequest(
+        method="POST", url="/api/admin/replay", body=json.dumps({"deal_ids": [101]}).encode(), headers={}
+    )
+    response = await handler(request)
+    assert response.status_code == 202
+    assert json.loads(response.get_body())["skipped"] == {"101": "done"}
+    assert await e2e.queue_depth() == 0
+
+    # A message that bypasses the guard still finds the job done: acknowledged as a duplicate.
+    await e2e.rt.queues.send(OrderBuild(deal_id=101, reason="replay", correlation_id="replay-x"))
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"duplicate": 1}
+    assert_one_order(e2e, 101, 2)
+    assert header_posts(e2e) == 1
+    assert "build.duplicate" in await e2e.events(101)
+
+
+# ---- concurrency -------------------------------------------------------------------------------------
+
+
+async def test_two_workers_on_the_same_deal_make_one_order(e2e: E2E) -> None:
+    e2e.stack.pipedrive.set_deal_status(105, "won")
+    for n in (1, 2):
+        await e2e.rt.queues.send(OrderBuild(deal_id=105, reason="replay", correlation_id=f"worker-{n}"))
+    pumps = [QueuePump(e2e.rt, batch_size=1, retry_after=0) for _ in range(2)]
+    await asyncio.gather(*(p.run_once() for p in pumps))
+    await asyncio.gather(*(p.drain() for p in pumps))
+
+    outcomes: dict[str, int] = {}
+    for pump in pumps:
+        for name, n in pump.stats.outcomes.items():
+            outcomes[name] = outcomes.get(name, 0) + n
+    assert outcomes.get("created") == 1, outcomes
+    # The other message either found the job done or saw it busy and went back with a delay.
+    assert outcomes.get("duplicate", 0) + outcomes.get("parked", 0) == 1, outcomes
+    assert_one_order(e2e, 105, 2)
+    assert header_posts(e2e) == 1
+    assert len([c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith("Tailspin")]) == 1
+
+
+# ---- crashes -----------------------------------------------------------------------------------------
+
+STEPS = [
+    "claimed",
+    "deal_read",
+    "before_customer_create",
+    "customer_resolved",
+    "before_create",
+    "after_create",
+    "recorded",
+]
+
+
+def crash_once(at: str) -> tuple[Checkpoint, list[str]]:
+    fired: list[str] = []
+
+    async def hook(step: str) -> None:
+        if step == at and not fired:
+            fired.append(step)
+            raise RuntimeError(f"simulated crash at {step}")
+
+    return hook, fired
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_crash_at_any_step_still_gives_exactly_one_order(e2e: E2E, step: str) -> None:
+    await e2e.win(104)  # a new customer, so every step (customer create included) runs
+    hook, fired = crash_once(step)
+    pump = await e2e.drain(checkpoint=hook)
+    assert fired == [step]
+    assert pump.stats.failed_attempts == 1
+    expected = {"after_create": "adopted", "recorded": "duplicate"}.get(step, "created")
+    assert pump.stats.outcomes == {expected: 1}, pump.stats
+
+    order = assert_one_order(e2e, 104, 5)
+    assert order["SalesOrderNumber"] == "PD104"
+    assert header_posts(e2e) == 1
+    northwind = [c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith("Northwind")]
+    assert len(northwind) == 1
+    assert order["InvoiceCustomerAccountNumber"] == northwind[0]["CustomerAccount"]
+    job = await e2e.job(104)
+    assert job is not None and job.state == "done" and job.result is not None
+    assert job.result["order_number"] == "PD104"
+    events = await e2e.events(104)
+    assert events.count("build.done") == 1
+    if step != "recorded":
+        assert "build.retry" in events
+    if step == "after_create":
+        assert "order.adopted" in events
