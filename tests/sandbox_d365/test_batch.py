@@ -103,3 +103,22 @@ async def test_malformed_batches_are_400(api: httpx.AsyncClient) -> None:
     assert no_boundary.status_code == 400
     not_multipart = await api.post("$batch", content=b"{}", headers={"Content-Type": "application/json"})
     assert not_multipart.status_code == 400
+
+
+async def test_slow_changeset_and_concurrent_write_do_not_interleave(
+    d365_sim: D365Sandbox, api: httpx.AsyncClient
+) -> None:
+    import asyncio
+
+    d365_sim.inject_fault(latency=0.3, where="batch_part", path="SalesOrderLines")
+    body, headers = batch(
+        [changeset([
+            op("POST", "SalesOrderHeadersV2", {"SalesOrderNumber": "SO-C", "OrderingCustomerAccountNumber": "US-001"}, 1),
+            op("POST", "SalesOrderLines", {"SalesOrderNumber": "SO-C", "ItemNumber": "D0001"}, 2),
+        ])]
+    )  # fmt: skip
+    slow = asyncio.create_task(api.post("$batch", content=body, headers=headers))
+    other = await api.post("CustomerGroups", json={"CustomerGroupId": "77", "Description": "while batching"})
+    assert other.status_code == 201
+    assert statuses(await slow) == [201, 201]
+    assert [o["SalesOrderNumber"] for o in d365_sim.sales_orders()] == ["SO-C"]

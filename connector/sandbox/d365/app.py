@@ -175,7 +175,7 @@ async def data(request: web.Request) -> web.Response:
     body = await request.read()
     response = await pre_checks(request, request.path)
     if response is None:
-        response = handle_atomic(sandbox, Request(request.method, path, query, body, dict(request.headers)))
+        response = await handle_atomic(sandbox, Request(request.method, path, query, body, dict(request.headers)))
     sandbox.log.add(request.method, request.path, query, response.status, body=_loggable(body))
     return to_web(response)
 
@@ -193,21 +193,22 @@ async def batch(request: web.Request) -> web.Response:
     return to_web(response)
 
 
-def handle_atomic(sandbox: D365Sandbox, request: Request) -> Response:
+async def handle_atomic(sandbox: D365Sandbox, request: Request) -> Response:
     """A write outside a changeset is its own transaction: it commits whole or leaves nothing."""
     if request.method.upper() == "GET":
         return sandbox.service.handle(request)
-    sandbox.store.begin()
-    try:
-        response = sandbox.service.handle(request)
-    except BaseException:
-        sandbox.store.rollback()
-        raise
-    if response.status < 400:
-        sandbox.store.commit()
-    else:
-        sandbox.store.rollback()
-    return response
+    async with sandbox.store.write_lock:
+        sandbox.store.begin()
+        try:
+            response = sandbox.service.handle(request)
+        except BaseException:
+            sandbox.store.rollback()
+            raise
+        if response.status < 400:
+            sandbox.store.commit()
+        else:
+            sandbox.store.rollback()
+        return response
 
 
 def ODataServiceError405() -> Response:

@@ -138,7 +138,7 @@ async def _run(sandbox: D365Sandbox, op: Operation, created: dict[str, str], *, 
         if atomic:
             from connector.sandbox.d365.app import handle_atomic
 
-            response = handle_atomic(sandbox, request)
+            response = await handle_atomic(sandbox, request)
         else:
             response = sandbox.service.handle(request)
         if response.status == 201 and op.content_id and "Location" in response.headers:
@@ -196,6 +196,11 @@ async def handle_batch(sandbox: D365Sandbox, content_type: str, body: bytes) -> 
 
 
 async def _run_changeset(sandbox: D365Sandbox, changeset: Changeset) -> bytes:
+    async with sandbox.store.write_lock:
+        return await _run_changeset_locked(sandbox, changeset)
+
+
+async def _run_changeset_locked(sandbox: D365Sandbox, changeset: Changeset) -> bytes:
     created: dict[str, str] = {}
     results: list[tuple[Response, str | None]] = []
     sandbox.store.begin()

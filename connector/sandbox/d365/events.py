@@ -75,9 +75,19 @@ class EventDispatcher:
         self._control += random.randint(1, 4)
         return self._control
 
-    async def activate(self, url: str | None, *, legal_entity: str = "") -> None:
-        """Point events at `url` (None disables them); F&O sends its test event on activation."""
+    async def activate(
+        self, url: str | None, *, legal_entity: str = "", verify: ssl.SSLContext | bool | None = None
+    ) -> None:
+        """Point events at `url` (None disables them); F&O sends its test event on activation.
+
+        `verify` trusts the endpoint's certificate (default: the system store plus the sandbox CA).
+        """
         self.endpoint = url
+        if verify is not None and verify is not self.verify:
+            self.verify = verify
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
         if url:
             test = envelope(TEST_EVENT_ID, legal_entity, self._next_control_number(), {})
             self._spawn(test)

@@ -254,7 +254,7 @@ class Rules:
         values["SalesOrderNumber"] = header["SalesOrderNumber"]
         if not values.get("InventoryLotId"):
             values["InventoryLotId"] = self.store.next_number("InventoryLotId", company)
-        siblings = [r for r in self.store.rows("SalesOrderLines") if _same_order(r, header)]
+        siblings = [r for r in self.store.rows("SalesOrderLines") if same_order(r, header)]
         if not values.get("LineNumber"):
             values["LineNumber"] = max((int(r["LineNumber"]) for r in siblings), default=0) + 1
         values["LineCreationSequenceNumber"] = len(siblings) + 1
@@ -307,7 +307,7 @@ class Rules:
 
     def delete(self, entity_set: str, record: dict[str, Any]) -> None:
         if entity_set == "SalesOrderHeadersV2":
-            for line in [r for r in self.store.rows("SalesOrderLines") if _same_order(r, record)]:
+            for line in [r for r in self.store.rows("SalesOrderLines") if same_order(r, record)]:
                 self.store.delete("SalesOrderLines", line)
         self.store.delete(_storage_set(entity_set), record)
 
@@ -316,7 +316,7 @@ def _storage_set(entity_set: str) -> str:
     return "ReleasedProductsV2" if entity_set == "ReleasedProductCreationsV2" else entity_set
 
 
-def _same_order(line: dict[str, Any], header: dict[str, Any]) -> bool:
+def same_order(line: dict[str, Any], header: dict[str, Any]) -> bool:
     return (
         str(line["dataAreaId"]).casefold() == str(header["dataAreaId"]).casefold()
         and str(line["SalesOrderNumber"]).casefold() == str(header["SalesOrderNumber"]).casefold()

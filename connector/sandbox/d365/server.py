@@ -12,7 +12,7 @@ from connector.sandbox.d365.app import build_app
 from connector.sandbox.d365.events import EventDelivery, EventDispatcher
 from connector.sandbox.d365.faults import Fault, FaultBook, Limiter, LoggedRequest, RequestLog, ServiceProtection
 from connector.sandbox.d365.odata_errors import ODataError
-from connector.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, WriteOptions, _same_order
+from connector.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, WriteOptions, same_order
 from connector.sandbox.d365.seed import SeedData, default_seed
 from connector.sandbox.d365.service import ODataService
 from connector.sandbox.d365.store import Store
@@ -64,7 +64,9 @@ class D365Sandbox:
         self.faults = FaultBook()
         self.limiter = Limiter()
         self.log = RequestLog()
-        self.events = EventDispatcher(time_factor=time_factor, verify=self.ssl_context())
+        trust = ssl.create_default_context()
+        trust.load_verify_locations(cafile=self.ca_cert_path)
+        self.events = EventDispatcher(time_factor=time_factor, verify=trust)
         self.store.listeners.append(self.events.emit_change)
         self.service = ODataService(self.store, self.rules, base_url="", page_size=page_size)
         self._runner: web.AppRunner | None = None
@@ -197,13 +199,15 @@ class D365Sandbox:
         for header in headers:
             if company and str(header["dataAreaId"]).casefold() != company.casefold():
                 continue
-            own = sorted((line for line in lines if _same_order(line, header)), key=lambda r: r["LineNumber"])
+            own = sorted((line for line in lines if same_order(line, header)), key=lambda r: r["LineNumber"])
             out.append({**header, "SalesOrderLines": own})
         return out
 
-    async def set_event_endpoint(self, url: str | None, *, legal_entity: str = "") -> None:
+    async def set_event_endpoint(
+        self, url: str | None, *, legal_entity: str = "", verify: ssl.SSLContext | bool | None = None
+    ) -> None:
         """Activate business events to `url` (sends the test event first); None deactivates."""
-        await self.events.activate(url, legal_entity=legal_entity)
+        await self.events.activate(url, legal_entity=legal_entity, verify=verify)
 
     async def wait_for_events(self, n: int, timeout: float = 5.0) -> list[EventDelivery]:  # noqa: ASYNC109
         """Wait until `n` event deliveries finished (delivered or given up); TimeoutError after `timeout`."""

@@ -16,7 +16,7 @@ from connector.sandbox.d365.entities import coerce_body, etag, format_key, key_v
 from connector.sandbox.d365.metadata import NAMESPACE, EntitySet, to_csdl
 from connector.sandbox.d365.odata_errors import ODataError, bad_request, not_found
 from connector.sandbox.d365.odata_filter import ODataQueryError, evaluate, parse_filter
-from connector.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, _same_order
+from connector.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, same_order
 from connector.sandbox.d365.store import Store
 
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
@@ -199,7 +199,7 @@ class ODataService:
             if isinstance(body, dict):
                 body = {**body, "SalesOrderNumber": record["SalesOrderNumber"], "dataAreaId": record["dataAreaId"]}
             return self._create(lines, body, request)
-        rows = [r for r in self.store.rows("SalesOrderLines") if _same_order(r, record)]
+        rows = [r for r in self.store.rows("SalesOrderLines") if same_order(r, record)]
         value = [self._shape(lines, r, None, None, request.query) for r in rows]
         return self._json_response({"@odata.context": self._context(lines, None), "value": value})
 
@@ -232,7 +232,7 @@ class ODataService:
             out[name] = record.get(name)
         for nav in expand or []:
             lines = self.store.entity("SalesOrderLines")
-            children = [r for r in self.store.rows("SalesOrderLines") if _same_order(r, record)]
+            children = [r for r in self.store.rows("SalesOrderLines") if same_order(r, record)]
             out[nav] = [self._shape(lines, r, None, None, query) for r in children]
         return out
 

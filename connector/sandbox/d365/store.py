@@ -5,6 +5,7 @@ Entity rules (defaults, foreign keys, duplicates) live in `rules.py`; this modul
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class Store:
         self.default_company = "usmf"
         self._rec_ids = itertools.count(5637144576)  # F&O RecIds start here in the recorded ETags
         self._tx: Transaction | None = None
+        # Writes are serialized: a changeset may await (injected latency) while it holds the transaction.
+        self.write_lock = asyncio.Lock()
         self.listeners: list[ChangeListener] = []
 
     def entity(self, name: str) -> EntitySet:
