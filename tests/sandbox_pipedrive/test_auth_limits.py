@@ -171,3 +171,19 @@ async def test_fault_injection_and_request_log(pipedrive_sim: PipedriveSandbox) 
         ("/api/v2/products", 429), ("/api/v2/products", 200),
     ]  # fmt: skip
     assert all(pipedrive_sim.api_token not in str(entry) for entry in log)
+
+
+async def test_request_log_never_holds_credentials(pipedrive_sim: PipedriveSandbox) -> None:
+    async with httpx.AsyncClient(base_url=pipedrive_sim.base_url) as client:
+        token = await _token(client, pipedrive_sim)
+        hook = {"subscription_url": "http://127.0.0.1:9/h", "event_action": "*", "event_object": "*", "name": "n",
+                "http_auth_user": "u", "http_auth_password": "hook-password-123"}  # fmt: skip
+        await client.post("/v1/webhooks", json=hook, headers={"Authorization": f"Bearer {token['access_token']}"})
+        await client.get("/v1/currencies", params={"api_token": pipedrive_sim.api_token})
+        await client.post("/api/v2/products", json={"name": "P", "code": "KEEP-ME"},
+                          headers={"x-api-token": pipedrive_sim.api_token})  # fmt: skip
+    log = str(pipedrive_sim.requests())
+    for secret in ("sandbox-client-secret", "hook-password-123", pipedrive_sim.api_token,
+                   str(token["access_token"]), str(token["refresh_token"])):  # fmt: skip
+        assert secret not in log
+    assert "KEEP-ME" in log  # ordinary fields stay visible for assertions

@@ -32,12 +32,26 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else request.path
 
 
+SECRET_WORDS = ("password", "secret", "token")
+
+
+def redact(value: Any) -> Any:
+    """The request log keeps bodies for assertions, but never credentials (webhook passwords, tokens)."""
+    if isinstance(value, dict):
+        return {k: "***" if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
 async def _logged_body(request: web.Request) -> Any:
     if request.method in ("GET", "HEAD", "DELETE") or not request.can_read_body:
         return None
+    if request.path.startswith("/oauth/"):
+        return "***"  # form bodies with client secrets, codes and refresh tokens
     raw = await request.read()
     try:
-        return json.loads(raw)
+        return redact(json.loads(raw))
     except ValueError:
         return raw.decode(errors="replace")[:2000]
 
@@ -51,7 +65,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
             return exc.response()
     s: Sim = request.app[SIM]
     entry: dict[str, Any] = {
-        "time": time.time(), "method": request.method, "path": request.path, "query": dict(request.query),
+        "time": time.time(), "method": request.method, "path": request.path, "query": redact(dict(request.query)),
         "route": _route(request), "auth": None, "cost": 0, "body": await _logged_body(request),
     }  # fmt: skip
     s.log.append(entry)

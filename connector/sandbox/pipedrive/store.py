@@ -148,6 +148,8 @@ class Store:
             raise bad_request(f"{entity} id {wanted} already exists in the seed")
         record_id = self._claim_id(entity, wanted)
         now = self.now()
+        if entity == "deal" and body.get("stage_id") in self.stages and "pipeline_id" not in body:
+            body = {**body, "pipeline_id": self.stages[body["stage_id"]]["pipeline_id"]}
         custom = {code: None for code, f in self.fields[entity].items() if f.custom} if entity != "deal_product" else {}
         custom.update(cf)
         record = records.new_record(entity, record_id, body, custom, now, user_id, self.default_user)
