@@ -128,3 +128,8 @@ async def test_metadata_document_lists_sets_keys_and_enums(api: httpx.AsyncClien
     assert [r.attrib["Name"] for r in lines.findall("e:Key/e:PropertyRef", ns)] == ["dataAreaId", "InventoryLotId"]
     assert root.find(".//e:EnumType[@Name='NoYes']/e:Member[@Name='Yes']", ns) is not None
     assert root.find(".//e:EntitySet[@Name='CustomersV3']", ns) is not None
+
+
+async def test_entity_set_names_are_case_sensitive(api: httpx.AsyncClient) -> None:
+    assert (await api.get("customersv3")).status_code == 404
+    assert (await api.get("SalesOrderLinesV2")).status_code == 404  # no such set in the real metadata

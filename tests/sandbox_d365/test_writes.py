@@ -111,6 +111,13 @@ async def test_sales_order_header_lines_expand_patch_delete(d365_sim: D365Sandbo
         f"SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='{number}')", params={"$expand": "SalesOrderLines"}
     )
     assert [ln["ItemNumber"] for ln in expanded.json()["SalesOrderLines"]] == [" RFI-TEST-001"]
+    narrow = await api.get(
+        f"SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='{number}')",
+        params={"$select": "SalesOrderNumber", "$expand": "SalesOrderLines($select=ItemNumber,LineAmount)"},
+    )
+    assert narrow.json()["SalesOrderLines"][0].keys() == {"@odata.etag", "ItemNumber", "LineAmount"}
+    bad_nav = await api.get("SalesOrderHeadersV2", params={"$expand": "Lines"})
+    assert bad_nav.status_code == 400 and "'Lines'" in bad_nav.json()["error"]["message"]
     found = await api.get(
         "SalesOrderHeadersV2", params={"$filter": "CustomersOrderReference eq 'deal-42'", "$select": "SalesOrderNumber"}
     )

@@ -207,33 +207,44 @@ class ODataService:
         suffix = f"({','.join(select)})" if select else ""
         return f"{self.base_url}/data/$metadata#{entity.name}{suffix}"
 
-    def _parse_expand(self, text: str, entity: EntitySet) -> list[str] | None:
+    def _parse_expand(self, text: str, entity: EntitySet) -> dict[str, list[str] | None] | None:
+        """`Nav` or `Nav($select=a,b)`, one level (F&O supports first-level $expand only)."""
         if not text:
             return None
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        for name in names:
-            if "(" in name or "/" in name:
-                raise bad_request("Only one level of $expand without nested options is supported.")
+        out: dict[str, list[str] | None] = {}
+        for item in _split_top_level(text):
+            match = re.fullmatch(r"\s*(\w+)\s*(?:\((.*)\))?\s*", item)
+            if not match:
+                raise bad_request(f"Bad $expand item '{item}'.")
+            name, options = match.group(1), match.group(2)
             if name not in entity.navigation:
                 raise ODataQueryError(
                     f"Could not find a property named '{name}' on type '{NAMESPACE}.{entity.entity_type}'."
                 )
             if (entity.name, name) not in EXPANDABLE:
                 raise bad_request(f"The sandbox does not implement $expand={name} on {entity.name}.")
-        return names
+            nested: list[str] | None = None
+            if options:
+                key, _, value = options.partition("=")
+                if key.strip() != "$select" or "(" in value:
+                    raise bad_request("Only $select is supported inside $expand (one level).")
+                nested = _parse_select(value, self.store.entity("SalesOrderLines"))
+            out[name] = nested
+        return out
 
     def _shape(
         self, entity: EntitySet, record: dict[str, Any], select: list[str] | None,
-        expand: list[str] | None, query: dict[str, str],
+        expand: dict[str, list[str] | None] | None, query: dict[str, str],
     ) -> dict[str, Any]:  # fmt: skip
         out: dict[str, Any] = {"@odata.etag": etag(int(record["_version"]), int(record["_recid"]))}
         fields = select or list(entity.properties)
         for name in fields:
             out[name] = record.get(name)
-        for nav in expand or []:
+        for nav, nested in (expand or {}).items():
             lines = self.store.entity("SalesOrderLines")
             children = [r for r in self.store.rows("SalesOrderLines") if same_order(r, record)]
-            out[nav] = [self._shape(lines, r, None, None, query) for r in children]
+            children.sort(key=lambda r: _sort_key(r.get("LineNumber")))
+            out[nav] = [self._shape(lines, r, nested, None, query) for r in children]
         return out
 
     # ---- writes -------------------------------------------------------------------------------
@@ -313,3 +324,17 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, int | float):
         return (1, value)
     return (2, str(value).casefold())
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    parts.append(current)
+    return [p for p in parts if p.strip()]
