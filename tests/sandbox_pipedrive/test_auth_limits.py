@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import httpx
+import pytest
 
 from connector.sandbox.pipedrive import PipedriveSandbox, RateLimits
 
@@ -187,3 +188,17 @@ async def test_request_log_never_holds_credentials(pipedrive_sim: PipedriveSandb
                    str(token["access_token"]), str(token["refresh_token"])):  # fmt: skip
         assert secret not in log
     assert "KEEP-ME" in log  # ordinary fields stay visible for assertions
+
+
+async def test_latency_only_fault_delays_then_serves(pipedrive_sim: PipedriveSandbox) -> None:
+    pipedrive_sim.inject_fault("/api/v2/deals/1", latency=0.2, method="GET")
+    headers = {"x-api-token": pipedrive_sim.api_token}
+    async with httpx.AsyncClient(base_url=pipedrive_sim.base_url, headers=headers) as client:
+        assert (
+            await client.patch("/api/v2/deals/1", json={"title": "t"})
+        ).elapsed.total_seconds() < 0.2  # other method
+        slow = await client.get("/api/v2/deals/1")
+        assert slow.status_code == 200 and slow.elapsed.total_seconds() >= 0.2
+        with pytest.raises(httpx.ReadTimeout):  # a client with a shorter timeout sees a timeout
+            pipedrive_sim.inject_fault("/api/v2/deals/1", latency=1.0)
+            await client.get("/api/v2/deals/1", timeout=0.1)
