@@ -1,0 +1,96 @@
+"""Invariant 2 (nothing silently lost) and 7 (rate limits honoured): a permanent failure is a failed
+job with an actionable reason and no D365 writes; transient faults are ridden out, re-queued with a
+delay, or parked in the poison queue after MAX_DEQUEUE_COUNT, and every one of them can be replayed."""
+
+from __future__ import annotations
+
+from connector.flows.replay import replay_deals, replay_poison
+from connector.pipedrive.models import ProductInput
+from connector.sandbox.demo_data import UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID
+from tests.fixtures.stack import E2E
+
+REASON = "has no code; set its code to a D365 item number"
+
+
+async def test_unmapped_product_fails_visibly_without_d365_writes_then_replays(e2e: E2E) -> None:
+    await e2e.win(108)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"failed": 1}
+    assert pump.stats.failed_attempts == 0  # a permanent failure is not retried blindly
+    job = await e2e.job(108)
+    assert job is not None and job.state == "failed"
+    assert REASON in (job.last_error or "")
+    assert e2e.d365_writes() == []
+    assert e2e.orders("PD-108") == []
+    assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 0
+    failed = [t for t in await e2e.rt.state.audit.trail("deal-108") if t.event == "build.failed"]
+    assert len(failed) == 1 and REASON in failed[0].detail["reason"]
+
+    # A person fixes the product in Pipedrive and replays the deal: now it is built.
+    pipedrive = await e2e.rt.pipedrive()
+    await pipedrive.update_product(UNMAPPED_PRODUCT_ID, ProductInput(code=UNMAPPED_CODE_FIX))
+    replay = await replay_deals(e2e.rt, [108])
+    assert replay.requeued == [108]
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    orders = e2e.orders("PD-108")
+    assert len(orders) == 1
+    assert [line["ItemNumber"] for line in orders[0]["SalesOrderLines"]] == [UNMAPPED_CODE_FIX, "SEAL-KIT"]
+    job = await e2e.job(108)
+    assert job is not None and job.state == "done"
+
+
+async def test_d365_429_with_short_retry_after_is_ridden_out(e2e: E2E) -> None:
+    e2e.stack.d365.inject_fault(status=429, retry_after=1, count=2, path="/data/$batch")
+    await e2e.win(101)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert pump.stats.failed_attempts == 0  # waited inline, the message never failed
+    batches = [r.status for r in e2e.stack.d365.requests() if r.path == "/data/$batch"]
+    assert batches == [429, 429, 200]
+    times = [r.time for r in e2e.stack.d365.requests() if r.path == "/data/$batch"]
+    assert times[1] - times[0] >= 0.9 and times[2] - times[1] >= 0.9  # Retry-After honoured, not hammered
+    assert len(e2e.orders("PD-101")) == 1
+
+
+async def test_long_retry_after_requeues_with_a_delay_instead_of_sleeping(e2e: E2E) -> None:
+    e2e.stack.d365.inject_fault(status=429, retry_after=120, count=1, path="/data/$batch")
+    await e2e.win(102)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"parked": 1}
+    assert pump.stats.failed_attempts == 0
+    job = await e2e.job(102)
+    assert job is not None and job.state == "queued"  # given back, not failed
+    assert e2e.orders("PD-102") == []
+    # The message is back in the queue, invisible for the server's wait.
+    assert await e2e.queue_depth() == 1
+    queue = await e2e.rt.queues.client(e2e.rt.queues.order_queue)
+    assert [m async for m in queue.receive_messages(max_messages=1, visibility_timeout=1)] == []
+    requeued = [t for t in await e2e.rt.state.audit.trail("deal-102") if t.event == "build.requeued"]
+    assert len(requeued) == 1 and requeued[0].detail["delay"] >= 100
+
+
+async def test_repeated_failures_go_to_poison_and_replay_poison_brings_them_back(e2e: E2E) -> None:
+    e2e.stack.d365.inject_fault(status=500, html=True, count=1000, path="/data/$batch")
+    await e2e.win(109)
+    pump = await e2e.drain()
+    limit = e2e.rt.settings.max_dequeue_count
+    assert pump.stats.failed_attempts == limit
+    assert pump.stats.poisoned == 1
+    assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 1
+    assert e2e.orders("PD-109") == []
+    job = await e2e.job(109)
+    assert job is not None and job.state != "done" and "500" in (job.last_error or "")
+    assert (await e2e.events(109)).count("build.retry") == limit
+    poisoned = await e2e.rt.state.audit.trail(f"queue-{e2e.rt.queues.order_queue}")
+    assert [t.event for t in poisoned] == ["message.poisoned"]
+    assert "<html" not in (job.last_error or "").lower()  # the gateway page is summarised, not stored
+
+    # D365 is back; the operator replays the poison queue: one order, nothing parked any more.
+    e2e.stack.d365.faults.clear()
+    result = await replay_poison(e2e.rt)
+    assert result.poison_requeued == 1
+    assert await e2e.poison_depth() == 0
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert len(e2e.orders("PD-109")) == 1
