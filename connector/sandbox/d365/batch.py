@@ -87,7 +87,12 @@ def _operation(part: bytes) -> Operation:
     request_line = line_match.group(1).decode("utf-8", "replace").split()
     if len(request_line) != 3 or not request_line[2].startswith("HTTP/"):
         raise bad_request(f"Malformed request line in batch part: '{' '.join(request_line)[:120]}'.")
-    inner_headers, inner_body = _split_head(rest[line_match.end() :])
+    after = rest[line_match.end() :]
+    blank = re.match(rb"\r?\n", after)
+    if blank:  # no inner headers: the body follows the request line's blank line
+        inner_headers, inner_body = {}, after[blank.end() :]
+    else:
+        inner_headers, inner_body = _split_head(after)
     return Operation(request_line[0].upper(), request_line[1], inner_headers, inner_body.rstrip(b"\r\n"),
                      headers.get("content-id") or inner_headers.get("content-id"))  # fmt: skip
 

@@ -150,6 +150,8 @@ def coerce_value(name: str, prop: Prop, schema: Schema, value: Any) -> Any:
             number = Decimal(str(value))
         except ArithmeticError as exc:
             raise fail() from exc
+        if not number.is_finite():
+            raise fail()
         return int(number) if number == number.to_integral_value() else float(number)
     if prop.type in ("Edm.Int32", "Edm.Int64"):
         if isinstance(value, bool) or not isinstance(value, int):

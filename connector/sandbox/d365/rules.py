@@ -76,19 +76,20 @@ class Rules:
         record = self.store.insert(entity_set, values)
         return record
 
-    def _check_duplicate(self, entity_set: str, values: dict[str, Any]) -> None:
+    def _check_duplicate(self, entity_set: str, values: dict[str, Any], *, report_as: str | None = None) -> None:
+        """Natural-key duplicate check on `entity_set`'s table; errors name `report_as` (the entity written)."""
         entity = self.store.entity(entity_set)
         for k in entity.key:
             if not values.get(k):
                 label = KEY_LABELS.get(k, k)
-                raise self._fail(entity_set, [f"Warning: Field '{label}' must be filled in."])
+                raise self._fail(report_as or entity_set, [f"Warning: Field '{label}' must be filled in."])
         if key_values(entity, values) in self.store.tables[entity_set]:
             label, table, fields = TABLES[entity_set]
             existing = self.store.tables[entity_set][key_values(entity, values)]
             shown = ", ".join(str(values.get(f) or existing.get(f, "")) for f in fields)
             first = KEY_LABELS.get(fields[0], fields[0])
             raise self._fail(
-                entity_set,
+                report_as or entity_set,
                 [f"Info: Cannot create a record in {label} ({table}). {first}: {shown}.\nThe record already exists.."],
             )
 
@@ -172,7 +173,7 @@ class Rules:
         texts = {k: str(values.pop(k)) for k in PRODUCT_TEXT_FIELDS if k in values}
         released = self.store.entity("ReleasedProductsV2").properties
         product = {k: v for k, v in values.items() if k in released}
-        self._check_duplicate("ReleasedProductsV2", product)
+        self._check_duplicate("ReleasedProductsV2", product, report_as="ReleasedProductCreationsV2")
         self._prepare_ReleasedProductsV2(product)
         record = self.store.insert("ReleasedProductsV2", product)
         self.set_product_texts(record, texts)

@@ -64,6 +64,8 @@ class ODataService:
         unknown = [k for k in request.query if k.startswith("$") and k not in QUERY_OPTIONS]
         if unknown:
             raise bad_request(f"The query parameter '{unknown[0]}' is not supported.")
+        if request.query.get("$count", "true").lower() not in ("true", "false"):
+            raise bad_request(f"'{request.query['$count']}' is not a valid count option.")
         path = request.path.strip("/")
         if path == "":
             return self._service_document()
