@@ -89,6 +89,7 @@ def _operation(part: bytes) -> Operation:
         raise bad_request(f"Malformed request line in batch part: '{' '.join(request_line)[:120]}'.")
     after = rest[line_match.end() :]
     blank = re.match(rb"\r?\n", after)
+    inner_headers: dict[str, str]
     if blank:  # no inner headers: the body follows the request line's blank line
         inner_headers, inner_body = {}, after[blank.end() :]
     else:
