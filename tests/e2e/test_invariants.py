@@ -1,0 +1,44 @@
+"""Invariants 4 and 5 on a real webhook-driven build: Pipedrive only gets references (the customer
+account on the organization, the order number on the deal), and no secret reaches a queue message,
+a job row or the audit trail."""
+
+from __future__ import annotations
+
+from connector.sandbox.demo_data import ACCOUNT_FIELD, ORDER_FIELD
+from tests.fixtures.stack import E2E
+
+
+async def test_only_references_go_to_pipedrive_and_no_secret_is_stored(e2e: E2E) -> None:
+    await e2e.register_webhook()
+    e2e.stack.pipedrive.set_deal_status(104, "won")
+    await e2e.stack.pipedrive.wait_for_deliveries(1, ok_only=True)
+    queue = await e2e.rt.queues.client(e2e.rt.queues.order_queue)
+    messages = [str(m.content) for m in await queue.peek_messages(max_messages=32)]
+    assert len(messages) == 1
+
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    account = e2e.orders("PD-104")[0]["InvoiceCustomerAccountNumber"]
+
+    writes = [
+        (r["method"], r["path"], r["body"])
+        for r in e2e.stack.pipedrive.requests()
+        if r["method"] != "GET" and r["path"] != "/v1/webhooks"
+    ]
+    assert writes == [
+        ("PATCH", "/api/v2/organizations/4", {"custom_fields": {ACCOUNT_FIELD: account}}),
+        ("PATCH", "/api/v2/deals/104", {"custom_fields": {ORDER_FIELD: "PD104"}}),
+    ]
+
+    secrets = [e2e.stack.webhook_password, e2e.stack.pipedrive.api_token, e2e.stack.d365.client_secret]
+    job = await e2e.job(104)
+    stored = [
+        *messages,
+        job.model_dump_json() if job else "",
+        *(t.model_dump_json() for t in await e2e.rt.state.audit.trail("deal-104")),
+    ]
+    for text in stored:
+        for secret in secrets:
+            assert secret not in text
+    # The message carries ids only: no names, emails or amounts.
+    assert "Northwind" not in messages[0] and "@" not in messages[0]
