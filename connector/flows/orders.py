@@ -71,10 +71,12 @@ async def build_order_for_deal(
         # Unknown error (a bug, a crash hook): give the job back so the message's retry can run it.
         await _release(rt, ctx, job, exc)
         raise
+    # Write back BEFORE recording done: a crash in between then retries into adoption and writes again
+    # (idempotent), whereas after `done` a crash would lose the write-back for good (the retry is a duplicate).
+    await _write_back_order_number(rt, ctx, result)
     await jobs.complete(job, {k: v for k, v in result.detail.items() if v is not None})
     await ctx.audit("build.done", order_number=result.order_number, outcome=result.outcome)
     await ctx.step("recorded")
-    await _write_back_order_number(rt, ctx, result)
     return result
 
 

@@ -17,6 +17,7 @@ from connector.flows.poll import CHECKPOINT, poll_won_deals
 from connector.flows.replay import replay_deals
 from connector.localhost import QueuePump
 from connector.queues import OrderBuild
+from connector.sandbox.demo_data import ORDER_FIELD
 from connector.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.platform import app_function
 from tests.fixtures.stack import E2E
@@ -261,3 +262,5 @@ async def test_crash_at_any_step_still_gives_exactly_one_order(e2e: E2E, step: s
         assert "build.retry" in events
     if step == "after_create":
         assert "order.adopted" in events
+    # The order number still reaches the deal (the write-back is part of finishing the job).
+    assert e2e.stack.pipedrive.deal(104)["custom_fields"].get(ORDER_FIELD) == "PD104"

@@ -145,8 +145,8 @@ async def test_audit_trail_of_a_built_deal_is_complete_and_ordered(e2e: E2E) -> 
         "customer.written_back",
         "order.planned",
         "order.created",
-        "build.done",
         "deal.written_back",
+        "build.done",
     ]
     assert [e for e in events if e in wanted] == wanted, events
     trail = await e2e.rt.state.audit.trail("deal-104")
