@@ -3,6 +3,7 @@ and request counts read from the simulators' own logs (the connector is not inst
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -129,6 +130,8 @@ async def drain_all(rt: Runtime, *, batch_size: int = PUMP_BATCH) -> PumpStats:
         await pump.drain()
         if await rt.queues.depth(rt.queues.order_queue) == 0:
             return pump.stats
+        # Messages parked with a visibility delay (busy deal, long Retry-After): poll like the host does.
+        await asyncio.sleep(0.2)
 
 
 @asynccontextmanager

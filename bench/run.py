@@ -26,7 +26,14 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
             out.append(await calls.run(azurite))
             print(out[-1], flush=True)
         if "throughput" in args.only:
-            out.append(await throughput.run(azurite, deals=args.deals, latency=(args.latency_min, args.latency_max)))
+            out.append(
+                await throughput.run(
+                    azurite,
+                    deals=args.deals,
+                    latency=(args.latency_min, args.latency_max),
+                    concurrency=tuple(args.workers),
+                )
+            )
             print(out[-1], flush=True)
         return out
     finally:
@@ -40,6 +47,7 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=100, help="won deals in the throughput run")
     parser.add_argument("--latency-min", type=float, default=0.05, help="injected latency per request, seconds")
     parser.add_argument("--latency-max", type=float, default=0.15)
+    parser.add_argument("--workers", type=int, nargs="+", default=[8, 16], help="concurrent queue messages")
     parser.add_argument("--repeat", type=int, default=5, help="cold-start subprocesses per variant")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news

@@ -1,0 +1,158 @@
+"""Benchmark 2: orders per minute against the simulators' default rate limits with injected latency,
+next to the bound those limits allow, and a lost-work check (orders created == deals won).
+
+Neither simulator has a global latency knob, so every request gets its own one-shot latency fault
+(seeded uniform draw between the given bounds): Pipedrive `inject_fault("*", latency=x)`, D365
+`inject_fault(latency=x)` (OData and $batch; the token endpoint is not delayed).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from bench.harness import BENCH_PRODUCT_BASE, Bench, bench_org, bench_stack, calls_since, drain_all, seeds, us_deal
+from bench.report import table
+from connector.flows.poll import poll_won_deals
+from connector.sandbox.azurite import Azurite
+from connector.sandbox.pipedrive.ratelimit import RateLimits
+
+FIRST_DEAL, FIRST_ORG, ORGS, PRODUCTS = 20_000, 950, 10, 20
+# Real F&O service protection per user (d365-fo-odata.md section 6); the simulator's default is off.
+D365_LIMIT = {"max_requests": 6000, "window_seconds": 300.0}
+
+
+@dataclass
+class Row:
+    concurrency: int
+    deals: int
+    orders: int
+    duplicates: int
+    failed_jobs: int
+    poisoned: int
+    seconds: float
+    pd_calls: int
+    pd_429: int
+    d365_calls: int
+    d365_429: int
+    customers_created: int
+
+    @property
+    def per_minute(self) -> float:
+        return self.orders / self.seconds * 60 if self.seconds else 0.0
+
+
+def _deals(n: int) -> list[dict[str, object]]:
+    rnd = random.Random(7)
+    deals = []
+    for i in range(n):
+        lines = rnd.randint(1, 5)
+        products = rnd.sample(range(BENCH_PRODUCT_BASE + 1, BENCH_PRODUCT_BASE + PRODUCTS + 1), lines)
+        deals.append(us_deal(FIRST_DEAL + i, FIRST_ORG + i % ORGS, FIRST_ORG + i % ORGS, products))
+    return deals
+
+
+def _inject_latency(bench: Bench, n: int, low: float, high: float) -> None:
+    rnd = random.Random(42)
+    for _ in range(n):
+        bench.stack.pipedrive.inject_fault("*", None, latency=rnd.uniform(low, high))
+        bench.stack.d365.inject_fault(latency=rnd.uniform(low, high))
+
+
+async def _one(azurite: Azurite, deals: int, concurrency: int, latency: tuple[float, float]) -> Row:
+    orgs = [bench_org(FIRST_ORG + i, f"Throughput Customer {i:02d} LLC") for i in range(ORGS)]
+    pd_seed, d_seed = seeds(products=PRODUCTS, orgs=orgs, deals=_deals(deals))
+    async with bench_stack(azurite, pd_seed, d_seed) as bench:
+        bench.stack.pipedrive.set_limits(RateLimits())  # the documented defaults (growth plan, API token)
+        bench.stack.d365.set_limits(**D365_LIMIT)
+        deal_ids = [FIRST_DEAL + i for i in range(deals)]
+        for deal_id in deal_ids:
+            bench.stack.pipedrive.set_deal_status(deal_id, "won")
+        _inject_latency(bench, deals * 40, *latency)
+        customers_before = len(bench.stack.d365.records("CustomersV3"))
+        pd_mark, d_mark = len(bench.pipedrive_log()), len(bench.d365_log())
+        started = time.perf_counter()
+        polled = await poll_won_deals(bench.rt)  # the timer's safety net enqueues them all at once
+        stats = await drain_all(bench.rt, batch_size=concurrency)
+        seconds = time.perf_counter() - started
+        if polled.enqueued != deals:
+            raise RuntimeError(f"poll enqueued {polled.enqueued} of {deals} won deals")
+        calls = calls_since(bench, pd_mark, d_mark)
+        pd_429 = sum(1 for e in bench.pipedrive_log()[pd_mark:] if e.get("status") == 429)
+        d365_429 = sum(1 for r in bench.d365_log()[d_mark:] if r.status == 429 and not r.in_batch)
+        wanted = {f"PD-{deal_id}" for deal_id in deal_ids}
+        refs = [o.get("CustomersOrderReference") for o in bench.stack.d365.sales_orders()]
+        mine = [r for r in refs if r in wanted]
+        failed = 0
+        for deal_id in deal_ids:
+            job = await bench.rt.state.jobs.get("order", str(deal_id))
+            failed += job is None or job.state != "done"
+        return Row(
+            concurrency=concurrency,
+            deals=deals,
+            orders=len(set(mine)),
+            duplicates=len(mine) - len(set(mine)),
+            failed_jobs=failed,
+            poisoned=stats.poisoned,
+            seconds=seconds,
+            pd_calls=calls.pipedrive_total,
+            pd_429=pd_429,
+            d365_calls=calls.d365_total,
+            d365_429=d365_429,
+            customers_created=len(bench.stack.d365.records("CustomersV3")) - customers_before,
+        )
+
+
+async def run(
+    azurite: Azurite,
+    *,
+    deals: int = 100,
+    latency: tuple[float, float] = (0.05, 0.15),
+    concurrency: tuple[int, ...] = (8, 16),
+) -> str:
+    limits = RateLimits()
+    burst = limits.burst("api_token", search=False)
+    rows, notes = [], []
+    for c in concurrency:
+        r = await _one(azurite, deals, c, latency)
+        accepted_pd = (r.pd_calls - r.pd_429) / max(r.orders, 1)
+        bound = burst / limits.window_seconds * 60 / accepted_pd
+        mean_latency = sum(latency) / 2
+        per_order = ((r.pd_calls - r.pd_429) + r.d365_calls - r.d365_429) / max(r.orders, 1)
+        latency_bound = f"{c * 60 / (per_order * mean_latency):.0f}" if mean_latency else "-"
+        rows.append(
+            (c, f"{r.deals} won / {r.orders} orders", r.duplicates, r.failed_jobs + r.poisoned, f"{r.seconds:.1f}",
+             f"{r.per_minute:.0f}", f"{bound:.0f}", f"{r.per_minute / bound:.0%}", latency_bound,
+             f"{accepted_pd:.2f} ({r.pd_429})", f"{(r.d365_calls - r.d365_429) / max(r.orders, 1):.2f} ({r.d365_429})",
+             r.customers_created)
+        )  # fmt: skip
+        if r.orders != r.deals or r.duplicates or r.failed_jobs or r.poisoned:
+            notes.append(f"LOST OR DOUBLE WORK at concurrency {c}: {r}")
+    return table(
+        f"2. Throughput: {deals} won deals, default rate limits, {latency[0] * 1000:.0f}-{latency[1] * 1000:.0f} ms "
+        "injected per request",
+        [
+            "workers",
+            "won / created",
+            "dup",
+            "failed",
+            "s",
+            "orders/min",
+            "PD bound/min",
+            "of bound",
+            "latency bound/min",
+            "PD calls/order (429s)",
+            "D365 calls/order (429s)",
+            "customers made",
+        ],
+        rows,
+        [
+            f"PD bound = Pipedrive burst {burst} per {limits.window_seconds:g} s (growth plan, API token) x 60 / accepted",
+            "Pipedrive calls per order (429 answers are not counted by the limiter). Latency bound = workers x 60 /",
+            "(calls per order x mean injected latency), ignoring storage. D365 at 6000 req / 300 s never binds here.",
+            f"The first order of each of the {ORGS} new organizations also creates its D365 customer (and writes it back).",
+            "workers = queue messages processed concurrently (host.json batchSize is 8).",
+            *notes,
+        ],
+    )
