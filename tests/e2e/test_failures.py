@@ -94,3 +94,37 @@ async def test_repeated_failures_go_to_poison_and_replay_poison_brings_them_back
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}
     assert len(e2e.orders("PD-109")) == 1
+
+
+async def test_a_failing_line_leaves_no_header_and_the_retry_makes_the_whole_order(e2e: E2E) -> None:
+    # A line's operation inside the $batch changeset fails, more often than the client retries inline
+    # (RETRY_MAX_ATTEMPTS), so the message fails once; D365 rolls back the header each time.
+    attempts = e2e.rt.settings.retry_max_attempts
+    e2e.stack.d365.inject_fault(status=500, count=attempts, path="SalesOrderLines", where="batch_part")
+    seen_between: list[int] = []
+
+    async def observe(step: str) -> None:
+        if step == "claimed":  # every attempt starts here: count the orders the last attempt left behind
+            seen_between.append(len(e2e.orders("PD-104")))
+
+    await e2e.win(104)
+    pump = await e2e.drain(checkpoint=observe)
+    assert pump.stats.failed_attempts == 1
+    assert pump.stats.outcomes == {"created": 1}
+    assert seen_between == [0, 0]  # no orphan header after the failed changesets
+    assert len([r for r in e2e.stack.d365.requests() if r.path == "/data/$batch"]) == attempts + 1
+    orders = e2e.orders("PD-104")
+    assert len(orders) == 1 and len(orders[0]["SalesOrderLines"]) == 5
+
+
+async def test_a_line_d365_refuses_fails_the_job_without_a_header(e2e: E2E) -> None:
+    e2e.stack.d365.inject_fault(
+        status=400, count=1, path="SalesOrderLines", where="batch_part", message="Item is blocked for sales."
+    )
+    await e2e.win(101)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"failed": 1}
+    assert e2e.orders("PD-101") == []
+    job = await e2e.job(101)
+    assert job is not None and job.state == "failed"
+    assert "blocked" in (job.last_error or "")
