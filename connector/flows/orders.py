@@ -74,7 +74,13 @@ async def build_order_for_deal(
     # Write back BEFORE recording done: a crash in between then retries into adoption and writes again
     # (idempotent), whereas after `done` a crash would lose the write-back for good (the retry is a duplicate).
     await _write_back_order_number(rt, ctx, result)
-    await jobs.complete(job, {k: v for k, v in result.detail.items() if v is not None})
+    try:
+        await jobs.complete(job, {k: v for k, v in result.detail.items() if v is not None})
+    except LostLeaseError as exc:
+        # We stalled past the lease and another worker took over (and adopted/created the same order):
+        # its record stands; ours is dropped instead of failing the message into a pointless retry.
+        await ctx.audit("build.superseded", level="warning", error=str(exc), order_number=result.order_number)
+        return OrderResult(message.deal_id, "superseded", order_number=result.order_number, reason=str(exc))
     await ctx.audit("build.done", order_number=result.order_number, outcome=result.outcome)
     await ctx.step("recorded")
     return result

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from connector.flows.context import Checkpoint
+from connector.flows.orders import build_order_for_deal
 from connector.flows.poll import CHECKPOINT, poll_won_deals
 from connector.flows.replay import replay_deals
 from connector.localhost import QueuePump
@@ -264,3 +265,34 @@ async def test_crash_at_any_step_still_gives_exactly_one_order(e2e: E2E, step: s
         assert "order.adopted" in events
     # The order number still reaches the deal (the write-back is part of finishing the job).
     assert e2e.stack.pipedrive.deal(104)["custom_fields"].get(ORDER_FIELD) == "PD104"
+
+
+async def test_a_stalled_worker_overtaken_after_its_lease_makes_no_second_order(e2e: E2E) -> None:
+    """Worker A stalls past its lease before the create; worker B takes the job over and builds the
+    order; A wakes up, finds D365 refuse the duplicate, adopts it, and must not overwrite B's result."""
+    await e2e.win(104)
+    overtaken: list[str] = []
+
+    async def stall_then_overtake(step: str) -> None:
+        if step != "before_create" or overtaken:
+            return
+        overtaken.append(step)
+        job = await e2e.rt.state.jobs.get("order", "104")
+        assert job is not None and job.state == "running"
+        await e2e.rt.state.jobs.renew(job, -60)  # A's lease runs out while it stalls
+        b = await build_order_for_deal(e2e.rt, OrderBuild(deal_id=104, reason="poll", correlation_id="worker-b"))
+        assert b.outcome == "created"
+
+    pump = await e2e.drain(checkpoint=stall_then_overtake)
+    assert overtaken == ["before_create"]
+    assert_one_order(e2e, 104, 5)
+    assert header_posts(e2e) == 1
+    job = await e2e.job(104)
+    assert job is not None and job.state == "done" and job.result is not None
+    assert job.result["order_number"] == "PD104" and job.result["outcome"] == "created"  # B's record stands
+    # A's late finish is recognised as superseded: no failed attempt, no retry, B's record kept.
+    assert pump.stats.outcomes == {"superseded": 1}, pump.stats
+    assert pump.stats.failed_attempts == 0
+    events = await e2e.events(104)
+    assert events.count("order.created") == 1 and events.count("customer.created") == 1
+    assert events[-1] == "build.superseded"
