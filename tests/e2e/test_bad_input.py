@@ -113,3 +113,38 @@ async def test_malformed_queue_message_is_parked_and_audited_not_retried(e2e: E2
     assert await e2e.rt.state.jobs.list("order") == []
     assert e2e.d365_writes() == []
     assert poison_name(e2e.rt.queues.order_queue).endswith("-poison")
+
+
+async def test_valid_events_that_are_not_a_win_are_accepted_and_ignored(e2e: E2E) -> None:
+    pipedrive = await e2e.rt.pipedrive()
+    await pipedrive.ensure_webhook("http://127.0.0.1:9/down", WEBHOOK_USER, "x", "change", "deal", "2.0")
+    e2e.stack.pipedrive.change_deal(101, title="Contoso pump replacement (rev. 2)")
+    deliveries = await e2e.stack.pipedrive.wait_for_deliveries(1)
+    got = await app_function("pipedrive_webhook").get_user_function()(
+        func.HttpRequest(
+            method="POST",
+            url="/api/pipedrive/webhook",
+            body=json.dumps(deliveries[0]["body"]).encode(),
+            headers=auth(e2e.stack.webhook_password),
+        )
+    )
+    assert got.status_code == 200 and json.loads(got.get_body())["status"] == "ignored"
+    await assert_nothing_queued(e2e)
+    assert "webhook.ignored" in await e2e.events(101)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{oops", "not json"),
+        (b"{}", "give deal_ids"),
+        (b'{"deal_ids": ["abc"]}', "deal_ids"),
+        (b'{"deal_ids": [1], "everything": true}', "everything"),
+    ],
+)
+async def test_bad_admin_replay_request_is_a_400_and_queues_nothing(e2e: E2E, body: bytes, words: str) -> None:
+    handler = app_function("admin_replay").get_user_function()
+    response = await handler(func.HttpRequest(method="POST", url="/api/admin/replay", body=body, headers={}))
+    assert response.status_code == 400
+    assert words in json.loads(response.get_body())["error"].lower()
+    await assert_nothing_queued(e2e)
