@@ -57,6 +57,10 @@ async def resolve_customer(
     key = idmap_key(legal_entity, deal)
     cached = await state.idmap.get("customer", key)
     if cached is not None:
+        # An earlier attempt created or matched it but may have died before the write-back: finish that
+        # (only into an empty field: an account a person put there is never overwritten).
+        if org is not None and cfg.pipedrive_fields.org_customer_account and not org_account(org, cfg, fields):
+            await _write_back(ctx, org, cached.target_key, cfg, pipedrive, org_fields)
         return CustomerResolution(cached.target_key, "idmap")
 
     resolution = await _find(ctx, deal=deal, org=org, fields=fields, legal_entity=legal_entity, cfg=cfg, d365=d365)

@@ -8,7 +8,7 @@ import httpx
 
 from connector.flows.replay import replay_deals, replay_poison
 from connector.pipedrive.models import ProductInput
-from connector.sandbox.demo_data import UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID
+from connector.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID
 from tests.fixtures.stack import E2E
 
 REASON = "has no code; set its code to a D365 item number"
@@ -145,3 +145,20 @@ async def test_replaying_failed_jobs_over_http_reruns_them_through_the_same_rule
     assert job is not None and job.state == "failed" and REASON in (job.last_error or "")
     assert job.attempts == 2
     assert e2e.d365_writes() == []
+
+
+async def test_customer_write_back_failing_transiently_creates_no_second_customer(e2e: E2E) -> None:
+    """The customer is created, then writing its account to the organization fails past the inline
+    retries: the message is retried, the same customer is found (not created again) and written back."""
+    attempts = e2e.rt.settings.retry_max_attempts
+    e2e.stack.pipedrive.inject_fault("/api/v2/organizations/4", 503, times=attempts, method="PATCH")
+    await e2e.win(104)
+    pump = await e2e.drain()
+    assert pump.stats.failed_attempts == 1
+    assert pump.stats.outcomes == {"created": 1}
+    northwind = [c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith("Northwind")]
+    assert len(northwind) == 1
+    account = northwind[0]["CustomerAccount"]
+    assert e2e.orders("PD-104")[0]["InvoiceCustomerAccountNumber"] == account
+    org = e2e.stack.pipedrive.sim.store.get("organization", 4)
+    assert org["custom_fields"][ACCOUNT_FIELD] == account
