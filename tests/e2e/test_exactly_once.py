@@ -109,6 +109,16 @@ async def test_won_then_reopened_before_build_then_won_again(e2e: E2E) -> None:
     assert again.json()["status"] == "duplicate"
     assert await e2e.queue_depth() == 0
 
+    # Reopened and won again after the order exists: the new win is acknowledged, no second order.
+    e2e.stack.pipedrive.set_deal_status(103, "open")
+    e2e.stack.pipedrive.set_deal_status(103, "won")
+    deliveries = await e2e.stack.pipedrive.wait_for_deliveries(5, ok_only=True)
+    assert [d["status"] for d in deliveries[-2:]] == [200, 200]
+    assert await e2e.queue_depth() == 0
+    await e2e.drain()
+    assert_one_order(e2e, 103, 2)
+    assert header_posts(e2e) == 1
+
 
 # ---- poll --------------------------------------------------------------------------------------------
 
