@@ -1,35 +1,59 @@
 """Customer match-or-create for a deal (DESIGN.md flow 2).
 
 Order of evidence: id map (Pipedrive org -> account, per legal entity) -> the account stored on the
-organization's configured custom field -> the configured D365 match rules -> create. Whatever is
-found or made is written back to the organization's field and the id map, so the next deal of the
-same organization is an exact match with no D365 call.
+organization's configured custom field -> the configured D365 match rules -> create.
+
+Two guarantees, across scaled-out instances:
+- One resolver per organization at a time: a `customer` job row is claimed like an order job, so two
+  first deals of the same new organization cannot both create a D365 customer; the loser re-queues.
+- The id map is written LAST (after the write-back to the organization), so an id-map hit means all
+  is done and costs no Pipedrive or D365 call. An attempt that died after creating the customer is
+  taken over (attempts > 1) and first looks the customer up by name and country, so it adopts the
+  customer it made instead of making another.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from connector.d365.client import D365Client
-from connector.errors import NotFoundError
+from connector.errors import NotFoundError, RetryLaterError
 from connector.flows.context import FlowContext
-from connector.mapping.config import MappingConfig
+from connector.mapping.config import MappingConfig, MatchRule
 from connector.mapping.customers import country_for, match_key, new_customer, org_account
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization, OrganizationInput
+from connector.state.jobs import LostLeaseError
 from connector.state.store import StateStore
+from connector.state.tables import now
 
 How = Literal["idmap", "account_field", "matched", "created"]
+JOB_KIND = "customer"
+LEASE_SECONDS = 120
+# Loads the deal's organization and its resolved custom fields when (and only when) they are needed.
+OrgLoader = Callable[[], Awaitable[tuple[Organization | None, ResolvedFields]]]
 
 
 @dataclass(frozen=True)
 class CustomerResolution:
     account: str
     how: How
+
+
+@dataclass
+class CustomerDeps:
+    cfg: MappingConfig
+    state: StateStore
+    pipedrive: PipedriveClient
+    d365: D365Client
+    org_fields: CustomFields
+    worker: str
 
 
 def idmap_key(legal_entity: str, deal: Deal) -> str:
@@ -40,71 +64,92 @@ def idmap_key(legal_entity: str, deal: Deal) -> str:
 
 
 async def resolve_customer(
-    ctx: FlowContext,
-    *,
-    deal: Deal,
-    org: Organization | None,
-    fields: ResolvedFields,
-    legal_entity: str,
-    cfg: MappingConfig,
-    state: StateStore,
-    pipedrive: PipedriveClient,
-    d365: D365Client,
-    org_fields: CustomFields,
+    ctx: FlowContext, deps: CustomerDeps, *, deal: Deal, legal_entity: str, load_org: OrgLoader
 ) -> CustomerResolution:
     if deal.org_id is None and deal.person_id is None:
         raise MappingError(f"deal {deal.id}: has no organization or person; link the customer in Pipedrive")
     key = idmap_key(legal_entity, deal)
-    cached = await state.idmap.get("customer", key)
+    cached = await deps.state.idmap.get("customer", key)
     if cached is not None:
-        # An earlier attempt created or matched it but may have died before the write-back: finish that
-        # (only into an empty field: an account a person put there is never overwritten).
-        if org is not None and cfg.pipedrive_fields.org_customer_account and not org_account(org, cfg, fields):
-            await _write_back(ctx, org, cached.target_key, cfg, pipedrive, org_fields)
         return CustomerResolution(cached.target_key, "idmap")
 
-    resolution = await _find(ctx, deal=deal, org=org, fields=fields, legal_entity=legal_entity, cfg=cfg, d365=d365)
-    if resolution is None:
-        if not cfg.customer.create_missing:
-            name = org.name if org else f"person {deal.person_id}"
-            raise MappingError(
-                f"deal {deal.id}: no D365 customer matches {name!r} in {legal_entity} and customer.create_missing "
-                "is off; create the customer in D365 or put its account on the organization"
-            )
-        person = await pipedrive.get_person(deal.person_id) if deal.person_id is not None else None
-        payload = new_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
-        await ctx.step("before_customer_create")
-        created = await d365.create_customer(payload)
-        resolution = CustomerResolution(created.customer_account, "created")
-        await ctx.audit("customer.created", account=created.customer_account, legal_entity=legal_entity)
-    else:
-        await ctx.audit(f"customer.{resolution.how}", account=resolution.account, legal_entity=legal_entity)
-
-    await state.idmap.put("customer", key, resolution.account)
-    if org is not None and cfg.pipedrive_fields.org_customer_account and resolution.how != "account_field":
-        await _write_back(ctx, org, resolution.account, cfg, pipedrive, org_fields)
+    jobs = deps.state.jobs
+    job = await jobs.claim(JOB_KIND, key, worker=deps.worker, lease_seconds=LEASE_SECONDS)
+    if job is None:
+        return await _resolved_elsewhere(deps, key)
+    try:
+        org, fields = await load_org()
+        resolution = await _find(deps, deal=deal, org=org, fields=fields, legal_entity=legal_entity,
+                                 recovering=job.attempts > 1)  # fmt: skip
+        if resolution is None:
+            resolution = await _create(ctx, deps, deal=deal, org=org, legal_entity=legal_entity)
+        else:
+            await ctx.audit(f"customer.{resolution.how}", account=resolution.account, legal_entity=legal_entity)
+        if org is not None and deps.cfg.pipedrive_fields.org_customer_account and resolution.how != "account_field":
+            await _write_back(ctx, deps, org, resolution.account)
+        await deps.state.idmap.put("customer", key, resolution.account)
+        await jobs.complete(job, {"account": resolution.account, "how": resolution.how})
+    except BaseException as exc:
+        with contextlib.suppress(LostLeaseError):
+            await jobs.release(job, f"{type(exc).__name__}: {exc}")
+        raise
     return resolution
 
 
+async def _resolved_elsewhere(deps: CustomerDeps, key: str) -> CustomerResolution:
+    """Another worker holds (or finished) this organization's resolution."""
+    current = await deps.state.jobs.get(JOB_KIND, key)
+    account = (current.result or {}).get("account") if current is not None else None
+    if current is not None and current.state == "done" and account:
+        await deps.state.idmap.put("customer", key, str(account))
+        return CustomerResolution(str(account), "idmap")
+    delay = 2.0
+    if current is not None and current.lease_until is not None:
+        delay = max(1.0, (current.lease_until - now()).total_seconds())
+    raise RetryLaterError(f"customer {key} is being resolved by another worker", delay=delay)
+
+
+async def _create(
+    ctx: FlowContext, deps: CustomerDeps, *, deal: Deal, org: Organization | None, legal_entity: str
+) -> CustomerResolution:
+    cfg = deps.cfg
+    if not cfg.customer.create_missing:
+        name = org.name if org else f"person {deal.person_id}"
+        raise MappingError(
+            f"deal {deal.id}: no D365 customer matches {name!r} in {legal_entity} and customer.create_missing "
+            "is off; create the customer in D365 or put its account on the organization"
+        )
+    person = await deps.pipedrive.get_person(deal.person_id) if deal.person_id is not None else None
+    payload = new_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
+    await ctx.step("before_customer_create")
+    created = await deps.d365.create_customer(payload)
+    await ctx.audit("customer.created", account=created.customer_account, legal_entity=legal_entity)
+    await ctx.step("after_customer_create")
+    return CustomerResolution(created.customer_account, "created")
+
+
 async def _find(
-    ctx: FlowContext,
+    deps: CustomerDeps,
     *,
     deal: Deal,
     org: Organization | None,
     fields: ResolvedFields,
     legal_entity: str,
-    cfg: MappingConfig,
-    d365: D365Client,
+    recovering: bool,
 ) -> CustomerResolution | None:
-    for rule in cfg.customer.match_rules:
-        if org is None:
-            break  # person-only deals have nothing to match on: a new customer is created
+    cfg = deps.cfg
+    if org is None:
+        return None  # person-only deals have nothing to match on: a new customer is created
+    rules: list[MatchRule] = list(cfg.customer.match_rules)
+    if recovering and "name_country" not in rules:
+        rules.append("name_country")  # an earlier attempt may have created it: find that one first
+    for rule in rules:
         if rule == "account_field":
             account = org_account(org, cfg, fields)
             if not account:
                 continue
             try:
-                found = await d365.find_customer(account, legal_entity)
+                found = await deps.d365.find_customer(account, legal_entity)
             except NotFoundError:
                 found = None
             if found is None:
@@ -114,7 +159,7 @@ async def _find(
                 )
             return CustomerResolution(found.customer_account, "account_field")
         country = country_for(org, cfg, legal_entity) if rule == "name_country" else None
-        candidates = await d365.find_customers_by_name(org.name.strip(), country, legal_entity)
+        candidates = await deps.d365.find_customers_by_name(org.name.strip(), country, legal_entity)
         wanted = match_key(org.name, country)
         matches = sorted(
             {
@@ -134,18 +179,10 @@ async def _find(
     return None
 
 
-async def _write_back(
-    ctx: FlowContext,
-    org: Organization,
-    account: str,
-    cfg: MappingConfig,
-    pipedrive: PipedriveClient,
-    org_fields: CustomFields,
-) -> None:
+async def _write_back(ctx: FlowContext, deps: CustomerDeps, org: Organization, account: str) -> None:
     """Store the account on the organization (a reference, not financial data) for exact matches later."""
-    name = cfg.pipedrive_fields.org_customer_account
+    name = deps.cfg.pipedrive_fields.org_customer_account
     assert name is not None
-
-    custom = await org_fields.to_hashes({name: account})
-    await pipedrive.update_organization(org.id, OrganizationInput(custom_fields=custom))
+    custom = await deps.org_fields.to_hashes({name: account})
+    await deps.pipedrive.update_organization(org.id, OrganizationInput(custom_fields=custom))
     await ctx.audit("customer.written_back", org_id=org.id, account=account)

@@ -154,3 +154,14 @@ async def test_audit_trail_of_a_built_deal_is_complete_and_ordered(e2e: E2E) -> 
     assert {t.correlation_id for t in trail} == {"test-104"}
     created = next(t for t in trail if t.event == "order.created")
     assert created.detail == {"order_number": "PD104", "lines": 5}
+
+
+async def test_two_deals_of_one_new_organization_built_together_make_one_customer(e2e: E2E) -> None:
+    await e2e.win(104, 109)  # both of org 4, new to D365, in one concurrent batch
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 2}
+    northwind = [c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith("Northwind")]
+    assert len(northwind) == 1
+    account = northwind[0]["CustomerAccount"]
+    assert {o["InvoiceCustomerAccountNumber"] for o in (*e2e.orders("PD-104"), *e2e.orders("PD-109"))} == {account}
+    assert len(customer_posts(e2e)) == 1
