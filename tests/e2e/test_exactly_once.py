@@ -139,6 +139,19 @@ async def test_webhook_and_poll_race_give_one_order(e2e: E2E) -> None:
     assert header_posts(e2e) == 1
 
 
+async def test_poll_and_webhook_enqueueing_at_the_same_moment_send_one_message(e2e: E2E) -> None:
+    e2e.stack.pipedrive.set_deal_status(107, "won")
+    polled, hooked = await asyncio.gather(
+        poll_won_deals(e2e.rt),
+        e2e.rt.queues.enqueue_order(107, reason="webhook", correlation_id="hook-107"),
+    )
+    assert polled.enqueued + int(hooked) == 1
+    assert await e2e.queue_depth() == 1
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert_one_order(e2e, 107, 2)
+
+
 async def test_dropped_webhook_is_recovered_by_the_poll(e2e: E2E) -> None:
     await e2e.register_webhook()
     e2e.stack.pipedrive.webhook_fault("drop")
