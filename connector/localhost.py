@@ -173,6 +173,8 @@ class LocalHost:
         self._app = build_http_app(rt, admin_key=admin_key)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._pump_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def base_url(self) -> str:
@@ -187,21 +189,26 @@ class LocalHost:
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
         if workers:
-            self._tasks.append(asyncio.create_task(self._pump_loop()))
+            self._stopping.clear()
+            self._pump_task = asyncio.create_task(self._pump_loop())
             if self.poll_every:
                 self._tasks.append(asyncio.create_task(self._timer_loop(self.poll_every)))
         return self
 
     async def _pump_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 if not await self.pump.run_once():
-                    await asyncio.sleep(self._pump_idle)  # queue polling interval, as the host does
+                    await self._idle()  # queue polling interval, as the host does
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("queue pump error")
-                await asyncio.sleep(self._pump_idle)
+                await self._idle()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._pump_idle)
 
     async def _timer_loop(self, every: float) -> None:
         from connector.functions.timer import run_poll
@@ -215,7 +222,18 @@ class LocalHost:
                 log.exception("poll failed")
             await asyncio.sleep(every)
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace: float = 30.0) -> None:
+        """Finish the batch in hand (like the host draining on shutdown), then stop everything.
+
+        Cancelling mid-batch loses nothing (the claim and adoption make a rerun safe), but it leaves
+        the messages invisible until their timeout and the ack undone, so we let the batch end first.
+        """
+        self._stopping.set()
+        if self._pump_task is not None:
+            done, _ = await asyncio.wait([self._pump_task], timeout=grace)
+            if not done:
+                self._tasks.append(self._pump_task)
+            self._pump_task = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
