@@ -14,6 +14,7 @@ Two guarantees, across scaled-out instances:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from connector.state.tables import now
 How = Literal["idmap", "account_field", "matched", "created"]
 JOB_KIND = "customer"
 LEASE_SECONDS = 120
+WAIT_FOR_HOLDER_SECONDS = 15.0
 # Loads the deal's organization and its resolved custom fields when (and only when) they are needed.
 OrgLoader = Callable[[], Awaitable[tuple[Organization | None, ResolvedFields]]]
 
@@ -97,15 +99,25 @@ async def resolve_customer(
 
 
 async def _resolved_elsewhere(deps: CustomerDeps, key: str) -> CustomerResolution:
-    """Another worker holds (or finished) this organization's resolution."""
-    current = await deps.state.jobs.get(JOB_KIND, key)
-    account = (current.result or {}).get("account") if current is not None else None
-    if current is not None and current.state == "done" and account:
-        await deps.state.idmap.put("customer", key, str(account))
-        return CustomerResolution(str(account), "idmap")
-    delay = 2.0
+    """Another worker holds (or finished) this organization's resolution.
+
+    Resolving takes a few calls, so wait a little for the holder (often a deal of the same queue
+    batch) before handing the message back to the queue with a short delay.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_FOR_HOLDER_SECONDS
+    while True:
+        current = await deps.state.jobs.get(JOB_KIND, key)
+        account = (current.result or {}).get("account") if current is not None else None
+        if current is not None and current.state == "done" and account:
+            await deps.state.idmap.put("customer", key, str(account))
+            return CustomerResolution(str(account), "idmap")
+        if current is None or not current.lease_live() or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.25)  # a lease held elsewhere: poll the row, bounded by the deadline
+    delay = 5.0
     if current is not None and current.lease_until is not None:
-        delay = max(1.0, (current.lease_until - now()).total_seconds())
+        delay = min(delay, max(1.0, (current.lease_until - now()).total_seconds()))
     raise RetryLaterError(f"customer {key} is being resolved by another worker", delay=delay)
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from connector.d365.client import D365Client
 from connector.errors import DuplicateError, PermanentError, RetryLaterError, TransientError
 from connector.flows.context import Checkpoint, FlowContext
-from connector.flows.customers import resolve_customer
+from connector.flows.customers import CustomerDeps, resolve_customer
 from connector.flows.items import resolve_items
+from connector.mapping.config import MappingConfig, OrgFieldSource
 from connector.mapping.dimensions import resolve_dimensions
 from connector.mapping.errors import MappingError
-from connector.mapping.fields import ResolvedFields, configured_fields
+from connector.mapping.fields import ResolvedFields
 from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_reference
+from connector.pipedrive.client import PipedriveClient
+from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization
 from connector.queues import OrderBuild
 from connector.runtime import Runtime
@@ -127,14 +130,9 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
     await ctx.step("deal_read")
 
     legal_entity = legal_entity_for(deal, cfg)
-    wanted = configured_fields(cfg)
-    org = await _organization(rt, deal, need=bool(wanted.organization))
     deal_fields = await rt.custom_fields("deal")
     org_fields = await rt.custom_fields("organization")
-    fields = ResolvedFields(
-        deal=await deal_fields.to_names(deal.custom_fields or {}),
-        organization=await org_fields.to_names(org.custom_fields or {}) if org else {},
-    )
+    deal_values = await deal_fields.to_names(deal.custom_fields or {})
     reference = order_reference(deal, cfg)
 
     # A crash after the create and before the state write lands here on the retry: adopt, never re-create.
@@ -143,23 +141,18 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
         await ctx.audit("order.adopted", order_number=existing.sales_order_number, reference=reference)
         return _result(deal, "adopted", existing.sales_order_number, legal_entity, reference, lines=None)
 
-    if org is None and deal.org_id is not None:
-        org = await pipedrive.get_organization(deal.org_id)
-        fields = ResolvedFields(deal=fields.deal, organization=await org_fields.to_names(org.custom_fields or {}))
+    org_loader = _OrgLoader(pipedrive, org_fields, deal, deal_values)
     customer = await resolve_customer(
         ctx,
+        CustomerDeps(cfg, rt.state, pipedrive, d365, org_fields, rt.worker),
         deal=deal,
-        org=org,
-        fields=fields,
         legal_entity=legal_entity,
-        cfg=cfg,
-        state=rt.state,
-        pipedrive=pipedrive,
-        d365=d365,
-        org_fields=org_fields,
+        load_org=org_loader,
     )
     await ctx.step("customer_resolved")
     lines = await resolve_items(deal, deal_products, legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state)
+    # The organization is read only when its fields feed a dimension, or (above) when the customer is new.
+    org, fields = await org_loader() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=deal_values))
     dimensions = resolve_dimensions(deal, org, cfg, fields)
     plan = build_order(deal, lines, customer.account, cfg, legal_entity=legal_entity, dimensions=dimensions)
     await ctx.audit(
@@ -180,12 +173,23 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
     return result
 
 
-async def _organization(rt: Runtime, deal: Deal, *, need: bool) -> Organization | None:
-    """Read the organization up front only when dimensions need its fields; else only if a match needs it."""
-    if not need or deal.org_id is None:
-        return None
-    pipedrive = await rt.pipedrive()
-    return await pipedrive.get_organization(deal.org_id)
+class _OrgLoader:
+    """The deal's organization and its custom fields by name, read once and only on demand."""
+
+    def __init__(self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]) -> None:
+        self._pipedrive, self._org_fields, self._deal, self._deal_values = pipedrive, org_fields, deal, deal_values
+        self._loaded: tuple[Organization | None, ResolvedFields] | None = None
+
+    async def __call__(self) -> tuple[Organization | None, ResolvedFields]:
+        if self._loaded is None:
+            org = await self._pipedrive.get_organization(self._deal.org_id) if self._deal.org_id is not None else None
+            values = await self._org_fields.to_names(org.custom_fields or {}) if org is not None else {}
+            self._loaded = (org, ResolvedFields(deal=self._deal_values, organization=values))
+        return self._loaded
+
+
+def _dimensions_use_org(cfg: MappingConfig) -> bool:
+    return any(isinstance(src, OrgFieldSource) for src in cfg.dimensions.sources.values())
 
 
 async def _create(ctx: FlowContext, d365: D365Client, plan: OrderPlan) -> tuple[str, Outcome]:
