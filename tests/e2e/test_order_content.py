@@ -165,3 +165,38 @@ async def test_two_deals_of_one_new_organization_built_together_make_one_custome
     account = northwind[0]["CustomerAccount"]
     assert {o["InvoiceCustomerAccountNumber"] for o in (*e2e.orders("PD-104"), *e2e.orders("PD-109"))} == {account}
     assert len(customer_posts(e2e)) == 1
+
+
+async def test_person_only_deal_becomes_a_person_customer(e2e: E2E) -> None:
+    e2e.stack.pipedrive.seed(
+        {
+            "persons": [
+                {"id": 20, "name": "Solo Buyer", "emails": [{"value": "solo@buyer.example", "primary": True}]}
+            ],
+            "deals": [
+                {
+                    "id": 201, "title": "Walk-in", "person_id": 20, "pipeline_id": 1, "stage_id": 2, "owner_id": 1,
+                    "currency": "USD", "status": "open",
+                    "products": [{"product_id": 3, "item_price": 189.5, "quantity": 2}],
+                }
+            ],
+        }
+    )  # fmt: skip
+    await e2e.win(201)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    order = e2e.orders("PD-201")[0]
+    created = [c for c in e2e.stack.d365.records("CustomersV3") if c["PrimaryContactEmail"] == "solo@buyer.example"]
+    assert len(created) == 1 and created[0]["PartyType"] == "Person"
+    assert order["InvoiceCustomerAccountNumber"] == created[0]["CustomerAccount"]
+    # No cost center on the deal: that segment stays empty, the others still come from the mapping.
+    assert order["DefaultLedgerDimensionDisplayValue"] == "001--022"
+    assert actual_lines(order) == [
+        {
+            "ItemNumber": "VB-050",
+            "OrderedSalesQuantity": Decimal(2),
+            "SalesPrice": Decimal("189.5"),
+            "LineDiscountPercentage": Decimal(0),
+            "LineDiscountAmount": Decimal(0),
+        }
+    ]
