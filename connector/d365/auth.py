@@ -121,6 +121,16 @@ def _first_line(message: str | None) -> str:
     return (message or "authentication failed").strip().splitlines()[0][:300]
 
 
+def _authority_options(authority: str | None, ca_bundle: str | Path | None) -> dict[str, object]:
+    """Only for the sandbox's Entra-like endpoint; production uses the default authority."""
+    kwargs: dict[str, object] = {}
+    if authority:
+        kwargs.update(authority=authority, disable_instance_discovery=True)
+    if ca_bundle:
+        kwargs["connection_verify"] = str(ca_bundle)
+    return kwargs
+
+
 def client_secret_factory(
     tenant_id: str,
     client_id: str,
@@ -134,11 +144,7 @@ def client_secret_factory(
     def make() -> AsyncTokenCredential:
         from azure.identity.aio import ClientSecretCredential
 
-        kwargs: dict[str, object] = {}
-        if authority:
-            kwargs.update(authority=authority, disable_instance_discovery=True)
-        if ca_bundle:
-            kwargs["connection_verify"] = str(ca_bundle)
+        kwargs = _authority_options(authority, ca_bundle)
         return ClientSecretCredential(tenant_id, client_id, client_secret, **kwargs)
 
     return make
@@ -166,11 +172,7 @@ def certificate_factory(
     def make() -> AsyncTokenCredential:
         from azure.identity.aio import CertificateCredential
 
-        kwargs: dict[str, object] = {}
-        if authority:
-            kwargs.update(authority=authority, disable_instance_discovery=True)
-        if ca_bundle:
-            kwargs["connection_verify"] = str(ca_bundle)
+        kwargs = _authority_options(authority, ca_bundle)
         return CertificateCredential(tenant_id, client_id, str(certificate_path), **kwargs)
 
     return make
