@@ -162,3 +162,16 @@ async def test_customer_write_back_failing_transiently_creates_no_second_custome
     assert e2e.orders("PD-104")[0]["InvoiceCustomerAccountNumber"] == account
     org = e2e.stack.pipedrive.sim.store.get("organization", 4)
     assert org["custom_fields"][ACCOUNT_FIELD] == account
+
+
+async def test_pipedrive_429_with_long_retry_after_requeues_the_build(e2e: E2E) -> None:
+    e2e.stack.pipedrive.inject_fault("/api/v2/deals/101", 429, headers={"Retry-After": "120"}, method="GET")
+    await e2e.win(101)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"parked": 1} and pump.stats.failed_attempts == 0
+    job = await e2e.job(101)
+    assert job is not None and job.state == "queued"
+    assert await e2e.queue_depth() == 1
+    requeued = [t for t in await e2e.rt.state.audit.trail("deal-101") if t.event == "build.requeued"]
+    assert len(requeued) == 1 and requeued[0].detail["delay"] >= 100
+    assert e2e.d365_writes() == []
