@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -77,9 +78,22 @@ def default_retryable(response: httpx.Response) -> bool:
 
 
 class RateLimitPacer:
-    """Remembers the last rate-limit headers and holds requests until the window resets when low.
+    """Paces requests of one credential under the server's rate limit; shared by all its requests.
 
-    One pacer per credential (Pipedrive limits are per token), shared by all requests of a client.
+    Two views, both needed:
+
+    - Our own sliding log (once `x-ratelimit-limit` is known, e.g. Pipedrive): a request counts from
+      its start until one window after its response (the server counted it somewhere in between,
+      so this never undercounts), and a new one starts only while fewer than the limit minus a
+      margin are counted. Requests then flow at the limit's rate instead of in bursts followed by
+      a wait for the whole window (Pipedrive's window is rolling, its `x-ratelimit-reset` whole
+      seconds). The margin keeps the server's `remaining` above `pace_below_remaining`.
+    - The server's view: on a 429, or `remaining` at or below `pace_below_remaining` (another
+      process on the same token, or the opening volley sent before any headers were known), hold
+      every request until the server's reset.
+
+    APIs without these headers (D365) are never paced, only held by `hold()`. Waits longer than
+    `max_inline_wait` raise RetryLaterError. Pair every `wait()` with one `finished()`.
     """
 
     def __init__(
@@ -90,15 +104,14 @@ class RateLimitPacer:
         self._clock = clock
         self._not_before = 0.0
         self._lock = asyncio.Lock()
-        # Window budget from x-ratelimit-limit/-remaining/-reset (APIs that send them, e.g. Pipedrive):
-        # requests we may still start before `_window_end`, so concurrent callers do not all rush
-        # in when a window resets. None until such headers are seen: other APIs are unaffected.
-        self._limit: int | None = None
-        self._slots: int | None = None
-        self._window_end = 0.0
-        self._window_len = 0.0
+        self._limit: int | None = None  # last x-ratelimit-limit seen; None: never pace from the log
+        self._window = 0.0  # the largest x-ratelimit-reset seen: the rolling window's length
+        self._in_flight = 0  # started, no answer yet: counted for as long as they run
+        self._answered: deque[float] = deque()  # answer times of requests still inside the window
+        self._answer = asyncio.Event()  # set by finished(): a waiter blocked on in-flight requests re-checks
 
     def observe(self, response: httpx.Response) -> None:
+        """Learn from a response's rate-limit headers (ignored when it has none)."""
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is None:
             return
@@ -106,53 +119,65 @@ class RateLimitPacer:
             left = int(float(remaining))
         except ValueError:
             return
-        low = left <= self._policy.pace_below_remaining
-        if low or response.status_code == 429:
+        if left <= self._policy.pace_below_remaining or response.status_code == 429:
             wait = server_wait(response)
             if wait is not None:
                 self._not_before = max(self._not_before, self._clock() + wait)
-        self._track_window(response, left)
-
-    def _track_window(self, response: httpx.Response, left: int) -> None:
         try:
             limit = int(float(response.headers["x-ratelimit-limit"]))
             reset = max(0.0, float(response.headers["x-ratelimit-reset"]))
         except (KeyError, ValueError):
             return
-        now = self._clock()
+        # The last limit seen governs (Pipedrive's Search API has its own, lower one; the flows do
+        # not search). The window is the largest reset seen: the first answer on an empty rolling
+        # window reports (about) its whole length, later ones less.
         self._limit = limit
-        self._window_len = max(self._window_len, reset)
-        if self._slots is None or now >= self._window_end:
-            self._slots, self._window_end = left, now + reset
-        else:  # in-flight requests may have been counted by the server after this answer
-            self._slots = min(self._slots, left)
+        self._window = max(self._window, reset)
 
-    async def _take_slot(self) -> None:
-        if self._slots is None or self._limit is None:
-            return
-        now = self._clock()
-        if now >= self._window_end:
-            self._slots, self._window_end = self._limit, now + self._window_len
-        if self._slots <= self._policy.pace_below_remaining:
-            delay = self._window_end - now
-            if delay > self._policy.max_inline_wait:
-                raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
-            await self._sleep(delay)
-            self._slots, self._window_end = self._limit, self._clock() + self._window_len
-        self._slots -= 1
+    def finished(self, response: httpx.Response | None = None) -> None:
+        """A request started by `wait()` got this answer (None: it failed): it now ages out of the window."""
+        if response is not None:
+            self.observe(response)
+        self._in_flight = max(0, self._in_flight - 1)
+        if self._limit is not None and self._window > 0:
+            self._answered.append(self._clock())
+        self._answer.set()
 
     def hold(self, until_seconds: float) -> None:
         """Block new requests for a while (after a 429 without rate-limit headers)."""
         self._not_before = max(self._not_before, self._clock() + until_seconds)
 
     async def wait(self) -> None:
+        """Return when a request may start, and count it as started."""
         async with self._lock:
-            delay = self._not_before - self._clock()
-            if delay > 0:
+            while True:
+                held = self._not_before - self._clock()
+                delay = held if held > 0 else self._log_delay()
+                if delay is None:  # the window is full of requests still running: wait for an answer
+                    self._answer.clear()
+                    await self._answer.wait()
+                    continue
+                if delay <= 0:
+                    break
                 if delay > self._policy.max_inline_wait:
                     raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
                 await self._sleep(delay)
-            await self._take_slot()
+            self._in_flight += 1
+
+    def _log_delay(self) -> float | None:
+        """Seconds until the sliding log has room (0: now), None if only a running request can free it."""
+        if self._limit is None or self._window <= 0:
+            return 0.0
+        now = self._clock()
+        while self._answered and self._answered[0] <= now - self._window:
+            self._answered.popleft()
+        budget = max(1, self._limit - self._policy.pace_below_remaining - 1)
+        excess = self._in_flight + len(self._answered) - budget + 1  # entries that must age out first
+        if excess <= 0:
+            return 0.0
+        if excess > len(self._answered):
+            return None
+        return self._answered[excess - 1] + self._window - now
 
 
 class _Retry(Exception):
@@ -217,14 +242,16 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         await self.pacer.wait()
+        response: httpx.Response | None = None
         try:
             response = await self._inner.handle_async_request(request)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             if self._retryable_error is not None and not self._retryable_error(request, exc):
                 raise
             raise _Retry(None, cause=exc) from exc
+        finally:
+            self.pacer.finished(response)  # the answer (or failure) is in: the request starts ageing out
         response.request = request  # lets `retryable` judge by method (httpx sets it later anyway)
-        self.pacer.observe(response)
         if response.status_code < 400:
             return response
         await response.aread()
