@@ -176,7 +176,9 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
 class _OrgLoader:
     """The deal's organization and its custom fields by name, read once and only on demand."""
 
-    def __init__(self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]) -> None:
+    def __init__(
+        self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]
+    ) -> None:
         self._pipedrive, self._org_fields, self._deal, self._deal_values = pipedrive, org_fields, deal, deal_values
         self._loaded: tuple[Organization | None, ResolvedFields] | None = None
 
@@ -195,10 +197,14 @@ def _dimensions_use_org(cfg: MappingConfig) -> bool:
 async def _create(ctx: FlowContext, d365: D365Client, plan: OrderPlan) -> tuple[str, Outcome]:
     try:
         number, lines = await d365.create_sales_order(plan.header, plan.lines)
-    except DuplicateError:
+    except DuplicateError as exc:
         existing = await d365.find_order_by_reference(plan.reference, plan.legal_entity)
         if existing is None:
-            raise
+            # Not ours to adopt (e.g. the order number is taken by another order): retrying cannot help.
+            raise PermanentError(
+                f"D365 refused order {plan.reference!r} as a duplicate, but no order in {plan.legal_entity} carries "
+                f"that reference ({exc}); free the order number or change order.number_template, then replay"
+            ) from exc
         await ctx.audit("order.adopted", order_number=existing.sales_order_number, via="duplicate")
         return existing.sales_order_number, "adopted"
     await ctx.audit("order.created", order_number=number, lines=len(lines))

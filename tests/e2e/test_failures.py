@@ -8,7 +8,7 @@ import httpx
 
 from connector.flows.replay import replay_deals, replay_poison
 from connector.pipedrive.models import ProductInput
-from connector.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID
+from connector.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed
 from tests.fixtures.stack import E2E
 
 REASON = "has no code; set its code to a D365 item number"
@@ -175,3 +175,31 @@ async def test_pipedrive_429_with_long_retry_after_requeues_the_build(e2e: E2E) 
     requeued = [t for t in await e2e.rt.state.audit.trail("deal-101") if t.event == "build.requeued"]
     assert len(requeued) == 1 and requeued[0].detail["delay"] >= 100
     assert e2e.d365_writes() == []
+
+
+async def test_order_number_taken_by_another_order_fails_once_with_a_reason(e2e: E2E) -> None:
+    """D365 says "already exists" but no order carries our reference: not ours to adopt, and no retry helps."""
+    base = d365_seed()
+    other = {
+        "dataAreaId": "usmf", "SalesOrderNumber": "PD101", "OrderingCustomerAccountNumber": "US-001",
+        "InvoiceCustomerAccountNumber": "US-001", "CurrencyCode": "USD", "CustomersOrderReference": "manual-entry",
+    }  # fmt: skip
+    e2e.stack.d365.seed(
+        {
+            "dimension_format": base["dimension_format"],
+            "units": base["units"],
+            "released_products": [],
+            "sales_orders": [other],
+        }
+    )
+    await e2e.win(101)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"failed": 1}
+    assert pump.stats.failed_attempts == 0 and await e2e.poison_depth() == 0
+    job = await e2e.job(101)
+    assert job is not None and job.state == "failed"
+    assert "number_template" in (job.last_error or "") and "already exists" in (job.last_error or "")
+    assert e2e.orders("PD-101") == []
+    assert [
+        o["CustomersOrderReference"] for o in e2e.stack.d365.sales_orders() if o["SalesOrderNumber"] == "PD101"
+    ] == ["manual-entry"]
