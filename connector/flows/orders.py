@@ -141,6 +141,9 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
         await ctx.audit("order.adopted", order_number=existing.sales_order_number, reference=reference)
         return _result(deal, "adopted", existing.sales_order_number, legal_entity, reference, lines=None)
 
+    # Items before the customer: an unmapped or unreleased item (the common permanent failure) must
+    # fail the job before anything is written to D365, not after a new customer was created.
+    lines = await resolve_items(deal, deal_products, legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state)
     org_loader = _OrgLoader(pipedrive, org_fields, deal, deal_values)
     customer = await resolve_customer(
         ctx,
@@ -150,7 +153,6 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
         load_org=org_loader,
     )
     await ctx.step("customer_resolved")
-    lines = await resolve_items(deal, deal_products, legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state)
     # The organization is read only when its fields feed a dimension, or (above) when the customer is new.
     org, fields = await org_loader() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=deal_values))
     dimensions = resolve_dimensions(deal, org, cfg, fields)

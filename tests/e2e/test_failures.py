@@ -203,3 +203,16 @@ async def test_order_number_taken_by_another_order_fails_once_with_a_reason(e2e:
     assert [
         o["CustomersOrderReference"] for o in e2e.stack.d365.sales_orders() if o["SalesOrderNumber"] == "PD101"
     ] == ["manual-entry"]
+
+
+async def test_unknown_item_for_a_new_customer_fails_before_any_d365_write(e2e: E2E) -> None:
+    """Deal 107's organization is new to D365; its coupling's code is not a released item. The job fails
+    on the item, and no customer is created for an order that cannot be made."""
+    e2e.stack.pipedrive.sim.store.update("product", 9, {"code": "NOPE-1"}, source="app")
+    await e2e.win(107)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"failed": 1}
+    job = await e2e.job(107)
+    assert job is not None and job.state == "failed"
+    assert "'NOPE-1', which is not a released product in legal entity 'demf'" in (job.last_error or "")
+    assert e2e.d365_writes() == []
