@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import httpx
 import pytest
 
+import connector.flows
 from connector.flows.context import Checkpoint
 from connector.flows.orders import build_order_for_deal
 from connector.flows.poll import CHECKPOINT, poll_won_deals
@@ -243,11 +246,19 @@ STEPS = [
     "claimed",
     "deal_read",
     "before_customer_create",
+    "after_customer_create",
     "customer_resolved",
     "before_create",
     "after_create",
     "recorded",
 ]
+
+
+def test_every_checkpoint_in_the_flows_is_crash_tested() -> None:
+    """A step added to the flows without a crash test here would leave a gap in invariant 1."""
+    flows = Path(connector.flows.__file__).parent
+    found = {m for f in flows.glob("*.py") for m in re.findall(r'\.step\("([a-z_]+)"\)', f.read_text())}
+    assert found == set(STEPS)
 
 
 def crash_once(at: str) -> tuple[Checkpoint, list[str]]:
