@@ -70,3 +70,5 @@ async def test_no_secret_in_logs_of_a_run_with_failures(e2e: E2E, caplog: pytest
     for secret in secrets:
         assert secret not in text
     assert "guess-xxxxxxxx" not in text + refused.text
+    assert e2e.stack.d365.issuer.issued >= 1
+    assert "eyJ" not in text and "Bearer " not in text  # no D365 access token (a JWT) either
