@@ -200,3 +200,25 @@ async def test_person_only_deal_becomes_a_person_customer(e2e: E2E) -> None:
             "LineDiscountAmount": Decimal(0),
         }
     ]
+
+
+async def test_every_demo_deal_won_at_once_gives_one_order_or_one_failed_job(e2e: E2E) -> None:
+    """Invariant 2 over the whole data set in one concurrent batch: an order each, or a visible reason."""
+    deals = list(range(101, 111))
+    await e2e.win(*deals)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 9, "failed": 1}, pump.stats
+    for deal_id in deals:
+        job = await e2e.job(deal_id)
+        assert job is not None
+        if deal_id == 108:
+            assert job.state == "failed" and "has no code" in (job.last_error or "")
+            assert e2e.orders("PD-108") == []
+        else:
+            assert job.state == "done"
+            assert len(e2e.orders(f"PD-{deal_id}")) == 1
+    new_orgs = ("Northwind", "Tailspin", "Adventure Works", "Wingtip")
+    for name in new_orgs:
+        assert len([c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith(name)]) == 1
+    assert len(customer_posts(e2e)) == len(new_orgs)
+    assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 0
