@@ -150,19 +150,24 @@ class RateLimitPacer:
     async def wait(self) -> None:
         """Return when a request may start, and count it as started."""
         async with self._lock:
-            while True:
+            while True:  # each wait is slept once (an injected test sleep may not move the clock)
                 held = self._not_before - self._clock()
-                delay = held if held > 0 else self._log_delay()
+                if held > 0:
+                    await self._sleep(self._inline(held))
+                delay = self._log_delay()
                 if delay is None:  # the window is full of requests still running: wait for an answer
                     self._answer.clear()
                     await self._answer.wait()
-                    continue
-                if delay <= 0:
-                    break
-                if delay > self._policy.max_inline_wait:
-                    raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
-                await self._sleep(delay)
+                    continue  # a 429 may have come in meanwhile: check everything again
+                if delay > 0:
+                    await self._sleep(self._inline(delay))
+                break
             self._in_flight += 1
+
+    def _inline(self, delay: float) -> float:
+        if delay > self._policy.max_inline_wait:
+            raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
+        return delay
 
     def _log_delay(self) -> float | None:
         """Seconds until the sliding log has room (0: now), None if only a running request can free it."""

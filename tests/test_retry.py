@@ -235,3 +235,47 @@ def test_no_pacing_without_rate_limit_headers() -> None:
         return now()
 
     assert run(main()) == 0.0
+
+
+class FlakyServer(httpx.AsyncBaseTransport):
+    """Answers after 0.1 s with a limit of 3 per 2 s, except that the second call fails to connect."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.starts.append(now())
+        if len(self.starts) == 2:
+            raise httpx.ConnectError("connection refused", request=request)
+        await asyncio.sleep(0.1)
+        return answer(3, 2, 2)
+
+
+def test_failed_attempts_free_their_slot_and_count_in_the_window() -> None:
+    async def main() -> list[float]:
+        server = FlakyServer()
+        transport = RetryTransport(server, POLICY, pacer=pacer())
+        for _ in range(2):
+            response = await transport.handle_async_request(httpx.Request("GET", "https://x.test/api/v2/deals/1"))
+            assert response.status_code == 200
+        return server.starts
+
+    # Budget 1 per 2-s window: the failed attempt starts once the first answer (t=0.1) aged out, and
+    # its retry once the failure did; a failure that kept its slot would leave the loop deadlocked.
+    assert run(main()) == pytest.approx([0.0, 2.1, 4.1])
+
+
+def test_each_wait_is_slept_once_even_if_the_injected_sleep_does_not_move_the_clock() -> None:
+    slept: list[float] = []
+
+    async def record(delay: float) -> None:
+        slept.append(delay)
+
+    async def main() -> None:
+        p = RateLimitPacer(POLICY, clock=now, sleep=record)
+        await one(p, answer(3, 2, 2))  # budget 1: the next start waits for the window
+        p.hold(4.0)
+        await p.wait()
+
+    run(main())
+    assert slept == [4.0, 2.0]
