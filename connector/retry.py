@@ -4,6 +4,7 @@ It lives in an httpx transport, under the clients, so both clients get the same 
 tests exercise it against the simulators over real HTTP:
 
 - 429: wait `Retry-After` (seconds or HTTP date) or `x-ratelimit-reset` (Pipedrive, seconds).
+- `x-ratelimit-limit` known: start requests only while our own sliding log of the window has room.
 - `x-ratelimit-remaining` at or below a threshold: hold the next request until the window resets.
 - 5xx (as judged by the client's classifier) and timeouts/connection errors: capped exponential
   backoff with jitter.
@@ -130,9 +131,10 @@ class RateLimitPacer:
             return
         # The last limit seen governs (Pipedrive's Search API has its own, lower one; the flows do
         # not search). The window is the largest reset seen: the first answer on an empty rolling
-        # window reports (about) its whole length, later ones less.
+        # window reports (about) its whole length, later ones less. Whole-second values (Pipedrive's
+        # documented form) count as at least 1 s; fractions (the simulator's short test windows) as given.
         self._limit = limit
-        self._window = max(self._window, reset)
+        self._window = max(self._window, max(reset, 1.0) if reset.is_integer() else reset)
 
     def finished(self, response: httpx.Response | None = None) -> None:
         """A request started by `wait()` got this answer (None: it failed): it now ages out of the window."""

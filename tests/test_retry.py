@@ -279,3 +279,12 @@ def test_each_wait_is_slept_once_even_if_the_injected_sleep_does_not_move_the_cl
 
     run(main())
     assert slept == [4.0, 2.0]
+
+
+def test_a_whole_second_reset_of_zero_still_means_a_one_second_window() -> None:
+    async def main() -> float:
+        p = pacer()
+        await one(p, answer(3, 2, 0))
+        return await one(p, answer(3, 2, 0))
+
+    assert run(main()) == pytest.approx(1.0)
