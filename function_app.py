@@ -82,3 +82,30 @@ async def poll_won_deals(timer: func.TimerRequest) -> None:
     from connector.functions.timer import run_poll
 
     await run_poll()
+
+
+@app.function_name("d365_events")
+@app.route(route="d365/events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def d365_events(req: func.HttpRequest) -> func.HttpResponse:
+    """D365 business events (function key required): customer/product changes queue a master push."""
+    from connector.functions.d365_events import handle_d365_events
+
+    return _http_out(await handle_d365_events(_http_in(req)))
+
+
+@app.function_name("master_push")
+@app.queue_trigger(arg_name="msg", queue_name="%MASTER_QUEUE%", connection="AzureWebJobsStorage")
+async def master_push(msg: func.QueueMessage) -> None:
+    """One D365 product or customer -> its Pipedrive product or organization, written only when changed."""
+    from connector.functions.worker import handle_master_message
+
+    await handle_master_message(msg.get_body().decode("utf-8", "replace"), dequeue_count=msg.dequeue_count or 1)
+
+
+@app.function_name("master_diff")
+@app.timer_trigger(arg_name="timer", schedule="%MASTER_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def master_diff(timer: func.TimerRequest) -> None:
+    """Full D365 -> Pipedrive master diff: queue a push for every record whose content changed."""
+    from connector.functions.timer import run_master_diff
+
+    await run_master_diff()

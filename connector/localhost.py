@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,30 +34,50 @@ class PumpStats:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
+# A queue trigger body: (text, dequeue_count=, checkpoint=) -> a result with `.outcome`, or None (parked).
+MessageHandler = Callable[..., Awaitable[Any]]
+
+
 class QueuePump:
-    """Drains the order queue like the queue trigger does (batch of `batch_size`, concurrent)."""
+    """Drains one queue like its queue trigger does (batch of `batch_size`, concurrent).
+
+    The order queue and `handle_order_message` unless `queue` and `handler` say otherwise.
+    """
 
     def __init__(
         self,
         rt: Runtime,
         *,
+        queue: str | None = None,
+        handler: MessageHandler | None = None,
         batch_size: int = 16,
         visibility_timeout: int = 60,
         retry_after: int = 1,
         checkpoint: Checkpoint | None = None,
     ) -> None:
         self.rt = rt
+        self.queue = queue or rt.queues.order_queue
+        self.handler = handler
         self.batch_size = batch_size
         self.visibility_timeout = visibility_timeout
         self.retry_after = retry_after
         self.checkpoint = checkpoint
         self.stats = PumpStats()
 
+    @classmethod
+    def for_masters(cls, rt: Runtime, **kwargs: Any) -> QueuePump:
+        from connector.functions.worker import handle_master_message
+
+        return cls(rt, queue=rt.queues.master_queue, handler=handle_master_message, **kwargs)
+
     async def run_once(self) -> int:
         """Receive one batch and process it; returns how many messages were received."""
-        from connector.functions.worker import handle_order_message
+        handler = self.handler
+        if handler is None:
+            from connector.functions.worker import handle_order_message
 
-        queue = await self.rt.queues.client(self.rt.queues.order_queue)
+            handler = handle_order_message
+        queue = await self.rt.queues.client(self.queue)
         batch = [
             m
             async for m in queue.receive_messages(
@@ -67,15 +88,13 @@ class QueuePump:
         async def one(msg: Any) -> None:
             text = str(msg.content)
             try:
-                result = await handle_order_message(
-                    text, dequeue_count=msg.dequeue_count or 1, checkpoint=self.checkpoint
-                )
+                result = await handler(text, dequeue_count=msg.dequeue_count or 1, checkpoint=self.checkpoint)
             except Exception as exc:
                 self.stats.failed_attempts += 1
                 if (msg.dequeue_count or 1) >= self.rt.settings.max_dequeue_count:
                     await self._poison(queue, msg, text, exc)
                 else:
-                    log.warning("order message failed (attempt %s): %s", msg.dequeue_count, exc)
+                    log.warning("%s message failed (attempt %s): %s", self.queue, msg.dequeue_count, exc)
                     await queue.update_message(msg, visibility_timeout=self.retry_after)
                 return
             await queue.delete_message(msg)
@@ -87,12 +106,12 @@ class QueuePump:
         return len(batch)
 
     async def _poison(self, queue: Any, msg: Any, text: str, exc: BaseException) -> None:
-        poison = await self.rt.queues.client(poison_name(self.rt.queues.order_queue))
+        poison = await self.rt.queues.client(poison_name(self.queue))
         await poison.send_message(text, time_to_live=-1)
         await queue.delete_message(msg)
         self.stats.poisoned += 1
         await self.rt.state.audit.append(
-            f"queue-{self.rt.queues.order_queue}",
+            f"queue-{self.queue}",
             "message.poisoned",
             correlation_id="",
             level="error",
@@ -112,6 +131,7 @@ Handler = Any  # async (HttpIn) -> HttpOut
 def build_http_app(rt: Runtime, *, admin_key: str | None = None) -> web.Application:
     """aiohttp app with the function app's routes; admin routes need `admin_key` (like a function key)."""
     from connector.functions.admin import handle_replay
+    from connector.functions.d365_events import handle_d365_events
     from connector.functions.webhook import handle_pipedrive_webhook
 
     async def adapt(request: web.Request, handler: Handler, *, admin: bool = False) -> web.Response:
@@ -140,8 +160,12 @@ def build_http_app(rt: Runtime, *, admin_key: str | None = None) -> web.Applicat
     async def replay(request: web.Request) -> web.Response:
         return await adapt(request, handle_replay, admin=True)
 
+    async def d365_events(request: web.Request) -> web.Response:
+        return await adapt(request, handle_d365_events, admin=True)  # function key, as in Azure
+
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/api/pipedrive/webhook", webhook)
+    app.router.add_post("/api/d365/events", d365_events)
     app.router.add_post("/api/admin/replay", replay)
     app.router.add_get("/api/health", health)
     return app
@@ -152,7 +176,7 @@ def _to_aiohttp(out: HttpOut) -> web.Response:
 
 
 class LocalHost:
-    """HTTP server + queue pump + timer on loopback; `async with` starts and stops all of it."""
+    """HTTP server + both queue pumps + poll timer on loopback; `async with` starts and stops all of it."""
 
     def __init__(
         self,
@@ -161,6 +185,7 @@ class LocalHost:
         host: str = "127.0.0.1",
         port: int = 0,
         poll_every: float | None = None,
+        master_every: float | None = None,
         admin_key: str | None = None,
         pump_idle: float = 0.5,
     ) -> None:
@@ -168,7 +193,9 @@ class LocalHost:
         self.host = host
         self.port = port
         self.poll_every = poll_every
+        self.master_every = master_every
         self.pump = QueuePump(rt)
+        self.master_pump = QueuePump.for_masters(rt)
         self._pump_idle = pump_idle
         self._app = build_http_app(rt, admin_key=admin_key)
         self._runner: web.AppRunner | None = None
@@ -191,14 +218,19 @@ class LocalHost:
         if workers:
             self._stopping.clear()
             self._pump_task = asyncio.create_task(self._pump_loop())
-            if self.poll_every:
-                self._tasks.append(asyncio.create_task(self._timer_loop(self.poll_every)))
+            from connector.functions.timer import run_master_diff, run_poll
+
+            for every, job in ((self.poll_every, run_poll), (self.master_every, run_master_diff)):
+                if every:
+                    self._tasks.append(asyncio.create_task(self._timer_loop(every, job)))
         return self
 
     async def _pump_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                if not await self.pump.run_once():
+                received = await self.pump.run_once()
+                received += await self.master_pump.run_once()
+                if not received:
                     await self._idle()  # queue polling interval, as the host does
             except asyncio.CancelledError:
                 raise
@@ -210,16 +242,14 @@ class LocalHost:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._pump_idle)
 
-    async def _timer_loop(self, every: float) -> None:
-        from connector.functions.timer import run_poll
-
+    async def _timer_loop(self, every: float, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
             try:
-                await run_poll()
+                await job()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("poll failed")
+                log.exception("timer job %s failed", getattr(job, "__name__", job))
             await asyncio.sleep(every)
 
     async def stop(self, *, grace: float = 30.0) -> None:

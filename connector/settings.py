@@ -133,6 +133,8 @@ class Settings(BaseSettings):
 
     # --- Poll and mapping
     poll_schedule: str = Field("0 */5 * * * *", validation_alias=_env("POLL_SCHEDULE"))
+    # The master diff (D365 products/customers -> Pipedrive); hourly by default: events carry single changes.
+    master_schedule: str = Field("0 0 * * * *", validation_alias=_env("MASTER_SCHEDULE"))
     poll_overlap_seconds: int = Field(120, ge=0, validation_alias=_env("POLL_OVERLAP_SECONDS"))
     mapping_file: Path = Field(Path("config/mapping.yaml"), validation_alias=_env("MAPPING_FILE"))
 
@@ -174,7 +176,7 @@ class Settings(BaseSettings):
             raise ValueError("must be empty or letters/digits starting with a letter (Azure table name rules)")
         return value
 
-    @field_validator("poll_schedule")
+    @field_validator("poll_schedule", "master_schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
         if len(value.split()) != 6:

@@ -51,6 +51,9 @@ param d365Credential string = 'client_secret'
 @description('NCRONTAB (6 fields, UTC on Flex) for the won-deal poll.')
 param pollSchedule string = '0 */5 * * * *'
 
+@description('NCRONTAB (6 fields, UTC on Flex) for the full D365 -> Pipedrive master diff.')
+param masterSchedule string = '0 0 * * * *'
+
 @description('Mapping file path inside the deployed package.')
 param mappingFile string = 'config/mapping.yaml'
 
@@ -207,6 +210,7 @@ module functionApp 'modules/functionapp.bicep' = {
       ORDER_QUEUE: orderQueue
       MASTER_QUEUE: masterQueue
       POLL_SCHEDULE: pollSchedule
+      MASTER_SCHEDULE: masterSchedule
       MAPPING_FILE: mappingFile
     }
   }

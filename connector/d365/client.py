@@ -288,6 +288,18 @@ class D365Client:
         rows = self.iter_records(ReleasedProductName, legal_entity=legal_entity)
         return {row.item_number: row.product_name async for row in rows if row.product_name}
 
+    async def product_name(self, item_number: str, legal_entity: str) -> str | None:
+        """One item's ProductName (ReleasedProductCreationsV2 by key); None when absent or empty."""
+        try:
+            row = await self.get_by_key(
+                "ReleasedProductCreationsV2",
+                {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
+                select=select_for(ReleasedProductName),
+            )
+        except NotFoundError:
+            return None
+        return self._model(ReleasedProductName, row, "GET ReleasedProductCreationsV2").product_name or None
+
     async def find_item(self, item_number: str, legal_entity: str) -> ReleasedProduct | None:
         try:
             row = await self.get_by_key(

@@ -1,4 +1,5 @@
-"""Queue trigger body for `order-build`: decode, build, and map outcomes to the host's retry rules.
+"""Queue trigger bodies for `order-build` and `master-push`: decode, run the flow, and map outcomes
+to the host's retry rules.
 
 Return = the message is done (deleted). Raise = the host retries it after the visibility timeout,
 and after `maxDequeueCount` moves it to the poison queue, where `status` shows it and `replay` drains it.
@@ -10,8 +11,9 @@ import logging
 
 from connector.errors import RetryLaterError
 from connector.flows.context import Checkpoint
+from connector.flows.masters import PushResult, push_master
 from connector.flows.orders import OrderResult, build_order_for_deal
-from connector.queues import MalformedMessage, OrderBuild, decode_message
+from connector.queues import MalformedMessage, MasterPush, OrderBuild, decode_message
 from connector.runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -45,4 +47,35 @@ async def handle_order_message(
         )
         return None
     log.info("deal %s: %s %s", result.deal_id, result.outcome, result.order_number or result.reason or "")
+    return result
+
+
+async def handle_master_message(
+    text: str, *, dequeue_count: int = 1, checkpoint: Checkpoint | None = None
+) -> PushResult | None:
+    """Queue trigger body for `master-push`: the same rules as the order queue, for one master record."""
+    rt = await get_runtime()
+    queue = rt.queues.master_queue
+    try:
+        message = decode_message(text)
+    except MalformedMessage as exc:
+        await rt.queues.move_aside(text, str(exc), queue=queue)
+        log.error("malformed master message parked in poison queue: %s", exc)
+        return None
+    if not isinstance(message, MasterPush):
+        await rt.queues.move_aside(text, f"{message.kind} message on the master queue", queue=queue)
+        return None
+    try:
+        result = await push_master(rt, message, checkpoint=checkpoint)
+    except RetryLaterError as exc:
+        await rt.queues.requeue(message, exc.delay)
+        await rt.state.audit.append(
+            message.subject,
+            "push.requeued",
+            correlation_id=message.correlation_id,
+            level="warning",
+            detail={"delay": round(exc.delay, 1), "error": str(exc), "dequeue_count": dequeue_count},
+        )
+        return None
+    log.info("%s: %s %s", message.subject, result.outcome, result.target_id or result.reason or "")
     return result

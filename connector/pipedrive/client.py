@@ -232,6 +232,34 @@ class PipedriveClient:
     async def update_organization(self, org_id: int, data: OrganizationInput) -> Organization:
         return await self._one(Organization, "PATCH", f"/api/v2/organizations/{int(org_id)}", json=data.body())
 
+    async def find_organizations_by_field(self, field_code: str, value: str) -> list[Organization]:
+        """Organizations whose custom field `field_code` equals `value` exactly (the D365 account field).
+
+        Search hits list custom-field VALUES without their keys, so each hit is re-read and compared
+        on the named field: a value that happens to sit in another field is not a match.
+        """
+        value = value.strip()
+        if not value:
+            raise ValidationError("find_organizations_by_field: empty value", lines=["value: empty"])
+        where = "GET /api/v2/organizations/search"
+        params = {"term": value, "fields": "custom_fields", "exact_match": "true"}
+
+        async def fetch(query: dict[str, Any]) -> dict[str, Any]:
+            return await self.request("GET", "/api/v2/organizations/search", params=query)
+
+        ids: list[int] = []
+        async for raw in iter_cursor(fetch, params, where=where, limit=100, items_key="items"):
+            item = raw.get("item") if isinstance(raw, dict) else None
+            if not isinstance(item, dict):
+                raise ProtocolError(f"Pipedrive {where}: search result without an `item` object")
+            ids.append(validate(_OrgHit, item, where).id)
+        found = []
+        for org_id in dict.fromkeys(ids):
+            org = await self.get_organization(org_id)
+            if not org.is_deleted and str(org.custom_fields.get(field_code) or "").strip() == value:
+                found.append(org)
+        return found
+
     async def get_person(self, person_id: int) -> Person:
         return await self._one(Person, "GET", f"/api/v2/persons/{int(person_id)}")
 
@@ -324,6 +352,10 @@ class PipedriveClient:
         from connector.pipedrive.webhooks import ensure_webhook
 
         return await ensure_webhook(self, url, user, password, event_action, event_object, version)
+
+
+class _OrgHit(BaseModel):
+    id: int
 
 
 class _SearchHit(BaseModel):

@@ -1,0 +1,107 @@
+"""POST /api/d365/events (function-key auth): D365 business events -> master pushes.
+
+Parse everything first, so a bad body (not JSON, not a business event, a change event without its
+key field) is a 400 with nothing queued. The activation test event is acknowledged and audited. Each
+change event queues a push of its record with the event's EventId as correlation id; an EventId seen
+before is acknowledged without queueing again (D365 retries deliveries it thinks failed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from connector.d365.events import BusinessEvent, InvalidEventError, parse_business_events
+from connector.errors import TransientError
+from connector.functions.http import HttpIn, HttpOut, json_error, json_response
+from connector.runtime import Runtime, get_runtime
+
+MAX_BODY_BYTES = 256 * 1024
+SUBJECT = "d365-events"
+EVENT_JOB_KIND = "d365-event"  # a job row per EventId: the dedupe of redelivered events
+# The standard catalog has no customer/product "changed" business events: these are the custom events
+# (reference section 8) the D365 admin activates; their ids and key fields are UNCONFIRMED beyond that.
+MASTER_EVENTS: dict[str, tuple[Literal["product", "customer"], str]] = {
+    "ReleasedProductChangedBusinessEvent": ("product", "ItemNumber"),
+    "CustomerChangedBusinessEvent": ("customer", "CustomerAccount"),
+}
+
+
+@dataclass(frozen=True)
+class _Push:
+    event: BusinessEvent
+    entity: Literal["product", "customer"]
+    key: str
+    legal_entity: str
+
+
+async def handle_d365_events(req: HttpIn) -> HttpOut:
+    if len(req.body) > MAX_BODY_BYTES:
+        return json_error(413, f"event body is {len(req.body)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        events = parse_business_events(req.body)
+    except InvalidEventError as exc:
+        return json_error(400, str(exc), problems=exc.lines)
+    rt = await get_runtime()
+    try:
+        pushes = [p for p in (_push_for(rt, e, i) for i, e in enumerate(events)) if p is not None]
+    except InvalidEventError as exc:
+        return json_error(400, str(exc), problems=exc.lines)
+    results: list[dict[str, object]] = []
+    try:
+        for event in events:
+            if event.is_test:
+                await rt.state.audit.append(
+                    SUBJECT, "event.test", correlation_id=event.dedupe_key, detail={"legal_entity": event.legal_entity}
+                )
+                results.append({"event_id": event.event_id, "status": "test"})
+            elif event.business_event_id not in MASTER_EVENTS:
+                # A valid event we do not act on is acknowledged, never refused (D365 would retry it).
+                await rt.state.audit.append(
+                    SUBJECT,
+                    "event.ignored",
+                    correlation_id=event.dedupe_key,
+                    level="debug",
+                    detail={"business_event_id": event.business_event_id[:100]},
+                )
+                results.append({"event_id": event.event_id, "status": "ignored"})
+        for push in pushes:
+            results.append({"event_id": push.event.event_id, "status": await _enqueue(rt, push)})
+    except TransientError as exc:
+        # Storage trouble: a 503 makes D365 deliver again; the EventId dedupe keeps that harmless.
+        return json_error(503, f"could not queue the event: {exc}")
+    return json_response(200, {"events": results})
+
+
+def _push_for(rt: Runtime, event: BusinessEvent, index: int) -> _Push | None:
+    known = MASTER_EVENTS.get(event.business_event_id)
+    if event.is_test or known is None:
+        return None
+    entity, field_name = known
+    value = event.fields.get(field_name)
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise InvalidEventError(
+            f"{event.business_event_id} without a usable {field_name}",
+            lines=[f"item {index}: {field_name}: expected a non-empty string of at most 200 characters"],
+        )
+    legal_entity = event.legal_entity or rt.mapping.legal_entity.default
+    return _Push(event, entity, value, legal_entity.lower())
+
+
+async def _enqueue(rt: Runtime, push: _Push) -> str:
+    jobs = rt.state.jobs
+    seen = await jobs.guard_enqueue(
+        EVENT_JOB_KIND, push.event.dedupe_key, correlation_id=push.event.dedupe_key, reason="event"
+    )
+    if not seen.enqueue:
+        await rt.state.audit.append(SUBJECT, "event.duplicate", correlation_id=push.event.dedupe_key)
+        return "duplicate"
+    try:
+        queued = await rt.queues.enqueue_master(
+            push.entity, push.key, push.legal_entity, reason="event", correlation_id=push.event.dedupe_key
+        )
+    except BaseException:
+        await jobs.undo_enqueue(seen)  # so D365's redelivery is not taken for a duplicate
+        raise
+    await jobs.complete(seen.job, {"entity": push.entity, "key": push.key, "legal_entity": push.legal_entity})
+    return "queued" if queued else "already_queued"
