@@ -1,4 +1,5 @@
-"""`ml-connector`: the operator's command line (sync, replay, audit, status, serve, secrets, webhook).
+"""`ml-connector`: the operator's command line (sync, push-masters, replay, audit, status, serve, secrets,
+webhook).
 
 Human output is rich tables; `--json` prints one JSON document for scripts. Configuration comes from
 the same settings as the function app (environment / .env), so a command sees what the app sees.
@@ -139,6 +140,58 @@ def replay(
     _emit(as_json, result, render)
 
 
+@app.command("push-masters")
+def push_masters(
+    entity: str = typer.Option("all", "--entity", help="products, customers or all."),
+    run: bool = typer.Option(False, "--run", help="Drain the master queue right away (without the host)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Diff D365 products/customers against what was last pushed and queue a push for each change."""
+    from connector.flows.master_diff import master_diff
+    from connector.localhost import QueuePump
+
+    if entity not in ("products", "customers", "all"):
+        console.print(f"[red]error:[/red] --entity must be products, customers or all, not {entity!r}")
+        raise typer.Exit(2)
+
+    async def work(rt: Any) -> dict[str, Any]:
+        with console.status("reading D365 masters…", spinner="dots") if not as_json else contextlib.nullcontext():
+            diff = await master_diff(rt, entity, reason="cli")  # type: ignore[arg-type]
+        out: dict[str, Any] = {
+            "correlation_id": diff.correlation_id,
+            "legal_entities": diff.legal_entities,
+            "seen": diff.seen,
+            "changed": diff.changed,
+            "enqueued": diff.enqueued,
+            "skipped": diff.skipped,
+        }
+        if run:
+            with console.status("pushing to Pipedrive…", spinner="dots") if not as_json else contextlib.nullcontext():
+                stats = await QueuePump.for_masters(rt).drain()
+            out["outcomes"] = stats.outcomes
+            out["poisoned"] = stats.poisoned
+        return out
+
+    result = _run(work)
+
+    def render() -> None:
+        console.print(f"legal entities: {', '.join(result['legal_entities'])}")
+        table = Table("kind", "read", "changed")
+        for kind in ("products", "customers"):
+            if kind in result["seen"]:
+                table.add_row(kind, str(result["seen"][kind]), str(result["changed"].get(kind, 0)))
+        console.print(table)
+        console.print(f"queued: {result['enqueued']}")
+        for why in result["skipped"]:
+            console.print(f"[yellow]skipped[/yellow] {why}")
+        if "outcomes" in result:
+            console.print(f"outcomes: {result['outcomes']}")
+            if result["poisoned"]:
+                console.print(f"[red]{result['poisoned']} message(s) moved to the poison queue[/red]")
+
+    _emit(as_json, result, render)
+
+
 @app.command()
 def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
     """The whole audit trail of a deal, oldest first."""
@@ -209,13 +262,17 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(7071, help="Port (7071 like the Functions host)."),
     poll_every: float = typer.Option(300.0, help="Seconds between polls (0: no timer)."),
+    master_every: float = typer.Option(3600.0, help="Seconds between master diffs (0: no timer)."),
 ) -> None:
-    """The local runner: the app's HTTP routes, the queue worker and the poll timer, until Ctrl-C."""
+    """The local runner: the app's HTTP routes, both queue workers and the timers, until Ctrl-C."""
     from connector.localhost import LocalHost
 
     async def work(rt: Any) -> None:
-        async with LocalHost(rt, host=host, port=port, poll_every=poll_every or None) as local:
-            console.print(f"serving {local.base_url}/api/pipedrive/webhook (Ctrl-C to stop)")
+        local_host = LocalHost(
+            rt, host=host, port=port, poll_every=poll_every or None, master_every=master_every or None
+        )
+        async with local_host as local:
+            console.print(f"serving {local.base_url}/api/pipedrive/webhook and /api/d365/events (Ctrl-C to stop)")
             await asyncio.Event().wait()
 
     try:

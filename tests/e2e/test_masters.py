@@ -291,3 +291,26 @@ async def test_a_record_missing_in_d365_is_audited_and_nothing_is_deleted(e2e: E
     assert len(e2e.stack.pipedrive.sim.store.visible("product")) == before
     job = await e2e.rt.state.jobs.get("master-product", "usmf:NO-SUCH-ITEM")
     assert job is not None and job.state == "done"
+
+
+async def test_push_masters_from_the_command_line(e2e: E2E) -> None:
+    from tests.e2e.test_cli import cli
+
+    code, result, text = await cli(e2e, "push-masters", "--entity", "products", "--json")
+    assert code == 0, text
+    assert result["legal_entities"] == ["usmf", "demf"]
+    assert result["seen"] == {"products": 22} and result["enqueued"] == 22 and "customers" not in result["seen"]
+    assert pipedrive_writes(e2e) == []  # without --run nothing is pushed yet
+
+    code, result, text = await cli(e2e, "push-masters", "--run", "--json")
+    assert code == 0, text
+    assert result["enqueued"] == 3  # the customers; the queued products are not queued twice
+    assert sum(result["outcomes"].values()) == 25 and result["poisoned"] == 0
+    assert len(products(e2e, UNMAPPED_CODE_FIX)) == 1
+
+    code, result, text = await cli(e2e, "push-masters", "--run", "--json")
+    assert code == 0, text
+    assert result["enqueued"] == 0 and result["outcomes"] == {}
+
+    code, _, text = await cli(e2e, "push-masters", "--entity", "orders")
+    assert code == 2 and "products, customers or all" in text
