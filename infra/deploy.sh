@@ -9,7 +9,7 @@
 #   optional: ENVIRONMENT_NAME (prod), PIPEDRIVE_AUTH_MODE (api_token), PIPEDRIVE_WEBHOOK_USER,
 #             D365_TENANT_ID, D365_CREDENTIAL (client_secret), POLL_SCHEDULE, MAPPING_FILE,
 #             MAXIMUM_INSTANCE_COUNT, INSTANCE_MEMORY_MB, PARAMETERS_FILE (infra/main.parameters.json)
-#             WEBHOOK_ROUTE (api/pipedrive/webhook), EVENTS_ROUTE (api/events/d365, not deployed yet)
+#             MASTER_SCHEDULE, WEBHOOK_ROUTE (api/pipedrive/webhook), EVENTS_ROUTE (api/d365/events)
 # Secrets are read from the environment if set, else prompted for with echo off; they are written
 # to Key Vault through a file descriptor (never on a command line, never printed):
 #   PIPEDRIVE_API_TOKEN | PIPEDRIVE_OAUTH_CLIENT_ID + PIPEDRIVE_OAUTH_CLIENT_SECRET +
@@ -48,7 +48,7 @@ PIPEDRIVE_AUTH_MODE="${PIPEDRIVE_AUTH_MODE:-api_token}"
 D365_CREDENTIAL="${D365_CREDENTIAL:-client_secret}"
 PARAMETERS_FILE="${PARAMETERS_FILE:-$here/main.parameters.json}"
 WEBHOOK_ROUTE="${WEBHOOK_ROUTE:-api/pipedrive/webhook}"
-EVENTS_ROUTE="${EVENTS_ROUTE:-api/events/d365}"
+EVENTS_ROUTE="${EVENTS_ROUTE:-api/d365/events}"
 deployment="ml-connector-$(date -u +%Y%m%d%H%M%S)"
 
 # ---- 1. Infrastructure ------------------------------------------------------------------------
@@ -176,7 +176,7 @@ cat <<EOT
   Pipedrive webhook URL (register with Basic auth user '${PIPEDRIVE_WEBHOOK_USER:-pipedrive}', see docs/admin-pipedrive.md):
     https://$APP_HOST/$WEBHOOK_ROUTE   (anonymous for the host: the connector checks Basic auth itself)
   Admin replay (function key): https://$APP_HOST/api/admin/replay?code=$shown
-  D365 business events endpoint: not deployed yet (the master-data push from D365 is a later release);
-    it will be https://$APP_HOST/$EVENTS_ROUTE?code=<function key>
+  D365 business events endpoint (function key; store it in the events Key Vault, see docs/admin-d365.md):
+    https://$APP_HOST/$EVENTS_ROUTE?code=$shown
   Health: https://$APP_HOST/api/health
 EOT
