@@ -79,6 +79,7 @@ async def push_master(rt: Runtime, message: MasterPush, *, checkpoint: Checkpoin
         await ctx.audit("push.superseded", level="warning", error=str(exc), target_id=result.target_id)
         return _result(message, "superseded", result.target_id, reason=str(exc))
     await ctx.audit("push.done", outcome=result.outcome, target_id=result.target_id)
+    await ctx.step("recorded")
     return result
 
 

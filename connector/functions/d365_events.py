@@ -13,6 +13,7 @@ from typing import Literal
 
 from connector.d365.events import BusinessEvent, InvalidEventError, parse_business_events
 from connector.errors import TransientError
+from connector.flows.master_diff import legal_entities
 from connector.functions.http import HttpIn, HttpOut, json_error, json_response
 from connector.runtime import Runtime, get_runtime
 
@@ -44,39 +45,43 @@ async def handle_d365_events(req: HttpIn) -> HttpOut:
         return json_error(400, str(exc), problems=exc.lines)
     rt = await get_runtime()
     try:
-        pushes = [p for p in (_push_for(rt, e, i) for i, e in enumerate(events)) if p is not None]
+        plan = [_classify(rt, event, index) for index, event in enumerate(events)]
     except InvalidEventError as exc:
         return json_error(400, str(exc), problems=exc.lines)
     results: list[dict[str, object]] = []
     try:
-        for event in events:
-            if event.is_test:
+        for event, action in zip(events, plan, strict=True):
+            if isinstance(action, _Push):
+                status = await _enqueue(rt, action)
+            elif action == "test":
+                status = "test"
                 await rt.state.audit.append(
                     SUBJECT, "event.test", correlation_id=event.dedupe_key, detail={"legal_entity": event.legal_entity}
                 )
-                results.append({"event_id": event.event_id, "status": "test"})
-            elif event.business_event_id not in MASTER_EVENTS:
+            else:
                 # A valid event we do not act on is acknowledged, never refused (D365 would retry it).
+                status = "ignored"
                 await rt.state.audit.append(
                     SUBJECT,
                     "event.ignored",
                     correlation_id=event.dedupe_key,
                     level="debug",
-                    detail={"business_event_id": event.business_event_id[:100]},
+                    detail={"business_event_id": event.business_event_id[:100], "why": action},
                 )
-                results.append({"event_id": event.event_id, "status": "ignored"})
-        for push in pushes:
-            results.append({"event_id": push.event.event_id, "status": await _enqueue(rt, push)})
+            results.append({"event_id": event.event_id, "status": status})
     except TransientError as exc:
         # Storage trouble: a 503 makes D365 deliver again; the EventId dedupe keeps that harmless.
         return json_error(503, f"could not queue the event: {exc}")
     return json_response(200, {"events": results})
 
 
-def _push_for(rt: Runtime, event: BusinessEvent, index: int) -> _Push | None:
+def _classify(rt: Runtime, event: BusinessEvent, index: int) -> _Push | str:
+    """A push to queue, "test", or why the event is ignored; InvalidEventError when it is unusable."""
+    if event.is_test:
+        return "test"
     known = MASTER_EVENTS.get(event.business_event_id)
-    if event.is_test or known is None:
-        return None
+    if known is None:
+        return "not a master-data event"
     entity, field_name = known
     value = event.fields.get(field_name)
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
@@ -84,8 +89,11 @@ def _push_for(rt: Runtime, event: BusinessEvent, index: int) -> _Push | None:
             f"{event.business_event_id} without a usable {field_name}",
             lines=[f"item {index}: {field_name}: expected a non-empty string of at most 200 characters"],
         )
-    legal_entity = event.legal_entity or rt.mapping.legal_entity.default
-    return _Push(event, entity, value, legal_entity.lower())
+    legal_entity = (event.legal_entity or rt.mapping.legal_entity.default).lower()
+    if legal_entity not in legal_entities(rt.mapping):
+        # Activation for "all companies" also sends other companies' changes: the mapping says which are synced.
+        return f"legal entity {legal_entity[:20]} is not in the mapping"
+    return _Push(event, entity, value, legal_entity)
 
 
 async def _enqueue(rt: Runtime, push: _Push) -> str:

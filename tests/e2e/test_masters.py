@@ -4,6 +4,7 @@ and queue drains are awaited as conditions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -314,3 +315,38 @@ async def test_push_masters_from_the_command_line(e2e: E2E) -> None:
 
     code, _, text = await cli(e2e, "push-masters", "--entity", "orders")
     assert code == 2 and "products, customers or all" in text
+
+
+async def test_events_of_other_kinds_or_companies_are_acknowledged_and_ignored(
+    e2e: E2E, events_host: LocalHost
+) -> None:
+    batch = [
+        envelope("SalesOrderConfirmedBusinessEvent", "usmf", 21, {"SalesOrderNumber": "SO-1"}),
+        envelope("CustomerChangedBusinessEvent", "gbsi", 22, {"CustomerAccount": "GB-001"}),  # not in the mapping
+    ]
+    async with httpx.AsyncClient() as client:
+        response = await client.post(events_url(events_host), json=batch)
+    assert response.status_code == 200
+    assert [e["status"] for e in response.json()["events"]] == ["ignored", "ignored"]
+    assert await master_depth(e2e) == 0
+    trail = await e2e.rt.state.audit.trail("d365-events")
+    assert [entry.event for entry in trail] == ["event.ignored", "event.ignored"]
+
+
+async def test_local_runner_pushes_a_d365_change_by_itself(e2e: E2E) -> None:
+    recorded = asyncio.Event()
+
+    async def on_step(step: str) -> None:
+        if step == "recorded":
+            recorded.set()
+
+    host = LocalHost(e2e.rt, pump_idle=0.05, admin_key=FUNCTION_KEY)
+    host.master_pump.checkpoint = on_step
+    async with host:
+        await activate(e2e, host)
+        code = PRODUCTS[2][0]
+        await d365_change(e2e, "ReleasedProductsV2", {"dataAreaId": "usmf", "ItemNumber": code}, {"SalesPrice": 199.0})
+        await asyncio.wait_for(recorded.wait(), 15)
+    assert host.master_pump.stats.outcomes == {"adopted": 1}
+    assert prices(products(e2e, code)[0])["USD"] == 199.0
+    assert await master_depth(e2e) == 0
