@@ -220,7 +220,7 @@ def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def status(as_json: bool = JsonOpt) -> None:
-    """Jobs by state, failed jobs with reasons, queue and poison depths, poll checkpoint."""
+    """Jobs by state, failed jobs with reasons, queue and poison depths (orders and masters), poll checkpoint."""
     from connector.flows.orders import JOB_KIND
     from connector.flows.poll import CHECKPOINT
 
@@ -231,12 +231,18 @@ def status(as_json: bool = JsonOpt) -> None:
             counts[job.state] = counts.get(job.state, 0) + 1
         failed = [{"deal_id": j.key, "reason": j.last_error, "updated": j.updated} for j in jobs if j.state == "failed"]
         queue = rt.queues.order_queue
+        masters = [j for kind in ("master-product", "master-customer") for j in await rt.state.jobs.list(kind)]
         return {
             "jobs": counts,
             "failed": failed,
             "queue_depth": await rt.queues.depth(queue),
             "poison_depth": await rt.queues.poison_depth(queue),
             "poll_checkpoint": await rt.state.checkpoints.get(CHECKPOINT),
+            "master_queue_depth": await rt.queues.depth(rt.queues.master_queue),
+            "master_poison_depth": await rt.queues.poison_depth(rt.queues.master_queue),
+            "master_failed": [
+                {"job": f"{j.kind}/{j.key}", "reason": j.last_error} for j in masters if j.state == "failed"
+            ],
         }
 
     result = _run(work)
@@ -248,6 +254,9 @@ def status(as_json: bool = JsonOpt) -> None:
         console.print(table)
         console.print(f"order queue: {result['queue_depth']}  poison: {result['poison_depth']}")
         console.print(f"poll checkpoint: {result['poll_checkpoint'] or 'never polled'}")
+        console.print(f"master queue: {result['master_queue_depth']}  poison: {result['master_poison_depth']}")
+        for row in result["master_failed"]:
+            console.print(f"[red]failed master push[/red] {row['job']}: {row['reason'] or ''}")
         if result["failed"]:
             failed = Table("deal", "reason", title="failed jobs")
             for row in result["failed"]:

@@ -11,8 +11,9 @@ sent: products carry name, code, unit and a list price; organizations name, addr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +27,9 @@ from connector.state.jobs import Job, LostLeaseError
 
 PRODUCT_MAP = "pd-product"
 ORG_MAP = "pd-org"
+LOCK_KIND = "pd-create"  # job rows used as cross-instance locks around find-or-create
+LOCK_LEASE_SECONDS = 60
+LOCK_WAIT_SECONDS = 10.0
 Outcome = Literal["created", "updated", "adopted", "unchanged", "not_found", "duplicate", "failed", "superseded"]
 
 
@@ -129,6 +133,7 @@ class _Target:
     """How to write one mapped record; the flow decides WHEN (hash, id map, find-before-create)."""
 
     kind: str
+    lock_key: str  # the Pipedrive identity: product code or organization account, case-folded
     payload_hash: str
     find: Callable[[], Awaitable[int | None]]  # existing Pipedrive record for an unmapped source
     update: Callable[[int], Awaitable[bool]]  # False when the mapped record is gone in Pipedrive
@@ -141,25 +146,48 @@ async def _apply(rt: Runtime, ctx: FlowContext, message: MasterPush, target: _Ta
     if entry is not None and entry.content_hash == target.payload_hash:
         await ctx.audit("master.unchanged", target_id=entry.target_key)
         return _result(message, "unchanged", int(entry.target_key))
-    outcome: Outcome = "updated"
-    target_id = int(entry.target_key) if entry is not None and entry.target_key.isdigit() else None
-    if target_id is not None and not await target.update(target_id):
-        await ctx.audit("master.target_gone", level="warning", target_id=target_id)
-        target_id = None
-    if target_id is None:
-        # Unmapped (or its record vanished): find before create, so a lost id-map write never duplicates.
-        target_id = await target.find()
-        if target_id is not None:
-            await target.update(target_id)
-            outcome = "adopted"
-        else:
-            await ctx.step("before_create")
-            target_id = await target.create()
-            outcome = "created"
-            await ctx.step("after_create")
-    await rt.state.idmap.put(target.kind, key, str(target_id), target.payload_hash)
+    # One writer per Pipedrive record at a time: a product serves every company's item of that code, so
+    # two companies' pushes would both miss in the search and both create, or both read-merge-write prices.
+    async with _exclusive(rt, target.lock_key):
+        outcome: Outcome = "updated"
+        target_id = int(entry.target_key) if entry is not None and entry.target_key.isdigit() else None
+        if target_id is not None and not await target.update(target_id):
+            await ctx.audit("master.target_gone", level="warning", target_id=target_id)
+            target_id = None
+        if target_id is None:
+            # Unmapped (or its record vanished): find before create, so a lost id-map write never duplicates.
+            target_id = await target.find()
+            if target_id is not None:
+                await target.update(target_id)
+                outcome = "adopted"
+            else:
+                await ctx.step("before_create")
+                target_id = await target.create()
+                outcome = "created"
+                await ctx.step("after_create")
+        await rt.state.idmap.put(target.kind, key, str(target_id), target.payload_hash)
     await ctx.audit(f"master.{outcome}", target_id=target_id, kind=target.kind)
     return _result(message, outcome, target_id)
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[None]:
+    """Hold a lease on `lock_key` (a job row, so it spans instances) while writing one Pipedrive record.
+
+    The holder needs a few calls, so wait a little for it; past that, re-queue with a delay.
+    """
+    jobs = rt.state.jobs
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOCK_WAIT_SECONDS
+    while (job := await jobs.claim(LOCK_KIND, lock_key, worker=rt.worker, lease_seconds=LOCK_LEASE_SECONDS)) is None:
+        if loop.time() >= deadline:
+            raise RetryLaterError(f"{lock_key} is being pushed by another worker", delay=LOCK_WAIT_SECONDS)
+        await asyncio.sleep(0.1)  # a lease held elsewhere: poll the row, bounded by the deadline
+    try:
+        yield
+    finally:
+        with contextlib.suppress(LostLeaseError):
+            await jobs.release(job, "")
 
 
 # --- products -----------------------------------------------------------------------------------
@@ -191,7 +219,8 @@ async def _product_target(rt: Runtime, message: MasterPush) -> _Target | None:
     async def create() -> int:
         return (await pipedrive.create_product(payload)).id
 
-    return _Target(PRODUCT_MAP, content_hash(payload), find, update, create)
+    lock_key = f"product:{(payload.code or message.key).strip().casefold()}"
+    return _Target(PRODUCT_MAP, lock_key, content_hash(payload), find, update, create)
 
 
 def _merge_prices(payload: ProductInput, current: list[ProductPrice]) -> ProductInput:
@@ -246,4 +275,5 @@ async def _org_target(rt: Runtime, message: MasterPush) -> _Target | None:
     async def create() -> int:
         return (await pipedrive.create_organization(body)).id
 
-    return _Target(ORG_MAP, content_hash(payload), find, update, create)
+    lock_key = f"org:{customer.customer_account.strip().casefold()}"
+    return _Target(ORG_MAP, lock_key, content_hash(payload), find, update, create)

@@ -313,6 +313,10 @@ async def test_push_masters_from_the_command_line(e2e: E2E) -> None:
     assert code == 0, text
     assert result["enqueued"] == 0 and result["outcomes"] == {}
 
+    code, status, text = await cli(e2e, "status", "--json")
+    assert code == 0, text
+    assert status["master_queue_depth"] == 0 and status["master_poison_depth"] == 0 and status["master_failed"] == []
+
     code, _, text = await cli(e2e, "push-masters", "--entity", "orders")
     assert code == 2 and "products, customers or all" in text
 
@@ -350,3 +354,23 @@ async def test_local_runner_pushes_a_d365_change_by_itself(e2e: E2E) -> None:
     assert host.master_pump.stats.outcomes == {"adopted": 1}
     assert prices(products(e2e, code)[0])["USD"] == 199.0
     assert await master_depth(e2e) == 0
+
+
+async def test_one_item_in_two_companies_pushed_at_once_is_one_product_with_both_prices(e2e: E2E) -> None:
+    for le in ("usmf", "demf"):
+        assert await e2e.rt.queues.enqueue_master("product", UNMAPPED_CODE_FIX, le, reason="cli", correlation_id=le)
+    stats = await drain_masters(e2e)  # one batch, processed concurrently
+    assert stats.outcomes == {"created": 1, "adopted": 1}
+    [product] = products(e2e, UNMAPPED_CODE_FIX)
+    assert prices(product) == {"USD": 3100.0, "EUR": 2850.0}
+
+    # Both mapped now: concurrent price updates read-merge-write one price array without losing either.
+    d365 = await e2e.rt.d365()
+    for le, price in (("usmf", 3200.0), ("demf", 2950.0)):
+        await d365.update(
+            "ReleasedProductsV2", {"dataAreaId": le, "ItemNumber": UNMAPPED_CODE_FIX}, {"SalesPrice": price}
+        )
+        assert await e2e.rt.queues.enqueue_master("product", UNMAPPED_CODE_FIX, le, reason="cli", correlation_id=le)
+    assert (await drain_masters(e2e)).outcomes == {"updated": 2}
+    [product] = products(e2e, UNMAPPED_CODE_FIX)
+    assert prices(product) == {"USD": 3200.0, "EUR": 2950.0}
