@@ -3,8 +3,10 @@
 Azurite + both simulators are seeded with a distributor data set; the webhook is registered; ten
 deals are won. Along the way one webhook is dropped (the poll recovers it), one is delivered twice
 (still one order), one deal has a product without an item number (it fails with a reason, the demo
-fixes the product and replays it) and D365 answers a burst of 429s (ridden out). The report ends
-with the invariants; any that does not hold makes the exit code non-zero.
+fixes the product and replays it) and D365 answers a burst of 429s (ridden out). Then the other
+direction: a full master sync, a D365 price change delivered as a business event, and a resync that
+must write nothing. The report ends with the invariants; any that does not hold makes the exit code
+non-zero.
 """
 
 from __future__ import annotations
@@ -114,6 +116,48 @@ async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report)
     report.check("replay of done deals is skipped", not again_replay.requeued, f"skipped {len(again_replay.skipped)}")
 
     await _verify(stack, rt, report, replayed.requeued, pump)
+    await _masters(stack, rt, host, report)
+
+
+async def _masters(stack: LocalStack, rt: Any, host: LocalHost, report: Report) -> None:
+    """The other direction: D365 released products and customers become Pipedrive products/organizations."""
+    from connector.flows.master_diff import master_diff
+
+    console.rule("Master data: D365 -> Pipedrive")
+    await stack.d365.set_event_endpoint(f"{host.base_url}/api/d365/events")
+    await stack.d365.wait_for_events(1)  # F&O sends its test event when the endpoint is activated
+    masters = QueuePump.for_masters(rt, retry_after=0)
+    with console.status("first full sync of released products and customers…"):
+        first = await master_diff(rt, "all", reason="demo")
+        await masters.drain()
+    console.print(f"first sync: {first.seen} read, {first.enqueued} pushed: {dict(masters.stats.outcomes)}")
+
+    code = "HP-1000"
+    events_before = len(stack.d365.events.deliveries)
+    d365 = await rt.d365()
+    await d365.update("ReleasedProductsV2", {"dataAreaId": "usmf", "ItemNumber": code}, {"SalesPrice": 1299.0})
+    await stack.d365.wait_for_events(events_before + 1)
+    await masters.drain()
+    store = stack.pipedrive.sim.store
+    found = [p for p in store.visible("product") if p.get("code") == code]
+    usd = [float(p["price"]) for p in (found[0]["prices"] if found else []) if p["currency"] == "USD"]
+    console.print(f"D365 price change of {code} -> business event -> Pipedrive product price USD {usd}")
+    report.check("D365 price change reached Pipedrive", len(found) == 1 and usd == [1299.0], f"{code}: {usd}")
+
+    writes_before = _pipedrive_writes(stack)
+    again = await master_diff(rt, "all", reason="demo")
+    await masters.drain()
+    report.check(
+        "resync with nothing changed writes nothing",
+        again.enqueued == 0 and _pipedrive_writes(stack) == writes_before,
+        f"{again.seen} read, {again.enqueued} pushed",
+    )
+    codes = [p.get("code") for p in store.visible("product") if p.get("code")]
+    report.check("one Pipedrive product per item number", len(codes) == len(set(codes)), f"{len(codes)} products")
+
+
+def _pipedrive_writes(stack: LocalStack) -> int:
+    return sum(1 for r in stack.pipedrive.requests() if r["method"] in ("POST", "PATCH", "PUT", "DELETE"))
 
 
 async def _verify(stack: LocalStack, rt: Any, report: Report, replayed: list[int], pump: QueuePump) -> None:
