@@ -61,6 +61,7 @@ def sync(as_json: bool = JsonOpt) -> None:
     from connector.localhost import QueuePump
 
     async def work(rt: Any) -> dict[str, Any]:
+        _ = rt.mapping  # a bad mapping file fails now, naming the key, before anything is queued
         with (
             console.status("polling Pipedrive for won deals…", spinner="dots")
             if not as_json

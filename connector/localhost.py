@@ -208,6 +208,7 @@ class LocalHost:
         return f"http://{self.host}:{self.port}"
 
     async def start(self, *, workers: bool = True) -> LocalHost:
+        _ = self.rt.mapping  # a bad mapping file fails here, at start, naming the key (not at the first deal)
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

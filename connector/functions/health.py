@@ -74,7 +74,21 @@ async def health_report(settings: Settings | None = None) -> HealthReport:
     finally:
         await queues.close()
         await state.close()
-    ok = tables.ok and queue.ok
+    mapping = _mapping_check(settings)
+    ok = tables.ok and queue.ok and mapping.ok
     return HealthReport(
-        status="ok" if ok else "degraded", storage={"tables": tables, "queues": queue}, versions=versions()
+        status="ok" if ok else "degraded",
+        storage={"tables": tables, "queues": queue, "mapping": mapping},
+        versions=versions(),
     )
+
+
+def _mapping_check(settings: Settings) -> ServiceCheck:
+    """The mapping file is read on first use by the flows; health reports a bad one up front, by key."""
+    from connector.mapping.config import load_mapping
+
+    try:
+        load_mapping(settings.mapping_file)
+    except ConnectorError as exc:
+        return ServiceCheck(ok=False, error=str(exc))
+    return ServiceCheck(ok=True)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests.fixtures.stack import E2E
@@ -66,3 +67,17 @@ async def test_cli_reports_a_missing_setting_clearly(e2e: E2E) -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 2
     assert "D365_TENANT_ID" in out.decode() + err.decode()
+
+
+async def test_sync_with_a_bad_mapping_file_fails_at_start_naming_the_key(e2e: E2E, tmp_path: Path) -> None:
+    bad = tmp_path / "mapping.yaml"
+    bad.write_text("version: 1\nlegal_entity: {default: usmf}\ncustomer: {defaults: {customer_group: '10'}}\n")
+    env = {**os.environ, **e2e.stack.env, "MAPPING_FILE": str(bad)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connector.cli", "sync",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "customer.defaults.currency" in out.decode() + err.decode()
+    assert await e2e.queue_depth() == 0  # nothing was queued

@@ -28,6 +28,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, unique: str) -> pytest.MonkeyPatch:
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TABLE_PREFIX", unique)
+    monkeypatch.setenv("MAPPING_FILE", str(ROOT / "config" / "mapping.example.yaml"))
     monkeypatch.setenv("ORDER_QUEUE", f"{unique}-order")
     get_settings.cache_clear()
     yield monkeypatch
@@ -81,3 +82,18 @@ def test_function_app_import_is_lean() -> None:
     code = f"import sys, function_app; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+async def test_health_503_names_the_bad_mapping_key(
+    app_env: pytest.MonkeyPatch, storage_conn: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "mapping.yaml"
+    bad.write_text("version: 1\nlegal_entity: {default: usmf}\ncustomer: {defaults: {customer_group: '10'}}\n")
+    app_env.setenv("AzureWebJobsStorage", storage_conn)
+    app_env.setenv("MAPPING_FILE", str(bad))
+    resp = await call_health()
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 503
+    assert body["storage"]["tables"]["ok"] and body["storage"]["queues"]["ok"]
+    error = body["storage"]["mapping"]["error"]
+    assert "mapping.yaml" in error and "customer.defaults.currency" in error
