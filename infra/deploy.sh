@@ -157,6 +157,12 @@ fi
 
 # ---- 3. Code ----------------------------------------------------------------------------------
 if [[ $skip_code == 0 ]]; then
+  mapping="${MAPPING_FILE:-config/mapping.yaml}"
+  [[ -f "$root/$mapping" ]] || die "mapping file $mapping not found (copy config/mapping.example.yaml and fill it in)"
+  if [[ -x "$root/.venv/bin/python" ]]; then  # after `make install`: validate it before it ships
+    (cd "$root" && .venv/bin/python -c 'import sys; from connector.mapping.config import load_mapping as m; m(sys.argv[1])' \
+      "$mapping") || die "the mapping file $mapping is invalid (see the message above)"
+  fi
   package="$root/dist/ml-connector.zip"
   log "Packaging $root (honouring .funcignore)"
   python3 "$here/package.py" --root "$root" --out "$package"
