@@ -22,6 +22,7 @@ from typing import Literal
 
 from connector.d365.client import D365Client
 from connector.errors import NotFoundError, RetryLaterError
+from connector.flows.claims import lease_left
 from connector.flows.context import FlowContext
 from connector.mapping.config import MappingConfig, MatchRule
 from connector.mapping.customers import country_for, match_key, new_customer, org_account
@@ -32,7 +33,6 @@ from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization, OrganizationInput
 from connector.state.jobs import LostLeaseError
 from connector.state.store import StateStore
-from connector.state.tables import now
 
 How = Literal["idmap", "account_field", "matched", "created"]
 JOB_KIND = "customer"
@@ -115,9 +115,7 @@ async def _resolved_elsewhere(deps: CustomerDeps, key: str) -> CustomerResolutio
         if current is None or not current.lease_live() or loop.time() >= deadline:
             break
         await asyncio.sleep(0.25)  # a lease held elsewhere: poll the row, bounded by the deadline
-    delay = 5.0
-    if current is not None and current.lease_until is not None:
-        delay = min(delay, max(1.0, (current.lease_until - now()).total_seconds()))
+    delay = min(5.0, lease_left(current)) if current is not None else 5.0
     raise RetryLaterError(f"customer {key} is being resolved by another worker", delay=delay)
 
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from connector.errors import NotFoundError, PermanentError, RetryLaterError
+from connector.flows.claims import lease_left, release
 from connector.flows.context import Checkpoint, FlowContext
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
 from connector.pipedrive.models import ProductInput, ProductPrice, ProductPriceInput
 from connector.queues import MasterPush
 from connector.runtime import Runtime
-from connector.state.jobs import Job, LostLeaseError
+from connector.state.jobs import LostLeaseError
 
 PRODUCT_MAP = "pd-product"
 ORG_MAP = "pd-org"
@@ -75,7 +76,7 @@ async def push_master(rt: Runtime, message: MasterPush, *, checkpoint: Checkpoin
         await ctx.audit("push.failed", level="error", reason=str(exc), error=type(exc).__name__)
         return _result(message, "failed", reason=str(exc))
     except BaseException as exc:  # transient, or unknown (a bug, a crash hook): the message's retry runs it
-        await _release(rt, ctx, job, exc)
+        await release(rt.state.jobs, ctx, job, exc, "push.retry")
         raise
     try:
         await jobs.complete(job, {"outcome": result.outcome, "target_id": result.target_id})
@@ -93,21 +94,11 @@ async def _not_claimed(rt: Runtime, ctx: FlowContext, message: MasterPush) -> Pu
         await ctx.audit("push.duplicate", reason=message.reason)
         return _result(message, "duplicate", (current.result or {}).get("target_id"))
     if current is not None and current.lease_live():
-        assert current.lease_until is not None
-        from connector.state.tables import now
-
-        delay = max(1.0, (current.lease_until - now()).total_seconds())
+        delay = lease_left(current)
         raise RetryLaterError(f"{message.subject} is being pushed by another worker", delay=delay)
     state = current.state if current else "missing"
     await ctx.audit("push.skipped", level="warning", job_state=state, reason=message.reason)
     return _result(message, "failed", reason=f"job is {state}; push the record again to retry it")
-
-
-async def _release(rt: Runtime, ctx: FlowContext, job: Job, exc: BaseException) -> None:
-    text = f"{type(exc).__name__}: {exc}"
-    with contextlib.suppress(LostLeaseError):
-        await rt.state.jobs.release(job, text)
-    await ctx.audit("push.retry", level="warning", error=text)
 
 
 def _result(

@@ -9,12 +9,12 @@ commit together or not at all). D365's "record already exists" is adoption, not 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connector.d365.client import D365Client
 from connector.errors import DuplicateError, PermanentError, RetryLaterError, TransientError
+from connector.flows.claims import lease_left, release
 from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.customers import CustomerDeps, resolve_customer
 from connector.flows.items import resolve_items
@@ -28,7 +28,7 @@ from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization
 from connector.queues import OrderBuild
 from connector.runtime import Runtime
-from connector.state.jobs import Job, LostLeaseError
+from connector.state.jobs import LostLeaseError
 
 JOB_KIND = "order"
 Outcome = Literal["created", "adopted", "duplicate", "failed", "busy", "superseded"]
@@ -63,7 +63,7 @@ async def build_order_for_deal(
         await ctx.audit("build.superseded", level="warning", error=str(exc))
         return OrderResult(message.deal_id, "superseded", reason=str(exc))
     except (TransientError, RetryLaterError) as exc:
-        await _release(rt, ctx, job, exc)
+        await release(rt.state.jobs, ctx, job, exc, "build.retry")
         raise
     except PermanentError as exc:
         reason = str(exc)
@@ -72,7 +72,7 @@ async def build_order_for_deal(
         return OrderResult(message.deal_id, "failed", reason=reason)
     except BaseException as exc:
         # Unknown error (a bug, a crash hook): give the job back so the message's retry can run it.
-        await _release(rt, ctx, job, exc)
+        await release(rt.state.jobs, ctx, job, exc, "build.retry")
         raise
     # Write back BEFORE recording done: a crash in between then retries into adoption and writes again
     # (idempotent), whereas after `done` a crash would lose the write-back for good (the retry is a duplicate).
@@ -98,21 +98,11 @@ async def _not_claimed(rt: Runtime, ctx: FlowContext, message: OrderBuild) -> Or
         return OrderResult(message.deal_id, "duplicate", order_number=str(number) if number else None)
     if current is not None and current.lease_live():
         # Another worker holds it; come back after its lease, when it is done (duplicate) or expired.
-        assert current.lease_until is not None
-        from connector.state.tables import now
-
-        delay = max(1.0, (current.lease_until - now()).total_seconds())
+        delay = lease_left(current)
         await ctx.audit("build.busy", level="debug", holder=current.worker, retry_in=round(delay))
         raise RetryLaterError(f"deal {message.deal_id} is being built by another worker", delay=delay)
     await ctx.audit("build.skipped", level="warning", job_state=state, reason=message.reason)
     return OrderResult(message.deal_id, "failed", reason=f"job is {state}; replay the deal to run it again")
-
-
-async def _release(rt: Runtime, ctx: FlowContext, job: Job, exc: BaseException) -> None:
-    text = f"{type(exc).__name__}: {exc}"
-    with contextlib.suppress(LostLeaseError):
-        await rt.state.jobs.release(job, text)
-    await ctx.audit("build.retry", level="warning", error=text)
 
 
 async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
