@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 DealStatus = Literal["open", "won", "lost", "deleted"]
 WebhookAction = Literal["create", "change", "delete"]
@@ -34,6 +34,21 @@ class PipedriveModel(BaseModel):
     def _aware_timestamps(cls, value: Any) -> Any:
         return _utc(value) if isinstance(value, datetime) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_when_null(cls, data: Any) -> Any:
+        """Pipedrive sends null for empty lists/objects (custom_fields, emails, prices...): use empty ones."""
+        if not isinstance(data, dict):
+            return data
+        nulls = [
+            (name, info.default_factory)
+            for name, info in cls.model_fields.items()
+            if info.default_factory in (dict, list) and name in data and data[name] is None
+        ]
+        if not nulls:
+            return data
+        return {**data, **{name: factory() for name, factory in nulls}}
+
 
 class Deal(PipedriveModel):
     id: int
@@ -54,11 +69,6 @@ class Deal(PipedriveModel):
     is_deleted: StrictBool = False
     is_archived: StrictBool = False
     custom_fields: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("custom_fields", mode="before")
-    @classmethod
-    def _null_custom_fields(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class DealProduct(PipedriveModel):
@@ -102,11 +112,6 @@ class Organization(PipedriveModel):
     is_deleted: StrictBool = False
     custom_fields: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("custom_fields", mode="before")
-    @classmethod
-    def _null_custom_fields(cls, value: Any) -> Any:
-        return {} if value is None else value
-
 
 class ContactValue(PipedriveModel):
     """One email or phone entry of a person."""
@@ -128,13 +133,6 @@ class Person(PipedriveModel):
     update_time: datetime | None = None
     is_deleted: StrictBool = False
     custom_fields: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("emails", "phones", "custom_fields", mode="before")
-    @classmethod
-    def _nulls(cls, value: Any, info: Any) -> Any:
-        if value is None:
-            return {} if info.field_name == "custom_fields" else []
-        return value
 
     @property
     def primary_email(self) -> str | None:
@@ -171,13 +169,6 @@ class Product(PipedriveModel):
         # The v2 search example types `code` as an integer (spec quirk, UNCONFIRMED): keep it as text.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("prices", "custom_fields", mode="before")
-    @classmethod
-    def _nulls(cls, value: Any, info: Any) -> Any:
-        if value is None:
-            return {} if info.field_name == "custom_fields" else []
-        return value
-
 
 class FieldOption(PipedriveModel):
     """An enum/set option; ids are integers for custom fields, strings for some built-ins."""
@@ -194,11 +185,6 @@ class FieldDefinition(PipedriveModel):
     field_type: str
     is_custom: StrictBool = Field(False, validation_alias="is_custom_field")
     options: list[FieldOption] = Field(default_factory=list)
-
-    @field_validator("options", mode="before")
-    @classmethod
-    def _null_options(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     @classmethod
     def from_v1(cls, raw: dict[str, Any]) -> FieldDefinition:
