@@ -2,9 +2,12 @@
 
 F&O writes answer `{"error":{"code":"","message":"An error has occurred.","innererror":{"message":
 "Write failed for table row of type '<Entity>'. Infolog: Warning: ...; Error: ...","type":"...AxODataWriteException"}}}`
-with status 400 or 500 depending on version (reference §5, UNCONFIRMED which): both are business
-errors, never retried. The gateway may answer HTML (502/503/504). Messages never include headers
-or request bodies, so tokens and secrets cannot leak through them.
+with status 400 or 500 depending on version (reference §5, UNCONFIRMED which). Any error whose
+`innererror` names an exception type (AxODataWriteException, ODataArgumentException, ODataException,
+...) was raised by F&O's own logic: it is permanent, whatever the status, and its message is the
+reason. Only 429, 5xx without such a body (gateway pages, bare 503s) and network errors are
+transient; the retry predicates below are derived from the same table. Messages never include
+headers or request bodies, so tokens and secrets cannot leak through them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from connector.errors import (
 )
 from connector.retry import server_wait
 
-WRITE_EXCEPTION = "AxODataWriteException"
 DUPLICATE_MARKER = "The record already exists"
 _INFOLOG_SPLIT = re.compile(r";\s*(?=(?:Info|Warning|Error):)")
 _LEVEL = re.compile(r"^(?:Info|Warning|Error):\s*")
@@ -73,8 +75,9 @@ class ErrorInfo:
         return inner or self.odata.message
 
     @property
-    def is_write_exception(self) -> bool:
-        return bool(self.odata and self.odata.innererror and WRITE_EXCEPTION in self.odata.innererror.type)
+    def inner_type(self) -> str:
+        """The .NET exception type F&O named in `innererror` ("" when there is none)."""
+        return self.odata.innererror.type.strip() if self.odata and self.odata.innererror else ""
 
 
 def read_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
@@ -111,7 +114,12 @@ def infolog_lines(message: str) -> list[str]:
 
 
 def is_business_error(info: ErrorInfo) -> bool:
-    return info.status in (400, 500) and info.is_write_exception
+    """F&O's own logic refused the request (a typed innererror): permanent at any status."""
+    return bool(info.inner_type)
+
+
+def is_transient(info: ErrorInfo) -> bool:
+    return isinstance(map_error(info, ""), TransientError)
 
 
 def _method(response: httpx.Response) -> str:
@@ -124,16 +132,17 @@ def _method(response: httpx.Response) -> str:
 def d365_retryable(response: httpx.Response) -> bool:
     """Retry classifier for connector.retry.RetryTransport (body is already read there).
 
-    429 and 503 mean "not processed" ([RETRY]): always safe to resend. A POST that met another
-    5xx may have been committed behind the gateway, and resending could create a second record,
-    so it goes back to the caller as TransientError; the flow looks the record up before retrying.
+    Only what the error table calls transient is resent. 429 and a bare 503 mean "not processed"
+    ([RETRY]): always safe to resend. A POST that met another 5xx may have been committed behind
+    the gateway, and resending could create a second record, so it goes back to the caller as
+    TransientError; the flow looks the record up before retrying.
     """
     status = response.status_code
-    if status in (429, 503):
-        return True
-    if status < 500 or _method(response) == "POST":
+    if status < 500 and status not in (408, 429):
         return False
-    return not is_business_error(read_error(status, response.headers, response.content))
+    if not is_transient(read_error(status, response.headers, response.content)):
+        return False
+    return status in (429, 503) or _method(response) != "POST"
 
 
 def d365_retryable_error(request: httpx.Request, exc: Exception) -> bool:
@@ -168,8 +177,13 @@ RULES: list[Rule] = [
         lambda i: DUPLICATE_MARKER in i.inner_message,
         lambda i, w: DuplicateError(f"{w}: {' '.join(infolog_lines(i.inner_message))}", status=i.status),
     ),
+    (
+        lambda i: i.status == 404,
+        lambda i, w: NotFoundError(
+            f"{w}: not found in D365" + (f": {i.inner_message}" if i.inner_type else ""), status=i.status
+        ),
+    ),
     (is_business_error, _validation),
-    (lambda i: i.status == 404, lambda i, w: NotFoundError(f"{w}: not found in D365", status=i.status)),
     (
         lambda i: i.status >= 500 or i.status == 408,
         lambda i, w: TransientError(f"{w}: D365 unavailable ({i.status}): {_describe(i)}", status=i.status),
