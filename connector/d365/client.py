@@ -27,10 +27,13 @@ from connector.d365.errors import (
     read_error,
 )
 from connector.d365.models import (
+    Currency,
     Customer,
     CustomerCreate,
+    CustomerGroup,
     D365Create,
     D365Entity,
+    LegalEntity,
     ReleasedProduct,
     ReleasedProductName,
     SalesOrderHeader,
@@ -38,7 +41,7 @@ from connector.d365.models import (
     SalesOrderLine,
     SalesOrderLineCreate,
 )
-from connector.errors import ConfigError, NotFoundError, RetryLaterError, TransientError
+from connector.errors import ConfigError, NotFoundError, PermanentError, RetryLaterError, TransientError
 from connector.retry import RetryPolicy, RetryTransport, Sleep
 
 E = TypeVar("E", bound=D365Entity)
@@ -46,6 +49,15 @@ Key = Mapping[str, odata.Scalar]
 LineLink = Literal["auto", "order_number", "content_id"]
 
 ODATA_HEADERS = {"OData-Version": "4.0", "OData-MaxVersion": "4.0", "Accept": "application/json"}
+# Whole request URL, encoded. IIS (F&O's host) refuses longer query strings by default (maxQueryString).
+MAX_URL_LENGTH = 2048
+# Key fields per entity set: every paged read is ordered by them unless told otherwise, so $skip
+# paging neither repeats nor skips rows (F&O pages without a stable order otherwise).
+KEYS: dict[str, tuple[str, ...]] = {
+    m.entity_set: m.key_fields
+    for m in (LegalEntity, Currency, CustomerGroup, Customer, ReleasedProduct, ReleasedProductName,
+              SalesOrderHeader, SalesOrderLine)
+}  # fmt: skip
 
 
 def select_for(model: type[D365Entity]) -> list[str]:
@@ -69,6 +81,7 @@ class D365Client:
         line_link: LineLink = "auto",
         sleep: Sleep | None = None,
         default_legal_entity: str | None = None,
+        max_url_length: int = MAX_URL_LENGTH,
     ) -> None:
         self.environment_url = environment_url.rstrip("/")
         # The company flows use when a deal names none (settings.d365_default_legal_entity); helpers take it explicitly.
@@ -76,6 +89,7 @@ class D365Client:
         self.data_url = self.environment_url + "/data"
         self.policy = policy or RetryPolicy()
         self.line_link = line_link
+        self.max_url_length = max_url_length
         # A CA bundle path becomes an SSLContext (httpx 0.28 deprecates verify=<path>).
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         inner = transport or httpx.AsyncHTTPTransport(verify=tls)
@@ -136,6 +150,18 @@ class D365Client:
     def _url(self, path: str, query: odata.Query | None = None) -> str:
         return f"{self.data_url}/{path}" + (query.to_query_string() if query else "")
 
+    def _checked_url(self, path: str, query: odata.Query, what: str) -> str:
+        url = self._url(path, query)
+        if len(url) > self.max_url_length:
+            raise PermanentError(f"{what}: the query URL is {len(url)} characters; D365 takes {self.max_url_length}")
+        return url
+
+    def _key_path(self, entity_set: str, key: Key, what: str) -> str:
+        try:
+            return odata.entity_path(entity_set, key)
+        except ValueError as exc:
+            raise PermanentError(f"{what}: {exc}") from None
+
     def _check_next_link(self, link: object, what: str) -> str:
         # Follow nextLink verbatim, but only to our own host: it carries our bearer token.
         if not isinstance(link, str) or urlsplit(link).netloc.lower() != self._host:
@@ -147,7 +173,7 @@ class D365Client:
     async def iter_pages(self, entity_set: str, query: odata.Query) -> AsyncIterator[list[dict[str, Any]]]:
         """Each server page's `value` rows, following `@odata.nextLink` until there is none."""
         what = f"GET {entity_set}"
-        url: str | None = self._url(odata.entity_path(entity_set), query)
+        url: str | None = self._checked_url(odata.entity_path(entity_set), query, what)
         while url is not None:
             body = self._json(await self._send("GET", url, what), what)
             rows = body.get("value")
@@ -169,7 +195,12 @@ class D365Client:
         cross_company: bool = False,
         legal_entity: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Rows of an entity set. `legal_entity` scopes to one company (cross-company + dataAreaId filter)."""
+        """Rows of an entity set. `legal_entity` scopes to one company (cross-company + dataAreaId filter).
+
+        Without `orderby` the rows come in key order when the entity set's key is known (`KEYS`).
+        """
+        if orderby is None:
+            orderby = [f"{name} asc" for name in KEYS.get(entity_set, ())]
         if legal_entity is not None:
             filter = odata.and_(odata.eq("dataAreaId", legal_entity.lower()), filter)
             cross_company = True
@@ -195,13 +226,68 @@ class D365Client:
         async for row in self.iter_entities(model.entity_set, **options):
             yield self._model(model, row, f"GET {model.entity_set}")
 
+    async def find_by_key(
+        self, entity_set: str, key: Key, *, select: Sequence[str] | None = None, expand: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One record by its full key, looked up by `$filter` (see odata.py: F&O cannot route every key
+        in a path); None when absent. Company keys go cross-company ([PYCLI])."""
+        names = list(key)
+        if select and not set(names) <= set(select):
+            select = [*select, *(n for n in names if n not in select)]
+        rows = self.iter_entities(
+            entity_set,
+            filter=odata.key_filter(key),
+            select=select,
+            expand=expand,
+            orderby=[f"{n} asc" for n in names],
+            cross_company="dataAreaId" in key,
+        )
+        async for row in rows:
+            # `*` in a value is an F&O wildcard, so the filter may return neighbours: keep the exact key.
+            if all(odata.same_key_value(row.get(name), value) for name, value in key.items()):
+                return row
+        return None
+
     async def get_by_key(
         self, entity_set: str, key: Key, *, select: Sequence[str] | None = None, expand: Sequence[str] | None = None
     ) -> dict[str, Any]:
-        """One record by its full key; NotFoundError when absent. Company keys go cross-company ([PYCLI])."""
+        """`find_by_key`, raising NotFoundError when the record is absent."""
+        row = await self.find_by_key(entity_set, key, select=select, expand=expand)
+        if row is None:
+            raise NotFoundError(f"GET {entity_set}: {', '.join(f'{k}={v!r}' for k, v in key.items())} not found")
+        return row
+
+    async def iter_matching(
+        self,
+        entity_set: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        select: Sequence[str] | None = None,
+        legal_entity: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Rows whose `field` equals one of `values` (case-insensitive, as F&O compares), in as few
+        queries as the URL limit allows; wildcard neighbours of a `*` are left out."""
         what = f"GET {entity_set}"
-        query = odata.Query(select=tuple(select or ()), expand=tuple(expand or ()), cross_company="dataAreaId" in key)
-        return self._json(await self._send("GET", self._url(odata.entity_path(entity_set, key), query), what), what)
+        wanted = {v.casefold() for v in values}
+        base = odata.eq("dataAreaId", legal_entity.lower()) if legal_entity is not None else None
+        orderby = tuple(f"{name} asc" for name in KEYS.get(entity_set, (field,)))
+
+        def fits(clause: str) -> bool:
+            query = odata.Query(filter=odata.and_(base, clause), select=tuple(select or ()), orderby=orderby,
+                                cross_company=legal_entity is not None)  # fmt: skip
+            return len(self._url(entity_set, query)) <= self.max_url_length
+
+        try:
+            chunks = list(odata.eq_any_chunks(field, list(dict.fromkeys(values)), fits))
+        except ValueError as exc:
+            raise PermanentError(f"{what}: {exc}") from None
+        for _, clause in chunks:
+            rows = self.iter_entities(entity_set, filter=clause, select=select, orderby=list(orderby),
+                                      legal_entity=legal_entity)  # fmt: skip
+            async for row in rows:
+                if str(row.get(field, "")).casefold() in wanted:
+                    yield row
 
     async def create(self, entity_set: str, payload: Mapping[str, Any] | D365Create) -> dict[str, Any]:
         """POST; returns the created record as F&O sends it (201, full entity with number-sequence values)."""
@@ -214,12 +300,12 @@ class D365Client:
         """PATCH by full key (F&O answers 204)."""
         what = f"PATCH {entity_set}"
         query = odata.Query(cross_company="dataAreaId" in key)
-        await self._send("PATCH", self._url(odata.entity_path(entity_set, key), query), what, json=dict(patch))
+        await self._send("PATCH", self._url(self._key_path(entity_set, key, what), query), what, json=dict(patch))
 
     async def delete(self, entity_set: str, key: Key) -> None:
         what = f"DELETE {entity_set}"
         query = odata.Query(cross_company="dataAreaId" in key)
-        await self._send("DELETE", self._url(odata.entity_path(entity_set, key), query), what)
+        await self._send("DELETE", self._url(self._key_path(entity_set, key, what), query), what)
 
     async def execute_changeset(self, operations: Sequence[Operation]) -> list[dict[str, Any]]:
         """Run operations atomically in one `$batch` changeset; returns each operation's JSON ({} for 204).
@@ -254,15 +340,10 @@ class D365Client:
     # --- typed helpers --------------------------------------------------------------------------
 
     async def find_customer(self, account: str, legal_entity: str) -> Customer | None:
-        try:
-            row = await self.get_by_key(
-                "CustomersV3",
-                {"dataAreaId": legal_entity.lower(), "CustomerAccount": account},
-                select=select_for(Customer),
-            )
-        except NotFoundError:
-            return None
-        return self._model(Customer, row, "GET CustomersV3")
+        row = await self.find_by_key(
+            "CustomersV3", {"dataAreaId": legal_entity.lower(), "CustomerAccount": account}, select=select_for(Customer)
+        )
+        return None if row is None else self._model(Customer, row, "GET CustomersV3")
 
     async def find_customers_by_name(self, name: str, country: str | None, legal_entity: str) -> list[Customer]:
         """Organizations with this exact name (case-insensitive), optionally in a country.
@@ -290,26 +371,23 @@ class D365Client:
 
     async def product_name(self, item_number: str, legal_entity: str) -> str | None:
         """One item's ProductName (ReleasedProductCreationsV2 by key); None when absent or empty."""
-        try:
-            row = await self.get_by_key(
-                "ReleasedProductCreationsV2",
-                {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
-                select=select_for(ReleasedProductName),
-            )
-        except NotFoundError:
+        row = await self.find_by_key(
+            "ReleasedProductCreationsV2",
+            {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
+            select=select_for(ReleasedProductName),
+        )
+        if row is None:
             return None
         return self._model(ReleasedProductName, row, "GET ReleasedProductCreationsV2").product_name or None
 
     async def find_item(self, item_number: str, legal_entity: str) -> ReleasedProduct | None:
-        try:
-            row = await self.get_by_key(
-                "ReleasedProductsV2",
-                {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
-                select=select_for(ReleasedProduct),
-            )
-        except NotFoundError:
-            return None
-        return self._model(ReleasedProduct, row, "GET ReleasedProductsV2")
+        """The released product with this item number (exact, never trimmed; case-insensitive as in F&O)."""
+        row = await self.find_by_key(
+            "ReleasedProductsV2",
+            {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
+            select=select_for(ReleasedProduct),
+        )
+        return None if row is None else self._model(ReleasedProduct, row, "GET ReleasedProductsV2")
 
     async def find_order_by_reference(
         self, reference: str, legal_entity: str, *, field: str = "CustomersOrderReference"

@@ -2,16 +2,22 @@
 
 Escaping rules (reference d365-fo-odata.md §3, §9):
 - string literals double the single quote (`'O''Brien'`), then the URL is percent-encoded;
-- keys name every key field (`(dataAreaId='dat',ItemNumber='%20X')`), leading spaces kept and encoded;
 - `*` inside an `eq` value is a wildcard in F&O and there is no documented escape, so an exact
-  match on a value containing `*` is a superset: `needs_exact_recheck` tells callers to re-check.
+  match on a value containing `*` is a superset: callers re-check with `same_key_value`.
 - We build the query string ourselves so spaces become `%20` (not `+`) and `$` stays literal.
+
+Records are looked up by `$filter` on their key fields, never by a key segment in the path: F&O's
+web host decodes the path once before routing, so a key value with `/` or a backslash answers 404 ("No HTTP
+resource was found"), and `+ & : % * ? #` need a second encoding that only public write-ups, not
+Microsoft, describe. In a query string one ordinary encoding is enough. `key_segment` (PATCH and
+DELETE have no other way) refuses those characters instead of guessing. Values are never trimmed:
+`" RFI-TEST-001"` is a real item number.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -73,12 +79,40 @@ def needs_exact_recheck(value: object) -> bool:
     return isinstance(value, str) and "*" in value
 
 
+def same_key_value(found: object, wanted: object) -> bool:
+    """Key values compare as F&O's SQL collation does: case-insensitive, otherwise exact (never trimmed)."""
+    if isinstance(found, str) and isinstance(wanted, str):
+        return found.casefold() == wanted.casefold()
+    return str(found) == str(wanted)
+
+
+# Characters a key value cannot carry in a URL path segment on F&O (see the module docstring).
+PATH_UNSAFE = frozenset("/\\+&:%*?#<>")
+
+
 def key_segment(key: Mapping[str, Scalar]) -> str:
-    """`(dataAreaId='dat',ItemNumber='%20X')`: all key fields, named, percent-encoded."""
+    """`(dataAreaId='dat',ItemNumber='%20X')`: all key fields, named, percent-encoded.
+
+    Only for PATCH/DELETE: reads use `key_filter`. Raises ValueError for values F&O cannot route.
+    """
     if not key:
         raise ValueError("an OData key needs at least one field")
+    for name, value in key.items():
+        unsafe = sorted({ch for ch in value if ch in PATH_UNSAFE}) if isinstance(value, str) else []
+        if unsafe:
+            raise ValueError(
+                f"key {name} {value!r} contains {' '.join(unsafe)}, which F&O cannot take in a URL path; "
+                "change the record in D365 itself"
+            )
     parts = [f"{_check_ident(name)}={quote(literal(value), safe=_SAFE)}" for name, value in key.items()]
     return "(" + ",".join(parts) + ")"
+
+
+def key_filter(key: Mapping[str, Scalar]) -> str:
+    """The `$filter` that finds one record by its full key (`dataAreaId eq 'dat' and ItemNumber eq 'A/B'`)."""
+    if not key:
+        raise ValueError("an OData key needs at least one field")
+    return and_(*(eq(name, value) for name, value in key.items()))
 
 
 def entity_path(entity_set: str, key: Mapping[str, Scalar] | None = None) -> str:
@@ -136,6 +170,29 @@ def or_(*clauses: str | None) -> str:
 
 def not_(clause: str) -> str:
     return f"not ({clause})"
+
+
+def eq_any_chunks(name: str, values: Sequence[str], fits: Callable[[str], bool]) -> Iterator[tuple[list[str], str]]:
+    """(values, `name eq a or name eq b ...`) groups, each as large as `fits` (the whole URL's length) allows.
+
+    A real F&O front end refuses long URLs, so the split goes by encoded length, not by a clause count.
+    """
+
+    def clause(group: list[str]) -> str:
+        return or_(*(eq(name, v) for v in group))
+
+    chunk: list[str] = []
+    for value in values:
+        if fits(clause([*chunk, value])):
+            chunk.append(value)
+            continue
+        if chunk:
+            yield chunk, clause(chunk)
+        if not fits(clause([value])):
+            raise ValueError(f"{name} {value[:40]!r}: this one value makes the URL too long")
+        chunk = [value]
+    if chunk:
+        yield chunk, clause(chunk)
 
 
 # --- query string -----------------------------------------------------------------------------

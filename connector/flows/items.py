@@ -1,7 +1,9 @@
 """Deal lines -> (deal product, Pipedrive product) pairs whose codes are D365 items of the legal entity.
 
-Product codes are D365 `ItemNumber`s. Known items come from the id map; the rest are checked with
-one D365 query, so the calls per order do not grow with the number of lines.
+Product codes are D365 `ItemNumber`s, compared as F&O compares them (case-insensitive) and never
+trimmed or otherwise altered (`" RFI-TEST-001"` is a real item number). Known items come from the id
+map; the rest are checked with as few D365 queries as the URL length allows (usually one), so the
+calls per order do not grow with the number of lines.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from connector.pipedrive.models import Deal, DealProduct, Product
 from connector.state.store import StateStore
 
 ITEM_KIND = "item"
-# Item numbers per D365 query: keeps the $filter well under URL length limits.
-ITEMS_PER_QUERY = 40
 
 
 def item_key(legal_entity: str, code: str) -> str:
@@ -42,8 +42,8 @@ async def resolve_items(
             unknown.append(code)
     if unknown:
         found = await existing_items(d365, unknown, legal_entity)
-        for code in found:
-            await state.idmap.put(ITEM_KIND, item_key(legal_entity, code), code)
+        for code, item_number in found.items():
+            await state.idmap.put(ITEM_KIND, item_key(legal_entity, code), item_number)
         missing = set(unknown) - set(found)
         problems = [
             f"deal {deal.id} line {position}: product {product.name!r} has code {product.code!r}, which is not "
@@ -57,19 +57,13 @@ async def resolve_items(
     return lines
 
 
-async def existing_items(d365: D365Client, codes: list[str], legal_entity: str) -> set[str]:
-    """Which of `codes` are released products in the company (exact, case-sensitive item numbers)."""
-    found: set[str] = set()
-    for start in range(0, len(codes), ITEMS_PER_QUERY):
-        chunk = codes[start : start + ITEMS_PER_QUERY]
-        rows = d365.iter_entities(
-            "ReleasedProductsV2",
-            filter=odata.or_(*(odata.eq("ItemNumber", code) for code in chunk)),
-            select=["dataAreaId", "ItemNumber"],
-            legal_entity=legal_entity,
-        )
-        async for row in rows:
-            number = str(row.get("ItemNumber", ""))
-            if number in chunk:  # `*` is an F&O wildcard: keep exact matches only
-                found.add(number)
+async def existing_items(d365: D365Client, codes: list[str], legal_entity: str) -> dict[str, str]:
+    """Which of `codes` are released products in the company: code -> D365's own ItemNumber."""
+    found: dict[str, str] = {}
+    rows = d365.iter_matching(
+        "ReleasedProductsV2", "ItemNumber", codes, select=["dataAreaId", "ItemNumber"], legal_entity=legal_entity
+    )
+    async for row in rows:
+        number = str(row.get("ItemNumber", ""))
+        found.update({code: number for code in codes if odata.same_key_value(number, code)})
     return found

@@ -52,7 +52,8 @@ async def _foreign_next(_: web.Request) -> web.Response:
 
 
 async def _bad_record(_: web.Request) -> web.Response:
-    return web.json_response({"dataAreaId": "usmf", "CustomerAccount": None})
+    # Lookups are $filter queries: the row matches the key but a field has the wrong type.
+    return web.json_response({"value": [{"dataAreaId": "usmf", "CustomerAccount": "US-001", "PartyType": 7}]})
 
 
 @pytest.fixture
@@ -97,5 +98,5 @@ async def test_next_link_to_another_host_is_not_followed(broken: D365Client) -> 
 
 
 async def test_record_of_the_wrong_shape(broken: D365Client) -> None:
-    with pytest.raises(ProtocolError, match="CustomerAccount"):
+    with pytest.raises(ProtocolError, match="PartyType"):
         await broken.find_customer("US-001", "usmf")

@@ -44,9 +44,28 @@ def test_key_segment_doubles_quotes_and_encodes_leading_space() -> None:
     assert odata.key_segment({"dataAreaId": "dat", "ItemNumber": " RFI-TEST-001"}) == (
         "(dataAreaId='dat',ItemNumber='%20RFI-TEST-001')"
     )
-    assert odata.key_segment({"dataAreaId": "dat", "CustomerAccount": "O'Brien/1 #2"}) == (
-        "(dataAreaId='dat',CustomerAccount='O''Brien%2F1%20%232')"
+    assert odata.key_segment({"dataAreaId": "dat", "CustomerAccount": "O'Brien 1"}) == (
+        "(dataAreaId='dat',CustomerAccount='O''Brien%201')"
     )
+
+
+@pytest.mark.parametrize("value", ["A/B", "A\\B", "A+B", "A&B", "A:B", "100%", "A*", "A?", "A#1"])
+def test_key_segment_refuses_what_f_and_o_cannot_route(value: str) -> None:
+    with pytest.raises(ValueError, match="cannot take in a URL path"):
+        odata.key_segment({"dataAreaId": "dat", "ItemNumber": value})
+    assert odata.key_filter({"dataAreaId": "dat", "ItemNumber": value}) == (
+        f"(dataAreaId eq 'dat') and (ItemNumber eq '{value}')"
+    )
+
+
+def test_lookups_split_by_encoded_url_length_not_by_count() -> None:
+    values = [f"ITEM/{n:03d}" for n in range(40)]
+    chunks = list(odata.eq_any_chunks("ItemNumber", values, lambda clause: len(clause) <= 200))
+    assert [v for group, _ in chunks for v in group] == values
+    assert all(len(clause) <= 200 for _, clause in chunks) and len(chunks) > 1
+    assert chunks[0][1].startswith("(ItemNumber eq 'ITEM/000') or (ItemNumber eq 'ITEM/001')")
+    with pytest.raises(ValueError, match="too long"):
+        list(odata.eq_any_chunks("ItemNumber", ["X" * 300], lambda clause: len(clause) <= 200))
 
 
 def test_filter_literals_and_query_string() -> None:

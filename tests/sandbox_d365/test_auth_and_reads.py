@@ -102,7 +102,11 @@ async def test_paging_follows_next_link_with_select_orderby_count(d365_sim: D365
                 pages += 1
             assert pages == 2
             assert seen == [("usmf", " RFI-TEST-001"), ("usmf", "D0001"), ("usmf", "P-100"), ("demf", "D0001")]
-            top = (await c.get(f"{small.data_url}/Currencies", params={"$top": "1", "$skip": "1"})).json()
+            top = (
+                await c.get(
+                    f"{small.data_url}/Currencies", params={"$top": "1", "$skip": "1", "$orderby": "CurrencyCode"}
+                )
+            ).json()
             assert [r["CurrencyCode"] for r in top["value"]] == ["GBP"]
             assert "@odata.nextLink" not in top
             count = await c.get(f"{small.data_url}/Currencies/$count")

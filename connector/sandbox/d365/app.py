@@ -13,7 +13,7 @@ from connector.sandbox.d365 import control
 from connector.sandbox.d365.batch import handle_batch
 from connector.sandbox.d365.faults import GATEWAY_HTML, Fault
 from connector.sandbox.d365.odata_errors import ODataError, throttled
-from connector.sandbox.d365.service import JSON_TYPE, Request, Response
+from connector.sandbox.d365.service import JSON_TYPE, Request, Response, url_too_long
 from connector.sandbox.d365.tokens import TokenError
 
 if TYPE_CHECKING:
@@ -170,10 +170,10 @@ async def pre_checks(request: web.Request, path: str) -> Response | None:
 
 async def data(request: web.Request) -> web.Response:
     sandbox = _sandbox(request)
-    path = request.match_info.get("path", "")
+    path = request.rel_url.raw_path.partition("/data/")[2]  # as sent: the service decodes it like F&O's host
     query = dict(request.query)
     body = await request.read()
-    response = await pre_checks(request, request.path)
+    response = url_too_long(sandbox.base_url + request.raw_path) or await pre_checks(request, request.path)
     if response is None:
         response = await handle_atomic(sandbox, Request(request.method, path, query, body, dict(request.headers)))
     sandbox.log.add(request.method, request.path, query, response.status, body=_loggable(body))

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from connector.sandbox.d365.entities import coerce_body, etag, format_key, key_values, parse_key
 from connector.sandbox.d365.metadata import NAMESPACE, EntitySet, to_csdl
@@ -22,7 +22,12 @@ from connector.sandbox.d365.store import Store
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
 QUERY_OPTIONS = {"$filter", "$select", "$top", "$skip", "$orderby", "$count", "$expand", "cross-company", "$format"}
 EXPANDABLE = {("SalesOrderHeadersV2", "SalesOrderLines")}
-_SEGMENT = re.compile(r"^(?P<set>[A-Za-z0-9_]+)(?:\((?P<key>.*)\))?(?:/(?P<nav>[A-Za-z0-9_$]+))?$")
+# Routing sees the path after the host decoded it once: a key with `/` (or `\`, which the host turns
+# into `/`) is split into two segments and no route matches.
+_SEGMENT = re.compile(r"^(?P<set>[A-Za-z0-9_]+)(?:\((?P<key>[^/]*)\))?(?:/(?P<nav>[A-Za-z0-9_$]+))?$")
+# ASP.NET's requestPathInvalidCharacters (`< > * % & : \ ?`) plus `+` (IIS double-escaping filter) and
+# `#`: what F&O accepts of these in a decoded path is UNCONFIRMED, so the simulator refuses them all.
+_PATH_REFUSED = "<>*%&:?+#"
 
 
 @dataclass
@@ -35,7 +40,7 @@ class Response:
 @dataclass
 class Request:
     method: str
-    path: str  # after /data/, not decoded
+    path: str  # after /data/, as sent: still percent-encoded
     query: dict[str, str]
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
@@ -66,16 +71,18 @@ class ODataService:
             raise bad_request(f"The query parameter '{unknown[0]}' is not supported.")
         if request.query.get("$count", "true").lower() not in ("true", "false"):
             raise bad_request(f"'{request.query['$count']}' is not a valid count option.")
-        path = request.path.strip("/")
+        path = unquote(request.path).replace("\\", "/").strip("/")  # the web host decodes once
         if path == "":
             return self._service_document()
         if path == "$metadata" and request.method.upper() == "GET":
             return Response(200, to_csdl(self.store.schema).encode(), {"Content-Type": "application/xml"})
         match = _SEGMENT.match(path)
         if not match or match.group("set") not in self.store.schema.entity_sets:
-            raise ODataError(
-                404, f"No HTTP resource was found that matches the request URI '{self.base_url}/data/{path}'."
-            )
+            return no_route(f"{self.base_url}/data/{path}")
+        refused = next((ch for ch in match.group("key") or "" if ch in _PATH_REFUSED), None)
+        if refused is not None:
+            message = f"A potentially dangerous Request.Path value was detected from the client ({refused})."
+            return Response(400, {"Message": message}, {"Content-Type": JSON_TYPE})
         entity = self.store.entity(match.group("set"))
         key_text, nav = match.group("key"), match.group("nav")
         method = request.method.upper()
@@ -280,6 +287,30 @@ class ODataService:
         return Response(status, body, {"Content-Type": JSON_TYPE, "OData-Version": "4.0"})
 
 
+# IIS (F&O's host) refuses long query strings (maxQueryString 2048 by default); the simulator applies
+# that bound to the whole URL, the strictest reading.
+MAX_URL_LENGTH = 2048
+URL_TOO_LONG_HTML = (
+    "<html><head><title>IIS 10.0 Detailed Error - 404.15 - Not Found</title></head><body><h3>HTTP Error 404.15 - "
+    "Not Found</h3><h4>The request filtering module is configured to deny a request where the query string is "
+    "too long.</h4></body></html>"
+)
+
+
+def url_too_long(url: str) -> Response | None:
+    if len(url) <= MAX_URL_LENGTH:
+        return None
+    return Response(404, URL_TOO_LONG_HTML.encode(), {"Content-Type": "text/html"})
+
+
+def no_route(url: str) -> Response:
+    """ASP.NET Web API's answer when no route matches (not an OData envelope), as F&O sends it."""
+    message = (
+        f"No HTTP resource was found that matches the request URI '{url}'. No route data was found for this request."
+    )
+    return Response(404, {"Message": message}, {"Content-Type": JSON_TYPE})
+
+
 def _non_negative(query: dict[str, str], name: str, default: int | None) -> int | None:
     if name not in query:
         return default
@@ -305,7 +336,9 @@ def _parse_select(text: str, entity: EntitySet) -> list[str] | None:
 
 
 def _order(rows: list[dict[str, Any]], text: str, entity: EntitySet) -> list[dict[str, Any]]:
-    """Stable multi-key sort; without $orderby rows come in key order (like a clustered index)."""
+    """Stable multi-key sort by $orderby. Without it, SQL Server picks the order; the simulator uses an
+    order that a write changes (least recently written first), so $skip paging without $orderby can
+    repeat or skip rows when records change between pages, as it can on F&O."""
     clauses: list[tuple[str, bool]] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         bits = part.split()
@@ -313,7 +346,7 @@ def _order(rows: list[dict[str, Any]], text: str, entity: EntitySet) -> list[dic
             raise ODataQueryError(f"Bad $orderby clause '{part}' for type '{NAMESPACE}.{entity.entity_type}'.")
         clauses.append((bits[0], len(bits) == 2 and bits[1] == "desc"))
     if not clauses:
-        clauses = [(k, False) for k in entity.key]
+        return sorted(rows, key=lambda r: (int(r.get("_version", 0)), int(r.get("_recid", 0))))
     ordered = list(rows)
     for name, desc in reversed(clauses):
         ordered.sort(key=lambda r, n=name: _sort_key(r.get(n)), reverse=desc)  # type: ignore[misc]
