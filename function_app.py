@@ -52,9 +52,9 @@ def _http_out(out: Any) -> func.HttpResponse:
 @app.route(route="pipedrive/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def pipedrive_webhook(req: func.HttpRequest) -> func.HttpResponse:
     """Pipedrive deal webhooks (v2 and v1). Anonymous for the host: we check Basic auth (and HMAC) ourselves."""
-    from connector.functions.webhook import handle_pipedrive_webhook
+    from connector.functions.traced import pipedrive_webhook as traced_webhook
 
-    return _http_out(await handle_pipedrive_webhook(_http_in(req)))
+    return _http_out(await traced_webhook(_http_in(req)))
 
 
 @app.function_name("admin_replay")
@@ -66,22 +66,50 @@ async def admin_replay(req: func.HttpRequest) -> func.HttpResponse:
     return _http_out(await handle_replay(_http_in(req)))
 
 
+@app.function_name("admin_doctor")
+@app.route(route="admin/doctor", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def admin_doctor(req: func.HttpRequest) -> func.HttpResponse:
+    """Every settings and mapping assumption checked against both systems: pass / warn / fail rows."""
+    from connector.functions.admin_ui import handle_doctor
+
+    return _http_out(await handle_doctor(_http_in(req)))
+
+
+@app.function_name("admin_ui")
+@app.route(route="admin/ui", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def admin_ui(req: func.HttpRequest) -> func.HttpResponse:
+    """The admin page (server-rendered HTML): jobs, failures with replay, poison queues, audit, doctor."""
+    from connector.functions.admin_ui import handle_admin_ui
+
+    return _http_out(await handle_admin_ui(_http_in(req)))
+
+
+@app.function_name("admin_ui_replay")
+@app.route(route="admin/ui/replay", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def admin_ui_replay(req: func.HttpRequest) -> func.HttpResponse:
+    """The admin page's replay buttons (a form post, answered with a redirect back to the page)."""
+    from connector.functions.admin_ui import handle_admin_ui_replay
+
+    return _http_out(await handle_admin_ui_replay(_http_in(req)))
+
+
 @app.function_name("order_build")
 @app.queue_trigger(arg_name="msg", queue_name="%ORDER_QUEUE%", connection="AzureWebJobsStorage")
 async def order_build(msg: func.QueueMessage) -> None:
     """One won deal -> one D365 sales order. Raising lets the host retry; after maxDequeueCount -> poison."""
-    from connector.functions.worker import handle_order_message
+    from connector.functions.traced import order_message
 
-    await handle_order_message(msg.get_body().decode("utf-8", "replace"), dequeue_count=msg.dequeue_count or 1)
+    text = msg.get_body().decode("utf-8", "replace")
+    await order_message(text, dequeue_count=msg.dequeue_count or 1, inserted=msg.insertion_time)
 
 
 @app.function_name("poll_won_deals")
 @app.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", run_on_startup=False, use_monitor=True)
 async def poll_won_deals(timer: func.TimerRequest) -> None:
-    """Backup for missed webhooks: enqueue won deals updated since the checkpoint."""
-    from connector.functions.timer import run_poll
+    """Backup for missed webhooks: enqueue won deals updated since the checkpoint; samples queue depths."""
+    from connector.functions.traced import poll
 
-    await run_poll()
+    await poll()
 
 
 @app.function_name("d365_events")
@@ -97,9 +125,10 @@ async def d365_events(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name="%MASTER_QUEUE%", connection="AzureWebJobsStorage")
 async def master_push(msg: func.QueueMessage) -> None:
     """One D365 product or customer -> its Pipedrive product or organization, written only when changed."""
-    from connector.functions.worker import handle_master_message
+    from connector.functions.traced import master_message
 
-    await handle_master_message(msg.get_body().decode("utf-8", "replace"), dequeue_count=msg.dequeue_count or 1)
+    text = msg.get_body().decode("utf-8", "replace")
+    await master_message(text, dequeue_count=msg.dequeue_count or 1, inserted=msg.insertion_time)
 
 
 @app.function_name("master_diff")

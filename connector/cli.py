@@ -326,5 +326,14 @@ def main() -> None:
     app()
 
 
+def _register_ops() -> None:
+    from connector.cli_ops import register
+
+    register(app)
+
+
+_register_ops()
+
+
 if __name__ == "__main__":
     main()

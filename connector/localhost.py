@@ -66,17 +66,17 @@ class QueuePump:
 
     @classmethod
     def for_masters(cls, rt: Runtime, **kwargs: Any) -> QueuePump:
-        from connector.functions.worker import handle_master_message
+        from connector.functions.traced import master_message
 
-        return cls(rt, queue=rt.queues.master_queue, handler=handle_master_message, **kwargs)
+        return cls(rt, queue=rt.queues.master_queue, handler=master_message, **kwargs)
 
     async def run_once(self) -> int:
         """Receive one batch and process it; returns how many messages were received."""
         handler = self.handler
         if handler is None:
-            from connector.functions.worker import handle_order_message
+            from connector.functions.traced import order_message
 
-            handler = handle_order_message
+            handler = order_message
         queue = await self.rt.queues.client(self.queue)
         batch = [
             m
@@ -132,7 +132,7 @@ def build_http_app(rt: Runtime, *, admin_key: str | None = None) -> web.Applicat
     """aiohttp app with the function app's routes; admin routes need `admin_key` (like a function key)."""
     from connector.functions.admin import handle_replay
     from connector.functions.d365_events import handle_d365_events
-    from connector.functions.webhook import handle_pipedrive_webhook
+    from connector.functions.traced import pipedrive_webhook as handle_pipedrive_webhook
 
     async def adapt(request: web.Request, handler: Handler, *, admin: bool = False) -> web.Response:
         if admin and admin_key is not None:
@@ -163,11 +163,22 @@ def build_http_app(rt: Runtime, *, admin_key: str | None = None) -> web.Applicat
     async def d365_events(request: web.Request) -> web.Response:
         return await adapt(request, handle_d365_events, admin=True)  # function key, as in Azure
 
+    def admin_route(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def route(request: web.Request) -> web.Response:
+            return await adapt(request, handler, admin=True)
+
+        return route
+
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/api/pipedrive/webhook", webhook)
     app.router.add_post("/api/d365/events", d365_events)
     app.router.add_post("/api/admin/replay", replay)
     app.router.add_get("/api/health", health)
+    from connector.functions.admin_ui import handle_admin_ui, handle_admin_ui_replay, handle_doctor
+
+    app.router.add_get("/api/admin/doctor", admin_route(handle_doctor))
+    app.router.add_get("/api/admin/ui", admin_route(handle_admin_ui))
+    app.router.add_post("/api/admin/ui/replay", admin_route(handle_admin_ui_replay))
     return app
 
 
@@ -219,7 +230,8 @@ class LocalHost:
         if workers:
             self._stopping.clear()
             self._pump_task = asyncio.create_task(self._pump_loop())
-            from connector.functions.timer import run_master_diff, run_poll
+            from connector.functions.timer import run_master_diff
+            from connector.functions.traced import poll as run_poll
 
             for every, job in ((self.poll_every, run_poll), (self.master_every, run_master_diff)):
                 if every:

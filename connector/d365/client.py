@@ -43,6 +43,7 @@ from connector.d365.models import (
 )
 from connector.errors import ConfigError, NotFoundError, PermanentError, RetryLaterError, TransientError
 from connector.retry import RetryPolicy, RetryTransport, Sleep
+from connector.telemetry import counting_transport
 
 E = TypeVar("E", bound=D365Entity)
 Key = Mapping[str, odata.Scalar]
@@ -95,7 +96,7 @@ class D365Client:
         inner = transport or httpx.AsyncHTTPTransport(verify=tls)
         # `sleep` lets tests observe the waits; production uses asyncio.sleep.
         self.transport = RetryTransport(
-            inner,
+            counting_transport(inner, "d365"),  # telemetry: every attempt, 429s per API
             self.policy,
             retryable=d365_retryable,
             retryable_error=d365_retryable_error,

@@ -35,6 +35,7 @@ from connector.pipedrive.models import (
 )
 from connector.pipedrive.paging import MAX_LIMIT, iter_cursor
 from connector.retry import RateLimitPacer, RetryPolicy, RetryTransport, server_wait
+from connector.telemetry import counting_transport
 
 M = TypeVar("M", bound=BaseModel)
 FieldEntity = Literal["deal", "organization", "person", "product"]
@@ -114,7 +115,10 @@ class PipedriveClient:
         self.policy = policy or RetryPolicy()
         pacer = shared_pacer(getattr(auth, "pacing_key", None), self.policy)
         self._transport = RetryTransport(
-            transport or httpx.AsyncHTTPTransport(), self.policy, retryable=pipedrive_retryable, pacer=pacer
+            counting_transport(transport or httpx.AsyncHTTPTransport(), "pipedrive"),  # telemetry: 429s per API
+            self.policy,
+            retryable=pipedrive_retryable,
+            pacer=pacer,
         )
         self._auth = auth
         self._http = httpx.AsyncClient(

@@ -1,0 +1,62 @@
+"""The operator's go-live and audit commands: doctor (and, with the order plan, preview and reconcile).
+
+Kept apart from `connector/cli.py` (the run-and-inspect commands); `register(app)` adds them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from rich.table import Table
+
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
+
+
+def default_app_url() -> str | None:
+    """In Azure the host sets WEBSITE_HOSTNAME; elsewhere the URL must be given."""
+    host = os.environ.get("WEBSITE_HOSTNAME")
+    return f"https://{host}" if host else None
+
+
+def register(app: typer.Typer) -> None:
+    from connector.cli import JsonOpt, _emit, _run, console
+
+    @app.command()
+    def doctor(
+        app_url: str = typer.Option(
+            None, "--app-url", help="This app's base URL, e.g. https://func-….azurewebsites.net."
+        ),
+        function_key: str = typer.Option(
+            None, "--function-key", envvar="ML_CONNECTOR_FUNCTION_KEY", help="Function key for the events route."
+        ),
+        as_json: bool = JsonOpt,
+    ) -> None:
+        """Check every setting and mapping name against Pipedrive, D365, Storage and secrets; exit 1 on a failure."""
+        from connector.doctor import run_doctor
+
+        async def work(rt: Any) -> Any:
+            with console.status("checking…", spinner="dots") if not as_json else _nothing():
+                return await run_doctor(rt, app_url=app_url or default_app_url(), function_key=function_key)
+
+        report = _run(work)
+
+        def render() -> None:
+            table = Table("", "check", "finding", "fix")
+            for check in report.checks:
+                style = STATUS_STYLE[check.status]
+                table.add_row(f"[{style}]{check.status}[/{style}]", check.name, check.detail, check.fix)
+            console.print(table)
+            counts = report.counts
+            console.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed")
+
+        _emit(as_json, report.as_json(), render)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()

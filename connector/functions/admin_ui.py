@@ -1,0 +1,96 @@
+"""GET /api/admin/doctor, GET /api/admin/ui and POST /api/admin/ui/replay (function key, checked by the
+host in Azure and by the local runner's admin check).
+
+The page's replay form is turned into the JSON body of POST /api/admin/replay and handled by that
+route's own handler, so both share one validation and one replay path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from connector.functions.http import HttpIn, HttpOut, json_response
+
+_DEAL_ID = re.compile(r"^[0-9]{1,18}$")
+HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+
+
+def function_key(req: HttpIn) -> str | None:
+    return req.header("x-functions-key") or req.params.get("code") or None
+
+
+def app_url(req: HttpIn) -> str | None:
+    """This app's public base URL: the host's WEBSITE_HOSTNAME in Azure, else the request's own origin."""
+    host = os.environ.get("WEBSITE_HOSTNAME")
+    if host:
+        return f"https://{host}"
+    parts = urlsplit(req.path)
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    host_header = req.header("host")
+    return f"http://{host_header}" if host_header else None
+
+
+async def handle_doctor(req: HttpIn) -> HttpOut:
+    from connector.doctor import run_doctor
+    from connector.runtime import get_runtime
+
+    report = await run_doctor(await get_runtime(), app_url=app_url(req), function_key=function_key(req))
+    return json_response(200, report.as_json())
+
+
+async def handle_admin_ui(req: HttpIn) -> HttpOut:
+    from connector.admin_page import render
+    from connector.admin_view import admin_view
+    from connector.runtime import get_runtime
+
+    deal_text = (req.params.get("deal") or "").strip()
+    message = (req.params.get("msg") or "")[:500] or None
+    deal_id = None
+    if deal_text:
+        if _DEAL_ID.match(deal_text) and int(deal_text) > 0:
+            deal_id = int(deal_text)
+        else:
+            message = f"deal id must be a positive whole number, not {deal_text[:40]!r}"
+    with_doctor = req.params.get("doctor") == "1"
+    rt = await get_runtime()
+    view = await admin_view(
+        rt, deal_id=deal_id, with_doctor=with_doctor, app_url=app_url(req), function_key=function_key(req)
+    )
+    return HttpOut(200, render(view, key=function_key(req), message=message).encode(), HTML)
+
+
+async def handle_admin_ui_replay(req: HttpIn) -> HttpOut:
+    from connector.admin_page import UI_PATH, url
+    from connector.functions.admin import handle_replay
+
+    form = {k: v[-1] for k, v in parse_qs(req.body.decode("utf-8", "replace"), max_num_fields=10).items()}
+    body: dict[str, object] = {}
+    deal = form.get("deal_id", "").strip()
+    if deal:
+        if not _DEAL_ID.match(deal):
+            return _back(url(UI_PATH, function_key(req), msg=f"not replayed: {deal[:40]!r} is not a deal id"))
+        body["deal_ids"] = [int(deal)]
+    if form.get("failed") == "1":
+        body["failed"] = True
+    if form.get("poison") == "1":
+        body["poison"] = True
+    out = await handle_replay(HttpIn("POST", req.path, json.dumps(body).encode(), {}, {}))
+    if out.status >= 400:
+        text = f"not replayed: {out.json.get('error', out.status)}"
+    else:
+        result = out.json
+        queued = ", ".join(map(str, result.get("requeued", []))) or "none"
+        skipped = "; ".join(f"deal {k} is {v}" for k, v in result.get("skipped", {}).items())
+        text = f"re-queued: {queued}" + (f"; skipped: {skipped}" if skipped else "")
+        if result.get("poison_requeued"):
+            text += f"; poison messages re-queued: {result['poison_requeued']}"
+    return _back(url(UI_PATH, function_key(req), msg=text))
+
+
+def _back(location: str) -> HttpOut:
+    """303 See Other: the browser GETs the page again, so a reload never repeats the replay."""
+    return HttpOut(303, b"", {"Location": location, "Cache-Control": "no-store"})
