@@ -9,7 +9,8 @@
 #   optional: ENVIRONMENT_NAME (prod), PIPEDRIVE_AUTH_MODE (api_token), PIPEDRIVE_WEBHOOK_USER,
 #             D365_TENANT_ID, D365_CREDENTIAL (client_secret), POLL_SCHEDULE, MAPPING_FILE,
 #             MAXIMUM_INSTANCE_COUNT, INSTANCE_MEMORY_MB, PARAMETERS_FILE (infra/main.parameters.json)
-#             MASTER_SCHEDULE, WEBHOOK_ROUTE (api/pipedrive/webhook), EVENTS_ROUTE (api/d365/events)
+#             MASTER_SCHEDULE, WEBHOOK_ROUTE (api/pipedrive/webhook), EVENTS_ROUTE (api/d365/events),
+#             ALERT_EMAIL, POLL_INTERVAL_MINUTES (5), THROTTLED_PERCENT_THRESHOLD (5)
 # Secrets are read from the environment if set, else prompted for with echo off; they are written
 # to Key Vault through a file descriptor (never on a command line, never printed):
 #   PIPEDRIVE_API_TOKEN | PIPEDRIVE_OAUTH_CLIENT_ID + PIPEDRIVE_OAUTH_CLIENT_SECRET +
@@ -30,7 +31,7 @@ for arg in "$@"; do
     --skip-secrets) skip_secrets=1 ;;
     --skip-code) skip_code=1 ;;
     --show-keys) show_keys=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -85,6 +86,9 @@ if [[ $skip_infra == 0 ]]; then
   [[ -n "${MAPPING_FILE:-}" ]] && overrides+=("mappingFile=$MAPPING_FILE")
   [[ -n "${MAXIMUM_INSTANCE_COUNT:-}" ]] && overrides+=("maximumInstanceCount=$MAXIMUM_INSTANCE_COUNT")
   [[ -n "${INSTANCE_MEMORY_MB:-}" ]] && overrides+=("instanceMemoryMB=$INSTANCE_MEMORY_MB")
+  [[ -n "${ALERT_EMAIL:-}" ]] && overrides+=("alertEmail=$ALERT_EMAIL")
+  [[ -n "${POLL_INTERVAL_MINUTES:-}" ]] && overrides+=("pollIntervalMinutes=$POLL_INTERVAL_MINUTES")
+  [[ -n "${THROTTLED_PERCENT_THRESHOLD:-}" ]] && overrides+=("throttledPercentThreshold=$THROTTLED_PERCENT_THRESHOLD")
 
   log "Deploying infra/main.bicep as $deployment"
   az deployment group create \

@@ -76,6 +76,22 @@ param alwaysReadyHttpInstances int = 0
 @maxValue(730)
 param logRetentionInDays int = 30
 
+// ---- Alerts (infra/modules/alerts.bicep; queries in infra/kql, explained in docs/operations.md) ------
+@description('E-mail address that receives the operator alerts. Empty: the action group has no receiver yet.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(60)
+@description('Minutes between polls; keep equal to pollSchedule ("no successful poll" = three intervals).')
+param pollIntervalMinutes int = 5
+
+@minValue(1)
+@maxValue(100)
+@description('Share of 429 answers (percent of one API\'s calls in 15 minutes) that raises the throttling alert.')
+param throttledPercentThreshold int = 5
+
+param alertsEnabled bool = true
+
 // ---- Access for the deployer -----------------------------------------------------------------
 @description('Object id of the deploying user or pipeline; gets Key Vault Secrets Officer on the vault. Empty = none.')
 param deployerPrincipalId string = ''
@@ -139,6 +155,20 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: allTags
     retentionInDays: logRetentionInDays
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    location: location
+    tags: allTags
+    namePrefix: 'mlconn-${env}'
+    alertEmail: alertEmail
+    pollIntervalMinutes: pollIntervalMinutes
+    throttledPercentThreshold: throttledPercentThreshold
+    alertsEnabled: alertsEnabled
   }
 }
 
@@ -223,5 +253,7 @@ output KEY_VAULT_NAME string = keyVault.outputs.name
 output KEY_VAULT_URL string = keyVault.outputs.uri
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APP_INSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output ALERT_ACTION_GROUP_ID string = alerts.outputs.actionGroupId
+output OPERATIONS_WORKBOOK_ID string = alerts.outputs.workbookId
 output IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId

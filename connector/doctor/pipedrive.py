@@ -189,7 +189,7 @@ async def _webhook(rt: Runtime, client: PipedriveClient, app_url: str | None) ->
             AREA, row, f"the webhook to {target} does not send Basic auth user {user!r}",
             f"delete it in Pipedrive and {fix_register}",
         )  # fmt: skip
-    if any(h.is_active in (0, False) for h in ours) and not any(h.is_active in (1, True, None) for h in ours):
+    if all(h.is_active in (0, False) for h in ours):
         return fail(AREA, row, f"the webhook to {target} is inactive (Pipedrive turned it off)", fix_register)
     if not app_url:
         return warn(AREA, row, f"a deal webhook with Basic auth points to …{WEBHOOK_PATH}, but this app's URL is unknown",
