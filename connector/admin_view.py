@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ async def admin_view(
                     counts[job.state] = counts.get(job.state, 0) + 1
                     if job.state == "failed":
                         view.failed.append(
-                            FailedJob(kind, job.key, job.last_error or "", str(job.updated or ""), job.attempts)
+                            FailedJob(kind, job.key, job.last_error or "", _when(job.updated), job.attempts)
                         )
             view.jobs[group] = counts
         view.failed.sort(key=lambda j: j.updated, reverse=True)
@@ -101,3 +102,7 @@ async def _queue(rt: Runtime, queue: str, problems: list[str]) -> QueueView:
     except ConnectorError as exc:
         problems.append(f"queue {queue}: {exc}")
         return QueueView(queue, "?", "?")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment is not None else ""
