@@ -16,7 +16,7 @@ from connector.runtime import Runtime
 from connector.sandbox.stack import DEMO_MAPPING
 from connector.secrets import LocalSecretStore, SecretNames
 from connector.settings import load_settings
-from tests.cockpit.cli_run import cli
+from tests.e2e.test_cli import cli
 from tests.fixtures.stack import E2E
 
 Mapping = dict[str, Any]
@@ -185,10 +185,10 @@ async def test_an_invalid_mapping_fails_and_the_systems_are_still_checked(e2e: E
 
 
 async def test_cli_doctor_json_and_exit_code(e2e: E2E, tmp_path: Path) -> None:
-    code, result, text = await cli(e2e.stack.env, "doctor", "--json", "--app-url", e2e.host.base_url)
+    code, result, text = await cli(e2e, "doctor", "--json", "--app-url", e2e.host.base_url)
     assert code == 1, text  # no webhook registered yet
     assert [c["name"] for c in result["checks"] if c["status"] == "fail"] == ["pipedrive.webhook"]
     await e2e.register_webhook()
-    code, result, text = await cli(e2e.stack.env, "doctor", "--app-url", e2e.host.base_url)
+    code, result, text = await cli(e2e, "doctor", "--app-url", e2e.host.base_url)
     assert code == 0, text
     assert "pipedrive.webhook" in text and "failed" in text
