@@ -162,6 +162,13 @@ class LineDefaults(_Strict):
     # Decimal places a per-unit discount may have; a per-line discount that does not divide exactly fails.
     discount_decimals: int = Field(default=6, ge=0, le=16)
     skip_disabled: bool = True
+    # Pipedrive `tax_method: inclusive` prices include tax; D365 takes net prices. `net_price` sends the exact
+    # net price (the fewest decimals, up to `price_decimals`, that give the net line amount to the cent);
+    # `refuse` fails such deals with a reason.
+    inclusive_tax: Literal["net_price", "refuse"] = "net_price"
+    price_decimals: int = Field(default=6, ge=0, le=16)
+    # Decimals of the deal currency's amounts: totals that differ by more than one such unit per line fail.
+    amount_decimals: int = Field(default=2, ge=0, le=6)
 
 
 class _SourceBase(_Strict):

@@ -1,13 +1,14 @@
 """Won deal + its product lines -> one D365 sales order plan (header + lines), exactly.
 
 Amounts go through Decimal from the JSON text Pipedrive sent (a float's repr is its shortest
-round-trip text), so 0.1 stays 0.1. Every line is checked before raising, so one MappingError
-lists every problem with the deal and line it concerns and what to change.
+round-trip text), so 0.1 stays 0.1; prices, taxes and totals are `money.py`'s. Every line is checked
+before raising, so one MappingError lists every problem with the deal and line it concerns and what
+to change. Every line sets SalesPriceQuantity (price unit) 1, so D365 never divides our price by an
+item's own price unit.
 """
 
 from __future__ import annotations
 
-import decimal
 from decimal import Decimal
 from typing import Any
 
@@ -16,10 +17,18 @@ from pydantic import BaseModel, ConfigDict
 from connector.d365.models import SalesOrderHeaderCreate, SalesOrderLineCreate
 from connector.mapping.config import MappingConfig
 from connector.mapping.errors import MappingError
+from connector.mapping.money import (
+    LineMoney,
+    deal_value_problem,
+    line_money,
+    line_sum_problem,
+    round_amount,
+    show,
+    to_decimal,
+)
 from connector.pipedrive.models import Deal, DealProduct, Product
 
 _NO_CURRENCY = "XXX"  # ISO 4217 "no currency": placeholder while collecting problems, never sent
-_EXACT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
 
 
 class OrderPlan(BaseModel):
@@ -33,6 +42,9 @@ class OrderPlan(BaseModel):
     lines: list[SalesOrderLineCreate]
     # The Pipedrive deal-product id behind each line (same order as `lines`), for audit trails.
     deal_product_ids: list[int]
+    # The Pipedrive deal value and the net total D365's line amounts must add up to (`money.order_total_check`).
+    deal_value: Decimal | None = None
+    expected_total: Decimal = Decimal(0)
 
 
 def legal_entity_for(deal: Deal, cfg: MappingConfig) -> str:
@@ -95,15 +107,27 @@ def build_order(
 
     planned: list[SalesOrderLineCreate] = []
     source_ids: list[int] = []
+    net_total = Decimal(0)
+    deal_totals: list[Decimal] = []  # each enabled line's total as Pipedrive computes the deal value from it
     for position, (item, product) in enumerate(lines, start=1):
         if cfg.lines.skip_disabled and not item.is_enabled:
             continue
-        line = _line(deal, position, len(planned) + 1, item, product, currency, company, dimensions, cfg, problems)
-        if line is not None:
+        planned_line = _line(deal, position, len(planned) + 1, item, product, currency, company, dimensions, cfg,
+                             problems)  # fmt: skip
+        if planned_line is not None:
+            line, money = planned_line
             planned.append(line)
             source_ids.append(item.id)
+            net_total += round_amount(money.net_amount, cfg)
+            if item.is_enabled:
+                given = to_decimal(item.sum, "sum", []) if item.sum is not None else None
+                deal_totals.append(money.pipedrive_total if given is None else given)
     if not lines or (not planned and not problems):
         problems.append(f"deal {deal.id}: has no enabled products; add the products sold to the deal in Pipedrive")
+    if not problems:
+        value_problem = deal_value_problem(deal, deal_totals, cfg)
+        if value_problem:
+            problems.append(value_problem)
     if problems:
         raise MappingError(problems, deal_id=deal.id)
 
@@ -122,8 +146,9 @@ def build_order(
         header_fields["customer_requisition_number"] = reference
     header = SalesOrderHeaderCreate(**header_fields)
     return OrderPlan(
-        legal_entity=company, reference=reference, header=header, lines=planned, deal_product_ids=source_ids
-    )
+        legal_entity=company, reference=reference, header=header, lines=planned, deal_product_ids=source_ids,
+        deal_value=to_decimal(deal.value, "value", []) if deal.value is not None else None, expected_total=net_total,
+    )  # fmt: skip
 
 
 def _currency(deal: Deal, problems: list[str]) -> str:
@@ -147,7 +172,7 @@ def _line(
     dimensions: str,
     cfg: MappingConfig,
     problems: list[str],
-) -> SalesOrderLineCreate | None:
+) -> tuple[SalesOrderLineCreate, LineMoney] | None:
     where = f"deal {deal.id} line {position}"
     name = (product.name if product else None) or item.name or f"#{item.product_id}"
     found: list[str] = []
@@ -166,97 +191,36 @@ def _line(
     if item.currency and currency != _NO_CURRENCY and item.currency.strip().upper() != currency:
         found.append(f"is in {item.currency} but the deal is in {currency}; use one currency")
 
-    quantity = _decimal(item.quantity, "quantity", found)
-    price = _decimal(item.item_price, "price", found)
-    discount = _decimal(item.discount, "discount", found)
+    quantity = to_decimal(item.quantity, "quantity", found)
+    price = to_decimal(item.item_price, "price", found)
+    discount = to_decimal(item.discount, "discount", found)
     if quantity is not None and quantity <= 0:
-        found.append(f"quantity {_show(quantity)} must be more than 0")
+        found.append(f"quantity {show(quantity)} must be more than 0")
     if price is not None and price < 0:
-        found.append(f"price {_show(price)} must not be negative")
-    pct, per_unit = Decimal(0), Decimal(0)
+        found.append(f"price {show(price)} must not be negative")
+    money: LineMoney | None = None
     if quantity is not None and price is not None and discount is not None and not found:
-        pct, per_unit = _discount(item, quantity, price, discount, cfg, found)
+        money = line_money(item, quantity, price, discount, cfg, found)
+    if money is not None:
+        mismatch = line_sum_problem(item, money, cfg)
+        if mismatch:
+            found.append(mismatch)
 
     problems.extend(f"{where}: {text}" for text in found)
-    if found or quantity is None or price is None:
+    if found or quantity is None or money is None:
         return None
-    return SalesOrderLineCreate(
+    line = SalesOrderLineCreate(
         data_area_id=company,
         item_number=code,
         ordered_sales_quantity=quantity,
-        sales_price=price,
-        line_discount_percentage=pct,
-        line_discount_amount=per_unit,
+        sales_price=money.sales_price,
+        sales_price_quantity=Decimal(1),
+        line_discount_percentage=money.discount_pct,
+        line_discount_amount=money.discount_per_unit,
         sales_unit_symbol=cfg.lines.unit,
         shipping_site_id=cfg.lines.site,
         shipping_warehouse_id=cfg.lines.warehouse,
         customers_line_number=number,
         default_ledger_dimension_display_value=(dimensions or None) if cfg.dimensions.on_lines else None,
     )
-
-
-def _discount(
-    item: DealProduct, quantity: Decimal, price: Decimal, discount: Decimal, cfg: MappingConfig, found: list[str]
-) -> tuple[Decimal, Decimal]:
-    """(LineDiscountPercentage, LineDiscountAmount per unit) from Pipedrive's discount and its type.
-
-    D365 keeps an amount discount PER UNIT (SalesLineDisc). A per-line amount is divided by the
-    quantity and must come out exact at `lines.discount_decimals` places, else the order total would
-    differ from the deal: that fails with a reason instead of rounding silently.
-    """
-    if discount < 0:
-        found.append(f"discount {_show(discount)} must not be negative")
-        return Decimal(0), Decimal(0)
-    if item.discount_type == "percentage":
-        if discount > 100:
-            found.append(f"discount {_show(discount)}% is more than 100%")
-        return discount, Decimal(0)
-    if cfg.lines.amount_discount == "per_unit":
-        if discount > price:
-            found.append(f"discount {_show(discount)} per unit is more than the price {_show(price)}")
-        return Decimal(0), discount
-    if discount > quantity * price:
-        found.append(f"discount {_show(discount)} is more than the line total {_show(quantity * price)}")
-        return Decimal(0), Decimal(0)
-    per_unit = _EXACT.divide(discount, quantity)
-    places = Decimal(1).scaleb(-cfg.lines.discount_decimals)
-    rounded = per_unit.quantize(places, rounding=decimal.ROUND_HALF_EVEN, context=_EXACT)
-    if rounded * quantity != discount:
-        found.append(
-            f"amount discount {_show(discount)} over quantity {_show(quantity)} is not an exact per-unit discount "
-            f"({per_unit:.{cfg.lines.discount_decimals + 2}f}...), and D365 stores line discounts per unit; use a percentage "
-            "discount or an amount the quantity divides exactly"
-        )
-        return Decimal(0), Decimal(0)
-    return Decimal(0), _plain(rounded)
-
-
-def _decimal(value: object, what: str, found: list[str]) -> Decimal | None:
-    """Exact Decimal of a JSON number; NaN/infinity/non-numbers are reported, never passed on."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        if isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, int | str | Decimal):
-            number = Decimal(value)
-        else:
-            raise TypeError
-    except (TypeError, decimal.InvalidOperation):
-        found.append(f"{what} {value!r} is not a number")
-        return None
-    if not number.is_finite():
-        found.append(f"{what} {value!r} is not a finite number")
-        return None
-    return _plain(number)
-
-
-def _show(number: Decimal) -> str:
-    """A number as a person would write it in a message: 5.0 -> 5, 2.50 -> 2.5."""
-    return format(number.normalize(), "f")
-
-
-def _plain(number: Decimal) -> Decimal:
-    """Write positive exponents out (Decimal("1E+1") -> 10); trailing zeros such as 2.50 are kept."""
-    exponent = number.as_tuple().exponent
-    return number.quantize(Decimal(1), context=_EXACT) if isinstance(exponent, int) and exponent > 0 else number
+    return line, money

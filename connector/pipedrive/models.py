@@ -87,6 +87,8 @@ class DealProduct(PipedriveModel):
     discount_type: Literal["percentage", "amount"] = "percentage"
     tax: float = 0
     tax_method: Literal["exclusive", "inclusive", "none"] | None = None
+    billing_frequency: str | None = None  # one-time, annually, semi-annually, quarterly, monthly, weekly
+    billing_frequency_cycles: int | None = None
     is_enabled: StrictBool = True
     order_nr: int | None = None
     comments: str | None = ""

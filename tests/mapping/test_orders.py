@@ -182,6 +182,7 @@ def test_line_defaults_and_item_number_verbatim() -> None:
         "OrderedSalesQuantity": 1,
         "SalesUnitSymbol": "ea",
         "SalesPrice": 10,
+        "SalesPriceQuantity": 1,
         "LineDiscountAmount": 0,
         "LineDiscountPercentage": 0,
         "ShippingSiteId": "2",

@@ -244,6 +244,8 @@ class Rules:
         if product is not None:
             values.setdefault("SalesUnitSymbol", product.get("SalesUnitSymbol", ""))
             values.setdefault("SalesPrice", product.get("SalesPrice", 0))
+            # An unset price unit comes from the item (e.g. 100): LineAmount = qty x price / price unit.
+            values.setdefault("SalesPriceQuantity", product.get("SalesPriceQuantity") or 1)
         unit = values.get("SalesUnitSymbol")
         if unit and str(unit).casefold() not in {u.casefold() for u in self.store.units}:
             lines.append(f"Warning: The value '{unit}' in field 'Unit' is not found in the related table 'Units'.")

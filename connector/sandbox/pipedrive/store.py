@@ -222,6 +222,8 @@ class Store:
         now = self.now()
         line = records.new_deal_product(attachment_id, deal, product, values, now, len(self.deal_products(deal_id)))
         self.tables["deal_product"][attachment_id] = line
+        # A deal with products takes its value from them (enabled lines; deal-level discounts are not simulated).
+        deal["value"] = round(sum(p["sum"] for p in self.deal_products(deal_id) if p.get("is_enabled", True)), 2)
         return line
 
     def _check_refs(self, values: dict[str, Any]) -> None:
