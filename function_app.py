@@ -25,7 +25,17 @@ def json_response(body: object, status: int = 200) -> func.HttpResponse:
 @app.function_name("health")
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Storage reachability and versions: 200 when tables and queues answer, else 503."""
+    """Up or down, nothing else (anonymous): 200 when storage answers, else 503."""
+    from connector.functions.health import is_up
+
+    up = await is_up()
+    return json_response({"status": "up" if up else "down"}, 200 if up else 503)
+
+
+@app.function_name("health_details")
+@app.route(route="health/details", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def health_details(req: func.HttpRequest) -> func.HttpResponse:
+    """Storage, queues, mapping and versions with their errors (function key required); 503 when degraded."""
     from connector.functions.health import health_report
 
     report = await health_report()
@@ -71,8 +81,9 @@ async def admin_replay(req: func.HttpRequest) -> func.HttpResponse:
 async def admin_doctor(req: func.HttpRequest) -> func.HttpResponse:
     """Every settings and mapping assumption checked against both systems: pass / warn / fail rows."""
     from connector.functions.admin_ui import handle_doctor
+    from connector.functions.http import guarded
 
-    return _http_out(await handle_doctor(_http_in(req)))
+    return _http_out(await guarded(handle_doctor)(_http_in(req)))
 
 
 @app.function_name("admin_ui")
@@ -80,8 +91,9 @@ async def admin_doctor(req: func.HttpRequest) -> func.HttpResponse:
 async def admin_ui(req: func.HttpRequest) -> func.HttpResponse:
     """The admin page (server-rendered HTML): jobs, failures with replay, poison queues, audit, doctor."""
     from connector.functions.admin_ui import handle_admin_ui
+    from connector.functions.http import guarded
 
-    return _http_out(await handle_admin_ui(_http_in(req)))
+    return _http_out(await guarded(handle_admin_ui)(_http_in(req)))
 
 
 @app.function_name("admin_ui_replay")
@@ -89,8 +101,9 @@ async def admin_ui(req: func.HttpRequest) -> func.HttpResponse:
 async def admin_ui_replay(req: func.HttpRequest) -> func.HttpResponse:
     """The admin page's replay buttons (a form post, answered with a redirect back to the page)."""
     from connector.functions.admin_ui import handle_admin_ui_replay
+    from connector.functions.http import guarded
 
-    return _http_out(await handle_admin_ui_replay(_http_in(req)))
+    return _http_out(await guarded(handle_admin_ui_replay)(_http_in(req)))
 
 
 @app.function_name("order_build")

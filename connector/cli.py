@@ -273,16 +273,38 @@ def serve(
     port: int = typer.Option(7071, help="Port (7071 like the Functions host)."),
     poll_every: float = typer.Option(300.0, help="Seconds between polls (0: no timer)."),
     master_every: float = typer.Option(3600.0, help="Seconds between master diffs (0: no timer)."),
+    admin_key: str = typer.Option(
+        None,
+        "--admin-key",
+        envvar="ML_CONNECTOR_ADMIN_KEY",
+        help="Key of the admin routes (x-functions-key header or ?code=); default: the stored one.",
+        show_default=False,
+    ),
 ) -> None:
-    """The local runner: the app's HTTP routes, both queue workers and the timers, until Ctrl-C."""
+    """The local runner: the app's HTTP routes, both queue workers and the timers, until Ctrl-C.
+
+    The admin routes (replay, D365 events, detailed health) always need a key. Without --admin-key the
+    stored one is used; on 127.0.0.1 the first run makes one, stores it and shows it once. Another
+    address is refused until a key exists.
+    """
+    from connector.admin_key import SECRET_NAME, resolve_admin_key
     from connector.localhost import LocalHost
+    from connector.logging_setup import configure_logging
+
+    configure_logging()  # the function app's logging, scrubbing included
 
     async def work(rt: Any) -> None:
+        key, made = await resolve_admin_key(rt.secrets, host, admin_key)
         local_host = LocalHost(
-            rt, host=host, port=port, poll_every=poll_every or None, master_every=master_every or None
+            rt, host=host, port=port, poll_every=poll_every or None, master_every=master_every or None, admin_key=key
         )
         async with local_host as local:
+            if made:
+                console.print(
+                    f"new admin key (shown once; stored as secret {SECRET_NAME}): [bold]{key}[/bold]", highlight=False
+                )
             console.print(f"serving {local.base_url}/api/pipedrive/webhook and /api/d365/events (Ctrl-C to stop)")
+            console.print("admin routes need the key in an x-functions-key header or ?code=", highlight=False)
             await asyncio.Event().wait()
 
     try:

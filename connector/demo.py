@@ -124,7 +124,7 @@ async def _masters(stack: LocalStack, rt: Any, host: LocalHost, report: Report) 
     from connector.flows.master_diff import master_diff
 
     console.rule("Master data: D365 -> Pipedrive")
-    await stack.d365.set_event_endpoint(f"{host.base_url}/api/d365/events")
+    await stack.d365.set_event_endpoint(f"{host.base_url}/api/d365/events?code={host.admin_key}")
     await stack.d365.wait_for_events(1)  # F&O sends its test event when the endpoint is activated
     masters = QueuePump.for_masters(rt, retry_after=0)
     with console.status("first full sync of released products and customers…"):

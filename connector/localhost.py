@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from connector.flows.context import Checkpoint
-from connector.functions.http import HttpIn, HttpOut, json_error, json_response
+from connector.local_http import SafeAppRunner, build_http_app
 from connector.queues import poison_name
 from connector.runtime import Runtime
 
@@ -125,69 +125,11 @@ class QueuePump:
         return self.stats
 
 
-Handler = Any  # async (HttpIn) -> HttpOut
-
-
-def build_http_app(rt: Runtime, *, admin_key: str | None = None) -> web.Application:
-    """aiohttp app with the function app's routes; admin routes need `admin_key` (like a function key)."""
-    from connector.functions.admin import handle_replay
-    from connector.functions.d365_events import handle_d365_events
-    from connector.functions.traced import pipedrive_webhook as handle_pipedrive_webhook
-
-    async def adapt(request: web.Request, handler: Handler, *, admin: bool = False) -> web.Response:
-        if admin and admin_key is not None:
-            given = request.headers.get("x-functions-key") or request.query.get("code") or ""
-            if not hmac.compare_digest(given.encode(), admin_key.encode()):
-                return _to_aiohttp(json_error(401, "missing or wrong function key"))
-        req = HttpIn(
-            method=request.method,
-            path=request.path,
-            body=await request.read(),
-            headers=dict(request.headers),
-            params=dict(request.query),
-        )
-        return _to_aiohttp(await handler(req))
-
-    async def health(request: web.Request) -> web.Response:
-        from connector.functions.health import health_report
-
-        report = await health_report(rt.settings)
-        return _to_aiohttp(json_response(report.http_status, report.model_dump()))
-
-    async def webhook(request: web.Request) -> web.Response:
-        return await adapt(request, handle_pipedrive_webhook)
-
-    async def replay(request: web.Request) -> web.Response:
-        return await adapt(request, handle_replay, admin=True)
-
-    async def d365_events(request: web.Request) -> web.Response:
-        return await adapt(request, handle_d365_events, admin=True)  # function key, as in Azure
-
-    def admin_route(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def route(request: web.Request) -> web.Response:
-            return await adapt(request, handler, admin=True)
-
-        return route
-
-    app = web.Application(client_max_size=1024 * 1024)
-    app.router.add_post("/api/pipedrive/webhook", webhook)
-    app.router.add_post("/api/d365/events", d365_events)
-    app.router.add_post("/api/admin/replay", replay)
-    app.router.add_get("/api/health", health)
-    from connector.functions.admin_ui import handle_admin_ui, handle_admin_ui_replay, handle_doctor
-
-    app.router.add_get("/api/admin/doctor", admin_route(handle_doctor))
-    app.router.add_get("/api/admin/ui", admin_route(handle_admin_ui))
-    app.router.add_post("/api/admin/ui/replay", admin_route(handle_admin_ui_replay))
-    return app
-
-
-def _to_aiohttp(out: HttpOut) -> web.Response:
-    return web.Response(status=out.status, body=out.body, headers=dict(out.headers))
-
-
 class LocalHost:
-    """HTTP server + both queue pumps + poll timer on loopback; `async with` starts and stops all of it."""
+    """HTTP server + both queue pumps + poll timer on loopback; `async with` starts and stops all of it.
+
+    The admin routes always need a key: `admin_key`, or a random one made here (read it from `.admin_key`).
+    """
 
     def __init__(
         self,
@@ -208,7 +150,8 @@ class LocalHost:
         self.pump = QueuePump(rt)
         self.master_pump = QueuePump.for_masters(rt)
         self._pump_idle = pump_idle
-        self._app = build_http_app(rt, admin_key=admin_key)
+        self.admin_key = admin_key or secrets.token_urlsafe(32)
+        self._app = build_http_app(rt, admin_key=self.admin_key)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pump_task: asyncio.Task[None] | None = None
@@ -220,7 +163,7 @@ class LocalHost:
 
     async def start(self, *, workers: bool = True) -> LocalHost:
         _ = self.rt.mapping  # a bad mapping file fails here, at start, naming the key (not at the first deal)
-        self._runner = web.AppRunner(self._app, access_log=None)
+        self._runner = SafeAppRunner(self._app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

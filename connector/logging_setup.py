@@ -1,8 +1,10 @@
 """Structured logging, configured once per process, with secrets scrubbed from every record.
 
 Under the Functions host the Python worker already owns the root handler (it ships records to the host
-and Application Insights), so we only set levels and scrubbing there; elsewhere (CLI, local runner,
-demo) we add one JSON-lines handler on stderr. Stdlib only: this module is imported at cold start.
+and Application Insights), so we only set levels and scrubbing there; elsewhere (CLI, `serve`, demo) we
+add one JSON-lines handler on stderr. Scrubbing happens where every record is made (the record factory:
+message, exception text and stack of any logger, ours, aiohttp's or an Azure SDK's) and again in a
+filter on every root handler (fields passed with `extra=`). Stdlib only: imported at cold start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +22,16 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 _lock = threading.Lock()
 _configured = False
 # Chatty SDK loggers: their request logs hold URLs and headers we do not need at INFO.
-_QUIET = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "azure.storage", "httpx", "httpcore")
+_QUIET = (
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.identity",
+    "azure.storage",
+    "azure.data.tables",
+    "azure.keyvault",
+    "httpx",
+    "httpcore",
+    "aiohttp.access",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,15 +44,31 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        from connector.redact import REDACTED, is_secret_key, scrub
+        from connector.redact import REDACTED, is_secret_key, scrub, scrub_text
 
         # `extra=` fields are attached after the record factory runs, so they are scrubbed here.
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = REDACTED if is_secret_key(key) else scrub(value)
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            payload["exc"] = scrub_text(record.exc_text or self.formatException(record.exc_info))  # type: ignore[arg-type]
+        if record.stack_info:
+            payload["stack"] = scrub_text(record.stack_info)
         return json.dumps(payload, default=str)
+
+
+class ScrubFilter(logging.Filter):
+    """Masks secret-looking `extra=` fields on a handler we do not format ourselves (the Functions host's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from connector.redact import REDACTED, is_secret_key, scrub, scrub_text
+
+        record.msg = scrub_text(record.getMessage()) if record.args else scrub_text(str(record.msg))
+        record.args = ()
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and not key.startswith("_"):
+                setattr(record, key, REDACTED if is_secret_key(key) else scrub(value))
+        return True
 
 
 def _scrubbing_factory(previous: Any) -> Any:
@@ -53,6 +81,11 @@ def _scrubbing_factory(previous: Any) -> Any:
         except Exception:  # a bad format string must not lose the record
             message = str(record.msg)
         record.msg, record.args = scrub_text(message), ()
+        if record.exc_info and record.exc_info[0] is not None:
+            # Rendered now, scrubbed, and cached where every Formatter looks first (exc_text).
+            record.exc_text = scrub_text("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        if record.stack_info:
+            record.stack_info = scrub_text(record.stack_info)
         return record
 
     return factory
@@ -74,6 +107,8 @@ def configure_logging(level: str | None = None, *, force_handler: bool = False) 
         logging.getLogger("connector").setLevel(resolved)
         for name in _QUIET:
             logging.getLogger(name).setLevel(logging.WARNING)
+        for existing in root.handlers:  # the Functions host's own, which we do not format
+            existing.addFilter(ScrubFilter())
         if force_handler or not in_functions_host():
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(JsonFormatter())

@@ -22,11 +22,16 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
 from connector.errors import ConfigError, TransientError
+from connector.redact import remember
 
 if TYPE_CHECKING:
     from connector.settings import Settings
 
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")  # Key Vault's rule; the local store follows it too
+
+
+class MissingSecretError(ConfigError):
+    """The store answered, and has no secret of that name."""
 
 
 class SecretNames:
@@ -151,11 +156,13 @@ class LocalSecretStore:
         async with self._lock:
             data = await asyncio.to_thread(self._load)
         if name not in data:
-            raise ConfigError(f"secret {name!r} is not set in {self.description}")
+            raise MissingSecretError(f"secret {name!r} is not set in {self.description}")
+        remember(data[name])
         return data[name]
 
     async def set(self, name: str, value: str) -> None:
         check_name(name)
+        remember(value)
         async with self._lock:
             data = await asyncio.to_thread(self._load)
             data[name] = value
@@ -206,12 +213,20 @@ class KeyVaultSecretStore:
         cached = self._cache.get(name)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
 
         try:
             secret = await self._secret_client().get_secret(name)
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TransientError(f"{self.description} unreachable reading {name!r} ({type(exc).__name__})") from None
         except ResourceNotFoundError:
-            raise ConfigError(f"secret {name!r} is not set in {self.description}") from None
+            raise MissingSecretError(f"secret {name!r} is not set in {self.description}") from None
         except ClientAuthenticationError as exc:
             raise ConfigError(
                 f"cannot authenticate to {self.description} to read {name!r}: {type(exc).__name__}"
@@ -223,14 +238,18 @@ class KeyVaultSecretStore:
         if secret.value is None:
             raise ConfigError(f"secret {name!r} in {self.description} has no value")
         self._cache[name] = (time.monotonic() + self._ttl, secret.value)
+        remember(secret.value)
         return str(secret.value)
 
     async def set(self, name: str, value: str) -> None:
         check_name(name)
-        from azure.core.exceptions import HttpResponseError
+        remember(value)
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
         try:
             await self._secret_client().set_secret(name, value)
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TransientError(f"{self.description} unreachable writing {name!r} ({type(exc).__name__})") from None
         except HttpResponseError as exc:
             raise TransientError(f"{self.description} failed writing {name!r} (HTTP {exc.status_code})") from None
         self._cache[name] = (time.monotonic() + self._ttl, value)

@@ -9,7 +9,6 @@ callers acknowledge it and do nothing else. `ControlNumber` grows but has gaps, 
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from connector.errors import ValidationError
+from connector.inputs import BadInput, parse_json
 
 TEST_EVENT_ID = "BusinessEventsTestEndpointContract"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Ids become job keys, audit subjects and queue messages: printable ASCII, bounded (real ones are GUIDs/names).
+_PRINTABLE = r"^[\x21-\x7e]+$"
+_PRINTABLE_OR_EMPTY = r"^[\x21-\x7e]*$"
 
 
 class InvalidEventError(ValidationError):
@@ -45,10 +48,10 @@ class BusinessEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
 
-    business_event_id: str = Field(alias="BusinessEventId", min_length=1)
-    legal_entity: str = Field("", alias="BusinessEventLegalEntity")
-    control_number: int = Field(alias="ControlNumber", strict=True)
-    event_id: str = Field(alias="EventId")
+    business_event_id: str = Field(alias="BusinessEventId", min_length=1, max_length=200, pattern=_PRINTABLE)
+    legal_entity: str = Field("", alias="BusinessEventLegalEntity", max_length=20, pattern=_PRINTABLE_OR_EMPTY)
+    control_number: int = Field(alias="ControlNumber", strict=True, ge=0, le=2**63 - 1)
+    event_id: str = Field(alias="EventId", min_length=1, max_length=100, pattern=_PRINTABLE)
     event_time: datetime | None = Field(None, alias="EventTime")
     event_time_iso: datetime | None = Field(None, alias="EventTimeIso8601")
     context_record_subject: str = Field("", alias="ContextRecordSubject")
@@ -102,9 +105,9 @@ def parse_business_events(body: bytes | str | object) -> list[BusinessEvent]:
     """
     if isinstance(body, bytes | str):
         try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise InvalidEventError("body is not JSON", lines=[f"invalid JSON: {exc}"]) from None
+            data = parse_json(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
+        except BadInput as exc:
+            raise InvalidEventError(f"body is not usable JSON: {exc}", lines=exc.lines) from None
     else:
         data = body
     items = data if isinstance(data, list) else [data]

@@ -1,56 +1,57 @@
 """POST /api/admin/replay (function-key auth): re-queue deals, all failed jobs, or the poison queue.
 
-Body: {"deal_ids": [123, 456]} | {"failed": true} | {"poison": true}. Replays pass the same job guard
-and claim as everything else, so they cannot make a second order.
+Body: {"deal_ids": [123, 456]} | {"failed": true} | {"poison": true} (combinable). The whole request is
+validated before anything is queued: one bad id is a 400 naming it, and nothing is queued. Replays pass
+the same job rules and claim as everything else, so they cannot make a second order.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
-
-from connector.flows.replay import ReplayResult, replay_deals, replay_failed, replay_poison
-from connector.functions.http import HttpIn, HttpOut, json_error, json_response
+from connector.flows.replay import ReplayResult, parse_deal_ids, replay_deals, replay_failed, replay_poison
+from connector.functions.http import HttpIn, HttpOut, guarded, json_response
+from connector.inputs import BadInput, parse_json, printable
 from connector.runtime import get_runtime
 
-
-class ReplayRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    deal_ids: list[int] = Field(default_factory=list, max_length=1000)
-    failed: bool = False
-    poison: bool = False
-
-    @model_validator(mode="after")
-    def _something(self) -> ReplayRequest:
-        if not (self.deal_ids or self.failed or self.poison):
-            raise ValueError("give deal_ids, failed: true or poison: true")
-        return self
+MAX_BODY_BYTES = 64 * 1024
+_FIELDS = ("deal_ids", "failed", "poison")
 
 
+def parse_replay_request(body: bytes) -> tuple[list[int], bool, bool]:
+    """(deal ids, failed, poison) from the body, or BadInput naming every problem."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BadInput(f"replay body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}", status=413)
+    data: Any = parse_json(body or b"{}", what="replay body")
+    if not isinstance(data, dict):
+        raise BadInput("bad replay request: the body must be a JSON object")
+    unknown = [printable(k) for k in data if k not in _FIELDS]
+    if unknown:
+        raise BadInput(f"bad replay request: unknown field(s) {', '.join(unknown)} (expected {', '.join(_FIELDS)})")
+    flags = []
+    for name in ("failed", "poison"):
+        value = data.get(name, False)
+        if not isinstance(value, bool):
+            raise BadInput(f"bad replay request: {name} must be true or false, got {printable(value)}")
+        flags.append(value)
+    deal_ids = parse_deal_ids(data["deal_ids"]) if "deal_ids" in data else []
+    if not (deal_ids or any(flags)):
+        raise BadInput("bad replay request: give deal_ids, failed: true or poison: true")
+    return deal_ids, flags[0], flags[1]
+
+
+@guarded
 async def handle_replay(req: HttpIn) -> HttpOut:
-    try:
-        body: Any = json.loads(req.body or b"{}")
-        request = ReplayRequest.model_validate(body)
-    except ValueError as exc:
-        detail = (
-            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-            if isinstance(exc, PydanticValidationError)
-            else f"body is not JSON ({exc})"
-        )
-        return json_error(400, f"bad replay request: {detail}")
+    deal_ids, failed, poison = parse_replay_request(req.body)
     rt = await get_runtime()
     correlation_id = f"replay-{uuid.uuid4().hex[:12]}"
     total = ReplayResult()
-    if request.deal_ids:
-        _merge(total, await replay_deals(rt, request.deal_ids, correlation_id=correlation_id))
-    if request.failed:
+    if deal_ids:
+        _merge(total, await replay_deals(rt, deal_ids, correlation_id=correlation_id))
+    if failed:
         _merge(total, await replay_failed(rt, correlation_id=correlation_id))
-    if request.poison:
+    if poison:
         _merge(total, await replay_poison(rt))
     return json_response(
         202,

@@ -1,9 +1,17 @@
-"""GET /api/health: is storage reachable (tables and queues), and which versions are running."""
+"""Health: `GET /api/health` (anonymous) says only up or down; `GET /api/health/details` (function key)
+reports storage, queues, the mapping and versions, each with its error.
+
+The anonymous probe is for load balancers and uptime checks on the open internet: it uses the worker's
+shared clients (no credential or client built per call), answers from a result a few seconds old when
+asked often, and says nothing an attacker could use (no versions, no error texts).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import platform
+import time
 from importlib import metadata
 from typing import Any
 
@@ -12,6 +20,8 @@ from pydantic import BaseModel
 from connector.errors import ConnectorError
 from connector.settings import Settings, get_settings
 
+LIVENESS_TIMEOUT = 2.0
+LIVENESS_TTL = 5.0  # seconds a liveness answer is reused: a flood of probes costs one storage call
 CHECK_TIMEOUT = 5.0  # seconds per service: a health probe must answer quickly, not hang on a dead endpoint
 _PACKAGES = ("ml-connector", "azure-functions", "azure-data-tables", "azure-storage-queue", "pydantic", "httpx")
 
@@ -29,6 +39,32 @@ class HealthReport(BaseModel):
     @property
     def http_status(self) -> int:
         return 200 if self.status == "ok" else 503
+
+
+log = logging.getLogger(__name__)
+_liveness: dict[asyncio.AbstractEventLoop, tuple[float, asyncio.Future[bool]]] = {}
+
+
+async def _probe() -> bool:
+    from connector.runtime import get_runtime
+
+    try:
+        rt = await get_runtime()
+        await asyncio.wait_for(rt.state.ping(), LIVENESS_TIMEOUT)
+    except Exception as exc:  # down, whatever the reason; the reason goes to the log only
+        log.warning("health: down (%s: %s)", type(exc).__name__, exc)
+        return False
+    return True
+
+
+async def is_up() -> bool:
+    """Table storage answers through the shared runtime; one probe per LIVENESS_TTL per worker, shared."""
+    loop = asyncio.get_running_loop()
+    cached = _liveness.get(loop)
+    if cached is None or cached[0] < time.monotonic():
+        _liveness.clear()  # one entry: the running loop's (tests open a loop per test)
+        cached = _liveness[loop] = (time.monotonic() + LIVENESS_TTL, asyncio.ensure_future(_probe()))
+    return await asyncio.shield(cached[1])
 
 
 def versions() -> dict[str, str]:

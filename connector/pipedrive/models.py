@@ -239,10 +239,14 @@ class WebhookEvent(BaseModel):
 
     @property
     def became_won(self) -> bool:
-        """True when this event is the deal moving into `won` (the order-build trigger)."""
-        if self.entity != "deal" or self.status != "won":
+        """True when this event is a change of a deal into `won` (the order-build trigger).
+
+        Only a change (v1 `updated`/`merged`) that names the previous status counts: a delete never queues,
+        and a deal created already won is left to the poll, which reads it from the API.
+        """
+        if self.entity != "deal" or self.action != "change" or self.status != "won":
             return False
-        return self.action == "create" or (self.previous_status is not None and self.previous_status != "won")
+        return self.previous_status is not None and self.previous_status != "won"
 
 
 # --- write payloads (what we send; extra fields are a bug on our side, so forbidden) ----------

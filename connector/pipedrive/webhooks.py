@@ -12,13 +12,14 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from connector.inputs import BadInput, parse_id, parse_json, parse_token, printable
 from connector.pipedrive.errors import WebhookAuthError, WebhookPayloadError
 from connector.pipedrive.models import Webhook, WebhookEvent
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_SIGNATURE_HEADER = "X-Pipedrive-Signature"  # UNCONFIRMED: not in Pipedrive's docs; configurable.
 V1_ACTIONS = {"added": "create", "updated": "change", "merged": "change", "deleted": "delete"}
 V2_ACTIONS = {"create", "change", "delete"}
+MAX_ID_TEXT = 128  # meta.id / meta.correlation_id are UUIDs; the queue message holds at most 128
+_EPOCH = re.compile(r"[0-9]{1,12}")
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -82,15 +85,11 @@ def verify_request(
 
 
 def _int(value: Any, where: str, problems: list[str]) -> int | None:
-    if isinstance(value, bool):
-        problems.append(f"{where}: expected an integer id, got a boolean")
+    try:
+        return parse_id(value, where)
+    except BadInput as exc:
+        problems.extend(exc.lines)
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    problems.append(f"{where}: expected an integer id, got {value!r:.40}" if value is not None else f"{where}: missing")
-    return None
 
 
 def _timestamp(value: Any, where: str, problems: list[str]) -> datetime | None:
@@ -98,14 +97,14 @@ def _timestamp(value: Any, where: str, problems: list[str]) -> datetime | None:
     try:
         if isinstance(value, bool) or value is None:
             raise ValueError
-        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH.fullmatch(value)):
             return datetime.fromtimestamp(float(value), UTC)
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if isinstance(value, str) and value.isascii() and len(value) <= 40:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         raise ValueError
     except (ValueError, OverflowError, OSError):
-        problems.append(f"{where}: expected an ISO-8601 or epoch timestamp, got {value!r:.40}")
+        problems.append(f"{where}: expected an ISO-8601 or epoch timestamp, got {printable(value)}")
         return None
 
 
@@ -120,20 +119,24 @@ def _object(value: Any, where: str, problems: list[str]) -> dict[str, Any] | Non
 
 
 def _status(record: dict[str, Any] | None, where: str, problems: list[str]) -> str | None:
-    if not record or "status" not in record or record["status"] is None:
+    if not record or record.get("status") is None:
         return None
     if not isinstance(record["status"], str):
         problems.append(f"{where}.status: expected a string, got {type(record['status']).__name__}")
         return None
-    return str(record["status"])
+    try:
+        return parse_token(record["status"], f"{where}.status", max_length=40)
+    except BadInput as exc:
+        problems.extend(exc.lines)
+        return None
 
 
 def parse_webhook(body: bytes) -> WebhookEvent:
     """One WebhookEvent from a v2 ('2.0') or v1 ('1.0') delivery body; WebhookPayloadError otherwise."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookPayloadError(f"webhook body is not valid JSON: {exc}", lines=["body: not JSON"]) from None
+        payload = parse_json(body, what="webhook body")
+    except BadInput as exc:
+        raise WebhookPayloadError(exc.message, lines=exc.lines) from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError("webhook body must be a JSON object", lines=["body: not an object"])
     meta = payload.get("meta")
@@ -151,16 +154,23 @@ def parse_webhook(body: bytes) -> WebhookEvent:
         raise WebhookPayloadError("webhook payload invalid: " + "; ".join(lines), lines=lines) from None
 
 
-def _text(meta: dict[str, Any], key: str, problems: list[str], *, required: bool) -> str | None:
-    value = meta.get(key)
-    if value is None:
-        if required:
-            problems.append(f"meta.{key}: missing")
+def _text(meta: dict[str, Any], key: str, problems: list[str], *, required: bool, max_length: int = 40) -> str | None:
+    """An identifier from `meta` (action, entity, ids): printable ASCII and short, or a problem."""
+    try:
+        return parse_token(meta.get(key), f"meta.{key}", max_length=max_length, required=required)
+    except BadInput as exc:
+        problems.extend(exc.lines)
         return None
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return str(value)
-    problems.append(f"meta.{key}: expected a string, got {type(value).__name__}")
-    return None
+
+
+def _count(value: Any, where: str, default: int, problems: list[str]) -> int:
+    """Delivery attempt counters (v2 meta.attempt 1..4, v1 retry 0..3), bounded loosely."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        problems.append(f"{where}: expected a small integer, got {printable(value, 20)}")
+        return default
+    return value
 
 
 def _parse_v2(payload: dict[str, Any], meta: dict[str, Any], problems: list[str]) -> dict[str, Any]:
@@ -169,10 +179,7 @@ def _parse_v2(payload: dict[str, Any], meta: dict[str, Any], problems: list[str]
         problems.append(f"meta.action: {action!r} is not one of create, change, delete")
     data = _object(payload.get("data"), "data", problems)
     previous = _object(payload.get("previous"), "previous", problems)
-    attempt = meta.get("attempt", 1)
-    if isinstance(attempt, bool) or not isinstance(attempt, int):
-        problems.append(f"meta.attempt: expected an integer, got {attempt!r:.20}")
-        attempt = 1
+    attempt = _count(meta.get("attempt"), "meta.attempt", 1, problems)
     return {
         "entity": _text(meta, "entity", problems, required=True),
         "action": action,
@@ -181,8 +188,8 @@ def _parse_v2(payload: dict[str, Any], meta: dict[str, Any], problems: list[str]
         "previous_status": _status(previous, "previous", problems),
         "timestamp": _timestamp(meta.get("timestamp"), "meta.timestamp", problems),
         "attempt": attempt,
-        "correlation_id": _text(meta, "correlation_id", problems, required=False),
-        "event_id": _text(meta, "id", problems, required=False),
+        "correlation_id": _text(meta, "correlation_id", problems, required=False, max_length=MAX_ID_TEXT),
+        "event_id": _text(meta, "id", problems, required=False, max_length=MAX_ID_TEXT),
         "version": "2.0",
         "data": data,
         "previous": previous,
@@ -197,10 +204,7 @@ def _parse_v1(payload: dict[str, Any], meta: dict[str, Any], problems: list[str]
     current = _object(payload.get("current"), "current", problems)
     previous = _object(payload.get("previous"), "previous", problems)
     entity_id = meta.get("id", (current or previous or {}).get("id"))
-    retry = payload.get("retry", 0)
-    if isinstance(retry, bool) or not isinstance(retry, int):
-        problems.append(f"retry: expected an integer, got {retry!r:.20}")
-        retry = 0
+    retry = _count(payload.get("retry"), "retry", 0, problems)
     return {
         "entity": _text(meta, "object", problems, required=True),
         "action": action,
@@ -209,7 +213,7 @@ def _parse_v1(payload: dict[str, Any], meta: dict[str, Any], problems: list[str]
         "previous_status": _status(previous, "previous", problems),
         "timestamp": _timestamp(meta.get("timestamp"), "meta.timestamp", problems),
         "attempt": retry + 1,
-        "correlation_id": _text(meta, "correlation_id", problems, required=False),
+        "correlation_id": _text(meta, "correlation_id", problems, required=False, max_length=MAX_ID_TEXT),
         "event_id": None,  # v1 meta.id is the entity id; v1 has no event id
         "version": "1.0",
         "data": current,

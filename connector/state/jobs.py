@@ -16,7 +16,7 @@ from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.errors import ConnectorError, ProtocolError
-from connector.redact import scrub
+from connector.redact import scrub, scrub_text
 from connector.state.tables import LazyTable, decode_key, dumps, encode_key, loads, now, storage_errors
 
 JobState = Literal["queued", "running", "done", "failed"]
@@ -89,7 +89,7 @@ class Job(BaseModel):
             "CorrelationId": self.correlation_id,
             "Reason": self.reason,
             "Result": dumps(self.result) if self.result is not None else "",
-            "LastError": self.last_error or "",
+            "LastError": scrub_text(self.last_error or ""),
             "Detail": dumps(scrub(self.detail)) if self.detail is not None else "",
             "Created": self.created or now(),
             "Updated": self.updated or now(),

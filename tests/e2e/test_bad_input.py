@@ -136,7 +136,7 @@ async def test_valid_events_that_are_not_a_win_are_accepted_and_ignored(e2e: E2E
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        (b"{oops", "not json"),
+        (b"{oops", "not valid json"),
         (b"{}", "give deal_ids"),
         (b'{"deal_ids": ["abc"]}', "deal_ids"),
         (b'{"deal_ids": [1], "everything": true}', "everything"),

@@ -136,7 +136,11 @@ async def test_replaying_failed_jobs_over_http_reruns_them_through_the_same_rule
     await e2e.win(108)
     await e2e.drain()
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{e2e.host.base_url}/api/admin/replay", json={"failed": True})
+        response = await client.post(
+            f"{e2e.host.base_url}/api/admin/replay",
+            json={"failed": True},
+            headers={"x-functions-key": e2e.host.admin_key},
+        )
     assert response.status_code == 202 and response.json()["requeued"] == [108]
     pump = await e2e.drain()
     # Not fixed yet: it fails again with the same actionable reason, still without touching D365.

@@ -1,3 +1,4 @@
+import asyncio
 import json
 import subprocess
 import sys
@@ -6,7 +7,9 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from cryptography.fernet import Fernet
 
+from connector.runtime import close_runtime, get_runtime
 from connector.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from connector.settings import get_settings
 from tests.fixtures.platform import BASE_ENV, app_function
@@ -14,32 +17,76 @@ from tests.fixtures.platform import BASE_ENV, app_function
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def health_function() -> Any:
-    return app_function("health")
+def health_function(name: str = "health_details") -> Any:
+    return app_function(name)
 
 
-async def call_health() -> func.HttpResponse:
-    req = func.HttpRequest(method="GET", url="/api/health", body=b"")
-    return await health_function().get_user_function()(req)
+async def call_health(name: str = "health_details") -> func.HttpResponse:
+    req = func.HttpRequest(method="GET", url=f"/api/{name.replace('_', '/')}", body=b"")
+    return await health_function(name).get_user_function()(req)
 
 
 @pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, unique: str) -> pytest.MonkeyPatch:
+def app_env(monkeypatch: pytest.MonkeyPatch, unique: str, tmp_path: Path) -> pytest.MonkeyPatch:
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TABLE_PREFIX", unique)
     monkeypatch.setenv("MAPPING_FILE", str(ROOT / "config" / "mapping.example.yaml"))
     monkeypatch.setenv("ORDER_QUEUE", f"{unique}-order")
+    monkeypatch.setenv("LOCAL_SECRETS_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("LOCAL_SECRETS_FILE", str(tmp_path / "secrets.enc"))
     get_settings.cache_clear()
     yield monkeypatch
     get_settings.cache_clear()
 
 
-def test_health_binding_is_anonymous_get() -> None:
-    bindings = json.loads(health_function().get_function_json())["bindings"]
+@pytest.mark.parametrize(
+    ("name", "route", "level"), [("health", "health", "anonymous"), ("health_details", "health/details", "function")]
+)
+def test_health_bindings_anonymous_up_down_and_keyed_details(name: str, route: str, level: str) -> None:
+    bindings = json.loads(health_function(name).get_function_json())["bindings"]
     trigger = next(b for b in bindings if b["type"] == "httpTrigger")
-    assert trigger["route"] == "health" and trigger["methods"] == ["GET"]
-    assert trigger["authLevel"].lower() == "anonymous"
+    assert trigger["route"] == route and trigger["methods"] == ["GET"]
+    assert trigger["authLevel"].lower() == level
+
+
+async def test_anonymous_health_says_only_up_or_down(app_env: pytest.MonkeyPatch, storage_conn: str) -> None:
+    app_env.setenv("AzureWebJobsStorage", storage_conn)
+    resp = await call_health("health")
+    assert resp.status_code == 200 and json.loads(resp.get_body()) == {"status": "up"}
+    await close_runtime()
+
+
+async def test_anonymous_health_is_down_without_detail_when_storage_is(app_env: pytest.MonkeyPatch) -> None:
+    dead_q, dead_t = free_port(), free_port()
+    app_env.setenv(
+        "AzureWebJobsStorage",
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:{dead_q}/{ACCOUNT};TableEndpoint=http://127.0.0.1:{dead_t}/{ACCOUNT};",
+    )
+    resp = await call_health("health")
+    assert resp.status_code == 503 and json.loads(resp.get_body()) == {"status": "down"}
+    await close_runtime()
+
+
+async def test_anonymous_health_reuses_one_probe_and_builds_no_client(
+    app_env: pytest.MonkeyPatch, storage_conn: str
+) -> None:
+    app_env.setenv("AzureWebJobsStorage", storage_conn)
+    rt = await get_runtime()
+    pings = 0
+    ping = rt.state.ping
+
+    async def counted() -> None:
+        nonlocal pings
+        pings += 1
+        await ping()
+
+    app_env.setattr(rt.state, "ping", counted)
+    answers = await asyncio.gather(*(call_health("health") for _ in range(20)))
+    assert [a.status_code for a in answers] == [200] * 20 and pings == 1
+    assert await get_runtime() is rt  # the shared runtime, not one per call
+    await close_runtime()
 
 
 async def test_health_200_with_storage_up(app_env: pytest.MonkeyPatch, storage_conn: str) -> None:
