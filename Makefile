@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins packages that clash with ours, so it lives in its own virtualenv (inside .venv: ignored, cleaned).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test lint typecheck unit install bench clean
+.PHONY: demo test lint typecheck unit install bench clean checkov fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -27,7 +31,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck unit
+$(CHECKOV_STAMP): | $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+# 0 failed checks and 0 parsing errors over infra/; exceptions are inline `checkov:skip=` with a reason.
+checkov: $(CHECKOV_STAMP)
+	$(PY) infra/scan.py $(CHECKOV_VENV)/bin/checkov
+
+# The property-based suite with many more examples than `make test` runs (fresh random seed each run).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m fuzz
+
+test: lint typecheck checkov unit
 
 demo: $(STAMP)
 	$(PY) -m connector.demo

@@ -18,14 +18,18 @@ param queueNames array
 @description('Tables to create.')
 param tableNames array
 
+@description('Replication. Geo-redundant by default: the job and audit tables are the connector\'s memory.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
   'Standard_GRS'
+  'Standard_GZRS'
 ])
-param skuName string = 'Standard_LRS'
+param skuName string = 'Standard_GRS'
 
 resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
+  // checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration reaches its storage over the public endpoint, and Functions is not a trusted service for the bypass; access is Entra ID only (shared keys off)
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: the host and the connector need the public endpoint; anonymous blob access and shared keys are off
   name: name
   location: location
   tags: tags
@@ -47,35 +51,46 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
       bypass: 'AzureServices'
     }
   }
+}
 
-  resource blobService 'blobServices' = {
-    name: 'default'
-    resource deploymentContainer 'containers' = {
-      name: deploymentContainerName
-      properties: {
-        publicAccess: 'None'
-      }
-    }
-  }
+// Child resources are top-level with `parent` (not nested loops): one level of nesting per block keeps the
+// file readable and parseable by the security scanner (checkov), which cannot read a loop in a nested block.
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2024-01-01' = {
+  parent: storage
+  name: 'default'
+}
 
-  resource queueService 'queueServices' = {
-    name: 'default'
-    resource queues 'queues' = [
-      for queueName in queueNames: {
-        name: queueName
-      }
-    ]
-  }
-
-  resource tableService 'tableServices' = {
-    name: 'default'
-    resource tables 'tables' = [
-      for tableName in tableNames: {
-        name: tableName
-      }
-    ]
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
   }
 }
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2024-01-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-01-01' = [
+  for tableName in tableNames: {
+    parent: tableService
+    name: tableName
+  }
+]
 
 output name string = storage.name
 output id string = storage.id
