@@ -25,6 +25,11 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
         if "calls" in args.only:
             out.append(await calls.run(azurite))
             print(out[-1], flush=True)
+        if "bulk" in args.only:
+            from bench import bulk
+
+            out.append(await bulk.run(azurite))
+            print(out[-1], flush=True)
         if "throughput" in args.only:
             out.append(
                 await throughput.run(
@@ -42,8 +47,8 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="+", default=["calls", "throughput", "cold_start"],
-                        choices=["calls", "throughput", "cold_start"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=["calls", "bulk", "throughput", "cold_start"],
+                        choices=["calls", "bulk", "throughput", "cold_start"])  # fmt: skip
     parser.add_argument("--deals", type=int, default=100, help="won deals in the throughput run")
     parser.add_argument("--latency-min", type=float, default=0.05, help="injected latency per request, seconds")
     parser.add_argument("--latency-max", type=float, default=0.15)
@@ -52,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news
     started = time.perf_counter()
-    if {"calls", "throughput"} & set(args.only):
+    if {"calls", "bulk", "throughput"} & set(args.only):
         asyncio.run(_api_benchmarks(args))
     if "cold_start" in args.only:
         from bench import cold_start

@@ -24,6 +24,10 @@ from connector.state.jobs import EnqueueDecision
 MAX_DEALS = 1000  # per request; `failed: true` replays any number
 SEND_CONCURRENCY = 64
 SUBJECT = "replay"  # one audit row per replay request, naming every deal it queued or skipped
+# Up to this many deals, each deal's own trail also gets its `enqueue.queued` row (as a single enqueue
+# writes); a bulk replay writes only the request's row, which names them all, and each deal's trail
+# carries on from its build under the replay's correlation id. A row per deal would double its cost.
+PER_DEAL_AUDIT = 50
 
 
 @dataclass
@@ -72,6 +76,7 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
     )
     limit = asyncio.Semaphore(SEND_CONCURRENCY)
     unsent: list[int] = []
+    per_deal = len(ids) <= PER_DEAL_AUDIT
 
     async def send(deal_id: int, decision: EnqueueDecision) -> None:
         async with limit:
@@ -81,12 +86,13 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
                 await rt.state.jobs.undo_enqueue(decision)  # so the next replay is not skipped
                 unsent.append(deal_id)
                 return
-            await rt.state.audit.append(
-                f"deal-{deal_id}",
-                "enqueue.queued",
-                correlation_id=cid,
-                detail={"previous": decision.previous, "reason": "replay"},
-            )
+            if per_deal:
+                await rt.state.audit.append(
+                    f"deal-{deal_id}",
+                    "enqueue.queued",
+                    correlation_id=cid,
+                    detail={"previous": decision.previous, "reason": "replay"},
+                )
 
     sends = []
     for deal_id in ids:
