@@ -50,7 +50,9 @@ class BusinessEvent(BaseModel):
 
     business_event_id: str = Field(alias="BusinessEventId", min_length=1, max_length=200, pattern=_PRINTABLE)
     legal_entity: str = Field("", alias="BusinessEventLegalEntity", max_length=20, pattern=_PRINTABLE_OR_EMPTY)
-    control_number: int = Field(alias="ControlNumber", strict=True, ge=0, le=2**63 - 1)
+    control_number: int = Field(
+        alias="ControlNumber", strict=True, ge=-(2**63), le=2**63 - 1
+    )  # Int64: the test event sends -2^63
     event_id: str = Field(alias="EventId", min_length=1, max_length=100, pattern=_PRINTABLE)
     event_time: datetime | None = Field(None, alias="EventTime")
     event_time_iso: datetime | None = Field(None, alias="EventTimeIso8601")

@@ -228,7 +228,7 @@ EVENT_JUNK = [
     pytest.param(raw(event(EventId="ABC\u00e9")), "eventid", id="event-id-non-ascii"),
     pytest.param(raw(event(EventId="A\x00B")), "nul", id="event-id-nul"),
     pytest.param(raw(event(EventId="\ud800")), "surrogate", id="event-id-lone-surrogate"),
-    pytest.param(raw(event(ControlNumber=-1)), "controlnumber", id="control-number-negative"),
+    pytest.param(raw(event(ControlNumber=-(2**63) - 1)), "controlnumber", id="control-number-below-64-bits"),
     pytest.param(raw(event(ControlNumber=2**64)), "controlnumber", id="control-number-beyond-64-bits"),
     pytest.param(raw(event(ControlNumber="5637144577")), "controlnumber", id="control-number-text"),
     pytest.param(raw(event(BusinessEventId="X" * 300)), "businesseventid", id="business-event-id-300-chars"),
