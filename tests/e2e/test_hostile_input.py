@@ -356,3 +356,13 @@ async def test_unknown_routes_and_methods_answer_json(e2e: E2E) -> None:
     assert (missing.status_code, wrong.status_code, huge.status_code) == (404, 405, 413)
     for response in (missing, wrong, huge):
         assert response.json()["error"]
+
+
+async def test_health_up_down_is_anonymous_and_details_need_the_key(e2e: E2E) -> None:
+    async with httpx.AsyncClient() as client:
+        up = await client.get(f"{e2e.host.base_url}/api/health")
+        details = await client.get(
+            f"{e2e.host.base_url}/api/health/details", headers={"x-functions-key": e2e.host.admin_key}
+        )
+    assert (up.status_code, up.json()) == (200, {"status": "up"})
+    assert details.status_code == 200 and details.json()["storage"]["tables"]["ok"] and details.json()["versions"]
