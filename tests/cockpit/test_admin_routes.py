@@ -16,7 +16,7 @@ async def call(e2e: E2E, name: str, method: str, route: str, *, body: bytes = b"
     # The request URL is the local runner's: the doctor takes the app's URL from it (and posts D365's
     # test event there), so nothing leaves loopback.
     url = f"{e2e.host.base_url}/api/{route}"
-    req = func.HttpRequest(method=method, url=url, params=params, body=body, headers={"x-functions-key": "k-1"})
+    req = func.HttpRequest(method=method, url=url, params=params, body=body, headers={"x-functions-key": e2e.host.admin_key})
     response: func.HttpResponse = await app_function(name).get_user_function()(req)
     return response
 
@@ -39,27 +39,27 @@ async def test_doctor_route_answers_the_report_as_json(e2e: E2E) -> None:
 async def test_page_and_form_replay_through_the_function_handlers(e2e: E2E) -> None:
     await e2e.win(108)
     await e2e.drain()
-    page = await call(e2e, "admin_ui", "GET", "admin/ui", code="k-1", deal="108")
+    page = await call(e2e, "admin_ui", "GET", "admin/ui", code=e2e.host.admin_key, deal="108")
     html = page.get_body().decode()
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "has no code; set its code to a D365 item number" in html
     assert "build.failed" in html  # the deal's audit trail
-    assert "action='/api/admin/ui/replay?code=k-1'" in html
+    assert f"action='/api/admin/ui/replay?code={e2e.host.admin_key}'" in html
 
-    redirect = await call(e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=108", code="k-1")
+    redirect = await call(e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=108", code=e2e.host.admin_key)
     assert redirect.status_code == 303
     location = urlsplit(redirect.headers["Location"])
     assert location.path == "/api/admin/ui"
     query = parse_qs(location.query)
-    assert query["code"] == ["k-1"] and query["msg"] == ["re-queued: 108"]
+    assert query["code"] == [e2e.host.admin_key] and query["msg"] == ["re-queued: 108"]
     assert await e2e.queue_depth() == 1
 
-    refused = await call(e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=12ab", code="k-1")
+    refused = await call(e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=12ab", code=e2e.host.admin_key)
     assert "not replayed" in parse_qs(urlsplit(refused.headers["Location"]).query)["msg"][0]
     assert await e2e.queue_depth() == 1
 
 
 async def test_page_escapes_what_it_shows(e2e: E2E) -> None:
-    page = await call(e2e, "admin_ui", "GET", "admin/ui", code="k-1", deal="<script>")
+    page = await call(e2e, "admin_ui", "GET", "admin/ui", code=e2e.host.admin_key, deal="<script>")
     html = page.get_body().decode()
     assert "<script>" not in html and "&lt;script&gt;" in html

@@ -50,7 +50,9 @@ async def doctor(
         await rt.secrets.close()
         rt.secrets = store
     try:
-        return await run_doctor(rt, app_url=e2e.host.base_url if app_url == "" else app_url)
+        return await run_doctor(
+            rt, app_url=e2e.host.base_url if app_url == "" else app_url, function_key=e2e.host.admin_key
+        )
     finally:
         await rt.close()
 
@@ -185,10 +187,12 @@ async def test_an_invalid_mapping_fails_and_the_systems_are_still_checked(e2e: E
 
 
 async def test_cli_doctor_json_and_exit_code(e2e: E2E, tmp_path: Path) -> None:
-    code, result, text = await cli(e2e, "doctor", "--json", "--app-url", e2e.host.base_url)
+    code, result, text = await cli(
+        e2e, "doctor", "--json", "--app-url", e2e.host.base_url, "--function-key", e2e.host.admin_key
+    )
     assert code == 1, text  # no webhook registered yet
     assert [c["name"] for c in result["checks"] if c["status"] == "fail"] == ["pipedrive.webhook"]
     await e2e.register_webhook()
-    code, result, text = await cli(e2e, "doctor", "--app-url", e2e.host.base_url)
+    code, result, text = await cli(e2e, "doctor", "--app-url", e2e.host.base_url, "--function-key", e2e.host.admin_key)
     assert code == 0, text
     assert "pipedrive.webhook" in text and "failed" in text
