@@ -86,6 +86,7 @@ class _CustomerFields(D365Model):
     address_city: str | None = Field(None, alias="AddressCity")
     address_zip_code: str | None = Field(None, alias="AddressZipCode")
     address_state: str | None = Field(None, alias="AddressState")
+    address_county: str | None = Field(None, alias="AddressCounty")
     address_country_region_id: str | None = Field(None, alias="AddressCountryRegionId")
     address_country_region_iso_code: str | None = Field(None, alias="AddressCountryRegionISOCode")
     primary_contact_email: str | None = Field(None, alias="PrimaryContactEmail")

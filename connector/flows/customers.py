@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from connector.d365.client import D365Client
-from connector.errors import NotFoundError, RetryLaterError
+from connector.d365.models import Customer, CustomerCreate
+from connector.errors import DuplicateError, NotFoundError, RetryLaterError
 from connector.flows.claims import lease_left
 from connector.flows.context import FlowContext
 from connector.mapping.config import MappingConfig, MatchRule
-from connector.mapping.customers import country_for, match_key, new_customer, org_account
+from connector.mapping.customers import country_for, match_key, normalize_name, org_account, plan_customer
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.pipedrive.client import PipedriveClient
@@ -130,12 +131,35 @@ async def _create(
             "is off; create the customer in D365 or put its account on the organization"
         )
     person = await deps.pipedrive.get_person(deal.person_id) if deal.person_id is not None else None
-    payload = new_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
+    planned = plan_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
+    if planned.warnings:
+        await ctx.audit("customer.address_left_out", level="warning", warnings=planned.warnings)
     await ctx.step("before_customer_create")
-    created = await deps.d365.create_customer(payload)
+    try:
+        created = await deps.d365.create_customer(planned.payload)
+    except DuplicateError:
+        if planned.payload.customer_account is None:
+            raise
+        created = await _adopt_manual_account(deps.d365, planned.payload, planned.payload.customer_account)
     await ctx.audit("customer.created", account=created.customer_account, legal_entity=legal_entity)
     await ctx.step("after_customer_create")
     return CustomerResolution(created.customer_account, "created")
+
+
+async def _adopt_manual_account(d365: D365Client, payload: CustomerCreate, account: str) -> Customer:
+    """A manual account (customer.account_template) that already exists: ours if it carries the same name
+    (an earlier attempt whose answer was lost), else the template collides with another customer."""
+    found = await d365.find_customer(account, payload.data_area_id)
+    wanted = payload.organization_name or " ".join(
+        p for p in (payload.person_first_name, payload.person_last_name) if p
+    )
+    if found is not None and normalize_name(found.display_name) == normalize_name(wanted):
+        return found
+    owner = repr(found.display_name) if found is not None else "another record"
+    raise MappingError(
+        f"customer account {account!r} (from customer.account_template) already belongs to {owner} in "
+        f"{payload.data_area_id}; change customer.account_template so it cannot collide with existing accounts"
+    )
 
 
 async def _find(

@@ -25,6 +25,7 @@ from connector.errors import ConfigError
 LegalEntity = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9]{1,4}$")]
 CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+CountryId = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2,3}$")]
 
 # Chart-of-accounts delimiter options (DimensionLedgerAccountDelimiter: hyphen, period, underscore, bar).
 Delimiter = Literal["-", ".", "_", "|"]
@@ -34,6 +35,26 @@ ReferenceField = Literal["CustomersOrderReference", "CustomerRequisitionNumber"]
 
 # Placeholders the order reference template may use, with sample values used to validate it.
 REFERENCE_PLACEHOLDERS: dict[str, object] = {"deal_id": 1, "pipeline_id": 1, "org_id": 1, "owner_id": 1}
+# Placeholders of a manual customer account (`customer.account_template`).
+ACCOUNT_PLACEHOLDERS: dict[str, object] = {"org_id": 1, "person_id": 1}
+
+
+def _placeholders(template: str, allowed: dict[str, object]) -> set[str]:
+    """The placeholder names of a `str.format` template; unknown names, specs or bad syntax raise ValueError."""
+    names: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"not a valid template ({exc})") from exc
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if name not in allowed:
+            raise ValueError(f"unknown placeholder {{{name}}}; allowed: {', '.join('{' + p + '}' for p in allowed)}")
+        if conv or spec:
+            raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
+        names.add(name)
+    return names
 
 
 class _Strict(BaseModel):
@@ -83,6 +104,13 @@ class CustomerConfig(_Strict):
     country_map: dict[str, Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=2)]] = (
         Field(default_factory=dict)
     )
+    # Per D365 country id: Pipedrive's state/region text (admin_area_level_1, e.g. "Harju maakond") -> D365
+    # StateId, and county text (admin_area_level_2) -> D365 CountyId. Unmapped values are left out (audited).
+    state_map: dict[CountryId, dict[str, NonEmpty]] = Field(default_factory=dict)
+    county_map: dict[CountryId, dict[str, NonEmpty]] = Field(default_factory=dict)
+    # A manual customer-account number sequence: the account made from the deal's party (e.g. "PD{org_id}",
+    # at most 20 characters). Unset: D365's number sequence assigns it.
+    account_template: NonEmpty | None = None
 
     @field_validator("match_rules")
     @classmethod
@@ -103,6 +131,21 @@ class CustomerConfig(_Strict):
     @classmethod
     def _fold_country_keys(cls, value: dict[str, str]) -> dict[str, str]:
         return {k.strip().casefold(): v for k, v in value.items()}
+
+    @field_validator("state_map", "county_map")
+    @classmethod
+    def _fold_area_keys(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        return {country: {k.strip().casefold(): v for k, v in areas.items()} for country, areas in value.items()}
+
+    @field_validator("account_template")
+    @classmethod
+    def _check_account_template(cls, template: str | None) -> str | None:
+        if template is None:
+            return None
+        names = _placeholders(template, ACCOUNT_PLACEHOLDERS)
+        if not names & {"org_id", "person_id"}:
+            raise ValueError("must contain {org_id} or {person_id} so each customer gets its own account")
+        return template
 
 
 class PipedriveFields(_Strict):

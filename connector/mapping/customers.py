@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from connector.d365.models import Customer, CustomerCreate
 from connector.mapping.config import MappingConfig
@@ -52,6 +53,7 @@ _LEGAL_FORMS = frozenset(
     ]
 )
 _NON_WORD = re.compile(r"[^\w]+")
+MAX_ACCOUNT_LENGTH = 20  # F&O CustAccount
 
 
 def normalize_name(name: str) -> str:
@@ -120,6 +122,14 @@ def org_account(org: Organization, cfg: MappingConfig, resolved_fields: Resolved
         raise MappingError(f"organization {org.id} {org.name!r}: field {name!r} {exc}") from None
 
 
+@dataclass(frozen=True)
+class NewCustomer:
+    """A CustomersV3 create payload and what was left out of it (for the audit trail)."""
+
+    payload: CustomerCreate
+    warnings: list[str]
+
+
 def new_customer(
     org: Organization | None,
     person: Person | None,
@@ -129,16 +139,32 @@ def new_customer(
     country: str | None = None,
     currency: str | None = None,
 ) -> CustomerCreate:
-    """The CustomersV3 create payload; the account number comes from D365's number sequence.
+    """The CustomersV3 create payload (see `plan_customer`, which also says what was left out)."""
+    return plan_customer(org, person, cfg, legal_entity, country=country, currency=currency).payload
+
+
+def plan_customer(
+    org: Organization | None,
+    person: Person | None,
+    cfg: MappingConfig,
+    legal_entity: str,
+    *,
+    country: str | None = None,
+    currency: str | None = None,
+) -> NewCustomer:
+    """The CustomersV3 create payload and the warnings about address values left out.
 
     An organization gives an Organization party; a deal with only a person gives a Person party.
     Primary contact email/phone come from the person. `country` defaults to `country_for(org)`,
-    `currency` and the rest to the legal entity's configured defaults.
+    `currency` and the rest to the legal entity's configured defaults. The account comes from
+    `customer.account_template` (a manual number sequence), else from D365's number sequence.
+    State and county go through `customer.state_map`/`county_map`: an unmapped value is not sent.
     """
     defaults = cfg.customer.defaults_for(legal_entity)
     country_id = country or country_for(org, cfg, legal_entity)
     common: dict[str, object] = {
         "data_area_id": legal_entity,
+        "customer_account": customer_account(org, person, cfg),
         "customer_group_id": defaults.customer_group,
         "sales_currency_code": (currency or defaults.currency).upper(),
         "payment_terms": defaults.payment_terms,
@@ -147,30 +173,73 @@ def new_customer(
         "primary_contact_email": _clean(person.primary_email) if person else None,
         "primary_contact_phone": _primary_phone(person),
     }
+    warnings: list[str] = []
     if org is not None:
         if not org.name.strip():
             raise MappingError(f"organization {org.id} has no name; give it a name in Pipedrive")
-        common.update(_address(org))
-        return CustomerCreate(party_type="Organization", organization_name=org.name.strip(), **common)
+        common.update(_address(org, country_id, cfg, warnings))
+        payload = CustomerCreate(party_type="Organization", organization_name=org.name.strip(), **common)
+        return NewCustomer(payload, warnings)
     if person is None:
         raise MappingError("the deal has neither an organization nor a person; link one in Pipedrive")
     first, last = _person_names(person)
     if not (first or last):
         raise MappingError(f"person {person.id} has no name; give them a name in Pipedrive")
-    return CustomerCreate(party_type="Person", person_first_name=first, person_last_name=last, **common)
+    payload = CustomerCreate(party_type="Person", person_first_name=first, person_last_name=last, **common)
+    return NewCustomer(payload, warnings)
 
 
-def _address(org: Organization) -> dict[str, object]:
+def customer_account(org: Organization | None, person: Person | None, cfg: MappingConfig) -> str | None:
+    """The account for a manual number sequence (`customer.account_template`); None = D365 assigns it."""
+    template = cfg.customer.account_template
+    if template is None:
+        return None
+    if "{org_id}" in template and org is None:
+        raise MappingError(
+            f"customer.account_template {template!r} needs an organization, and the deal has only a person; "
+            "link an organization in Pipedrive or use {person_id} in the template"
+        )
+    account = template.format(org_id=org.id if org else "", person_id=person.id if person else "")
+    if not account.strip() or len(account) > MAX_ACCOUNT_LENGTH:
+        raise MappingError(
+            f"customer.account_template {template!r} gives account {account!r}; D365 accounts have 1 to "
+            f"{MAX_ACCOUNT_LENGTH} characters"
+        )
+    return account
+
+
+def _address(org: Organization, country: str, cfg: MappingConfig, warnings: list[str]) -> dict[str, object]:
     addr = org.address
     if addr is None:
         return {}
     street = " ".join(p for p in (addr.route, addr.street_number) if p and p.strip()) or None
+    who = f"organization {org.id} {org.name!r}"
     return {
         "address_street": street,
         "address_city": _clean(addr.locality),
         "address_zip_code": _clean(addr.postal_code),
-        "address_state": _clean(addr.admin_area_level_1),
+        "address_state": _area(addr.admin_area_level_1, "state", cfg.customer.state_map, country, who, warnings),
+        "address_county": _area(addr.admin_area_level_2, "county", cfg.customer.county_map, country, who, warnings),
     }
+
+
+def _area(
+    text: str | None, what: str, table: dict[str, dict[str, str]], country: str, who: str, warnings: list[str]
+) -> str | None:
+    """A D365 state/county id from Pipedrive's free text (or an id already), else None with a warning."""
+    value = _clean(text)
+    if value is None:
+        return None
+    areas = table.get(country, {})
+    mapped = areas.get(value.casefold())
+    if mapped is None:
+        mapped = next((v for v in areas.values() if v.casefold() == value.casefold()), None)  # already an id
+    if mapped is None:
+        warnings.append(
+            f"{who}: {what} {value!r} is not in customer.{what}_map.{country}, so it was left out of the D365 "
+            f"address; add it with its D365 {what} id to fill it in"
+        )
+    return mapped
 
 
 def _primary_phone(person: Person | None) -> str | None:

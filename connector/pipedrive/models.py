@@ -101,7 +101,8 @@ class Address(PipedriveModel):
     postal_code: str | None = None
     route: str | None = None
     street_number: str | None = None
-    admin_area_level_1: str | None = None
+    admin_area_level_1: str | None = None  # state / region, e.g. "Harju maakond"
+    admin_area_level_2: str | None = None  # county
     formatted_address: str | None = None
 
 

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.d365.models import Customer
+from connector.errors import ConfigError
 from connector.mapping.customers import (
     country_for,
     customer_match_key,
@@ -14,6 +15,7 @@ from connector.mapping.customers import (
     new_customer,
     normalize_name,
     org_account,
+    plan_customer,
 )
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
@@ -171,3 +173,90 @@ def test_new_customer_refuses_nameless_parties(organization: object, who: object
     with pytest.raises(MappingError) as info:
         new_customer(organization, who, cfg(), "usmf")  # type: ignore[arg-type]
     assert info.value.problems == [message]
+
+
+# --- reference data: state, county, account template ------------------------------------------------
+
+ESTONIA = {"value": "Narva mnt 5, Tallinn", "country": "Estonia", "locality": "Tallinn"}
+AREAS = {
+    "country_map": {"Estonia": "EST", "United States": "USA"},
+    "state_map": {"EST": {"Harju maakond": "HARJU"}, "USA": {"New York": "NY"}},
+    "county_map": {"USA": {"Kings County": "KINGS"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("address", "state", "county", "warned"),
+    [
+        ({**ESTONIA, "admin_area_level_1": "Harju maakond"}, "HARJU", None, []),
+        ({**ESTONIA, "admin_area_level_1": "  harju MAAKOND "}, "HARJU", None, []),
+        ({**ESTONIA, "admin_area_level_1": "harju"}, "HARJU", None, []),  # already the D365 id
+        ({**ESTONIA, "admin_area_level_1": "Tartumaa"}, None, None, ["state 'Tartumaa'"]),
+        ({**ESTONIA, "admin_area_level_1": "New York"}, None, None, ["state 'New York'"]),  # another country's
+        (
+            {
+                "value": "x",
+                "country": "United States",
+                "admin_area_level_1": "New York",
+                "admin_area_level_2": "Kings County",
+            },
+            "NY",
+            "KINGS",
+            [],
+        ),
+        (
+            {"value": "x", "country": "United States", "admin_area_level_2": "Queens County"},
+            None,
+            None,
+            ["county 'Queens County'"],
+        ),
+        ({**ESTONIA, "admin_area_level_1": " "}, None, None, []),
+    ],
+)
+def test_state_and_county_go_through_the_mapping_or_are_left_out(
+    address: dict[str, str], state: str | None, county: str | None, warned: list[str]
+) -> None:
+    planned = plan_customer(org(address=address), None, cfg(customer=AREAS), "usmf")
+    payload = planned.payload.to_payload()
+    assert payload.get("AddressState") == state and payload.get("AddressCounty") == county
+    assert len(planned.warnings) == len(warned)
+    for text, warning in zip(warned, planned.warnings, strict=True):
+        assert warning.startswith(f"organization 5 'Contoso Pumps GmbH': {text} is not in customer.")
+        assert "left out of the D365 address" in warning
+
+
+def test_an_unmapped_state_is_never_sent_without_any_map() -> None:
+    planned = plan_customer(org(address={**ESTONIA, "country": "Germany", "admin_area_level_1": "Bayern"}), None,
+                            cfg(), "usmf")  # fmt: skip
+    assert "AddressState" not in planned.payload.to_payload()
+    assert planned.warnings == [
+        "organization 5 'Contoso Pumps GmbH': state 'Bayern' is not in customer.state_map.DEU, so it was left out of "
+        "the D365 address; add it with its D365 state id to fill it in"
+    ]
+
+
+def test_account_template_gives_a_manual_account() -> None:
+    config = cfg(customer={"account_template": "PD-{org_id}"})
+    assert new_customer(org(), person(), config, "usmf").to_payload()["CustomerAccount"] == "PD-5"
+    persons = cfg(customer={"account_template": "P{person_id}"})
+    assert new_customer(None, person(), persons, "usmf").to_payload()["CustomerAccount"] == "P9"
+    with pytest.raises(MappingError, match=r"needs an organization, and the deal has only a person"):
+        new_customer(None, person(), config, "usmf")
+    long = cfg(customer={"account_template": "PIPEDRIVE-CUSTOMERS-{org_id}"})
+    with pytest.raises(MappingError, match=r"gives account 'PIPEDRIVE-CUSTOMERS-5'; D365 accounts have 1 to 20"):
+        new_customer(org(), None, long, "usmf")
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("PD-FIXED", "must contain {org_id} or {person_id} so each customer gets its own account"),
+        ("PD-{deal_id}", "unknown placeholder {deal_id}; allowed: {org_id}, {person_id}"),
+        ("PD-{org_id:05d}", "placeholder {org_id} takes no format spec or conversion"),
+        ("PD-{org_id", "not a valid template"),
+    ],
+)
+def test_bad_account_templates_are_refused_at_start(template: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        cfg(customer={"account_template": template})
+    assert f"customer.account_template: {problem}" in str(info.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from connector.sandbox.d365.entities import EMPTY_DATE, format_date, key_values
 from connector.sandbox.d365.odata_errors import WriteError, bad_request
@@ -45,6 +45,18 @@ class WriteOptions:
 
     write_error_status: int = 400  # 400 in recent reports, 500 in older ones (reference section 5)
     manual_sales_order_numbers: bool = True  # number sequence allows manual numbers
+    # Customer-account number sequence: "manual" needs CustomerAccount, "automatic" refuses one, "any" takes
+    # either (whether a non-manual F&O sequence accepts a given account is UNCONFIRMED).
+    customer_accounts: Literal["any", "automatic", "manual"] = "any"
+    # Address reference data (LogisticsAddressState / County ids per country): anything else is refused.
+    address_states: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "USA": ["CA", "NY", "TX", "WA"],
+            "DEU": ["BE", "BY", "HH", "NW"],
+            "EST": ["HARJU", "TARTU"],
+        }
+    )
+    address_counties: dict[str, list[str]] = field(default_factory=lambda: {"USA": ["KINGS", "SAN DIEGO"]})
     dimension_format: list[str] = field(default_factory=lambda: ["BusinessUnit", "CostCenter", "Department"])
     dimension_delimiter: str = "-"
     dimension_values: dict[str, list[str]] = field(default_factory=dict)
@@ -115,7 +127,12 @@ class Rules:
 
     def _prepare_CustomersV3(self, values: dict[str, Any]) -> None:
         company = values["dataAreaId"]
-        if not values.get("CustomerAccount"):
+        given = bool(values.get("CustomerAccount"))
+        if self.options.customer_accounts == "manual" and not given:
+            raise self._fail("CustomersV3", ["Warning: Field 'Customer account' must be filled in."])
+        if self.options.customer_accounts == "automatic" and given:
+            raise self._fail("CustomersV3", ["Error: The number sequence does not allow manual numbers."])
+        if not given:
             values["CustomerAccount"] = self.store.next_number("CustomerAccount", company)
         values.setdefault("PartyType", "Organization")
         self._validate_customer(values)
@@ -140,6 +157,15 @@ class Rules:
         self._related("CustomersV3", lines, values, "SalesCurrencyCode", "Currency", "Currencies", "Currency",
                       {"CurrencyCode": ccy})  # fmt: skip
         self._check_dimensions("CustomersV3", lines, values, "DefaultDimensionDisplayValue")
+        country = str(values.get("AddressCountryRegionId") or "").upper()
+        for fld, label, table, known in (("AddressState", "State", "Address state", self.options.address_states),
+                                          ("AddressCounty", "County", "Address county", self.options.address_counties)):  # fmt: skip
+            value = values.get(fld)
+            if value and str(value).casefold() not in {v.casefold() for v in known.get(country, [])}:
+                lines.append(
+                    f"Warning: The value '{value}' in field '{label}' is not found in the related table '{table}'."
+                )
+                lines.append(f"Warning: validateField failed on field 'CustCustomerV3Entity.{fld}'.")
         if lines:
             raise self._fail("CustomersV3", lines)
 

@@ -96,6 +96,8 @@ class SeedAddress(_Strict):
     postal_code: str | None = None
     route: str | None = None
     street_number: str | None = None
+    admin_area_level_1: str | None = None
+    admin_area_level_2: str | None = None
 
 
 class SeedOrganization(_Strict):
