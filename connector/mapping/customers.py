@@ -130,19 +130,6 @@ class NewCustomer:
     warnings: list[str]
 
 
-def new_customer(
-    org: Organization | None,
-    person: Person | None,
-    cfg: MappingConfig,
-    legal_entity: str,
-    *,
-    country: str | None = None,
-    currency: str | None = None,
-) -> CustomerCreate:
-    """The CustomersV3 create payload (see `plan_customer`, which also says what was left out)."""
-    return plan_customer(org, person, cfg, legal_entity, country=country, currency=currency).payload
-
-
 def plan_customer(
     org: Organization | None,
     person: Person | None,

@@ -12,7 +12,6 @@ from connector.mapping.customers import (
     country_for,
     customer_match_key,
     d365_customer_match_key,
-    new_customer,
     normalize_name,
     org_account,
     plan_customer,
@@ -106,7 +105,7 @@ def test_org_account_reads_the_configured_field() -> None:
 
 
 def test_new_customer_for_organization_with_person_contact() -> None:
-    created = new_customer(org(), person(), cfg(), "demf")
+    created = plan_customer(org(), person(), cfg(), "demf").payload
     assert created.to_payload() == {
         "dataAreaId": "demf",
         "PartyType": "Organization",
@@ -127,7 +126,7 @@ def test_new_customer_for_organization_with_person_contact() -> None:
 
 def test_new_customer_uses_legal_entity_defaults_and_overrides() -> None:
     config = cfg(customer={"defaults_by_legal_entity": {"demf": {"customer_group": "10", "currency": "eur"}}})
-    created = new_customer(org(address=None), None, config, "DEMF")
+    created = plan_customer(org(address=None), None, config, "DEMF").payload
     payload = created.to_payload()
     assert (payload["CustomerGroupId"], payload["SalesCurrencyCode"], payload["AddressCountryRegionId"]) == (
         "10",
@@ -135,7 +134,7 @@ def test_new_customer_uses_legal_entity_defaults_and_overrides() -> None:
         "USA",
     )
     assert "PrimaryContactEmail" not in payload
-    explicit = new_customer(org(), None, config, "usmf", country="GBR", currency="gbp").to_payload()
+    explicit = plan_customer(org(), None, config, "usmf", country="GBR", currency="gbp").payload.to_payload()
     assert (explicit["AddressCountryRegionId"], explicit["SalesCurrencyCode"], explicit["CustomerGroupId"]) == (
         "GBR",
         "GBP",
@@ -145,19 +144,19 @@ def test_new_customer_uses_legal_entity_defaults_and_overrides() -> None:
 
 def test_person_phone_falls_back_to_first_and_blank_contacts_are_left_out() -> None:
     who = person(emails=[{"value": "  "}], phones=[{"value": "111"}, {"value": "222"}])
-    payload = new_customer(org(), who, cfg(), "usmf").to_payload()
+    payload = plan_customer(org(), who, cfg(), "usmf").payload.to_payload()
     assert payload["PrimaryContactPhone"] == "111"
     assert "PrimaryContactEmail" not in payload
 
 
 def test_new_customer_for_a_person_only_deal() -> None:
-    payload = new_customer(None, person(first_name="Anna", last_name="Schmidt"), cfg(), "usmf").to_payload()
+    payload = plan_customer(None, person(first_name="Anna", last_name="Schmidt"), cfg(), "usmf").payload.to_payload()
     assert (payload["PartyType"], payload["PersonFirstName"], payload["PersonLastName"]) == (
         "Person",
         "Anna",
         "Schmidt",
     )
-    split = new_customer(None, person(name="Jean Paul Sartre"), cfg(), "usmf").to_payload()
+    split = plan_customer(None, person(name="Jean Paul Sartre"), cfg(), "usmf").payload.to_payload()
     assert (split["PersonFirstName"], split["PersonLastName"]) == ("Jean Paul", "Sartre")
 
 
@@ -171,7 +170,7 @@ def test_new_customer_for_a_person_only_deal() -> None:
 )
 def test_new_customer_refuses_nameless_parties(organization: object, who: object, message: str) -> None:
     with pytest.raises(MappingError) as info:
-        new_customer(organization, who, cfg(), "usmf")  # type: ignore[arg-type]
+        plan_customer(organization, who, cfg(), "usmf")  # type: ignore[arg-type]
     assert info.value.problems == [message]
 
 
@@ -237,14 +236,14 @@ def test_an_unmapped_state_is_never_sent_without_any_map() -> None:
 
 def test_account_template_gives_a_manual_account() -> None:
     config = cfg(customer={"account_template": "PD-{org_id}"})
-    assert new_customer(org(), person(), config, "usmf").to_payload()["CustomerAccount"] == "PD-5"
+    assert plan_customer(org(), person(), config, "usmf").payload.to_payload()["CustomerAccount"] == "PD-5"
     persons = cfg(customer={"account_template": "P{person_id}"})
-    assert new_customer(None, person(), persons, "usmf").to_payload()["CustomerAccount"] == "P9"
+    assert plan_customer(None, person(), persons, "usmf").payload.to_payload()["CustomerAccount"] == "P9"
     with pytest.raises(MappingError, match=r"needs an organization, and the deal has only a person"):
-        new_customer(None, person(), config, "usmf")
+        plan_customer(None, person(), config, "usmf")
     long = cfg(customer={"account_template": "PIPEDRIVE-CUSTOMERS-{org_id}"})
     with pytest.raises(MappingError, match=r"gives account 'PIPEDRIVE-CUSTOMERS-5'; D365 accounts have 1 to 20"):
-        new_customer(org(), None, long, "usmf")
+        plan_customer(org(), None, long, "usmf")
 
 
 @pytest.mark.parametrize(
