@@ -71,11 +71,15 @@ async def test_state_is_mapped_county_left_out_and_the_account_comes_from_the_te
     assert mapped.orders("PD-301")[0]["InvoiceCustomerAccountNumber"] == "PD-30"
 
 
+def _existing_pd30(e2e: E2E, name: str) -> None:
+    customer = {"dataAreaId": "usmf", "CustomerAccount": "PD-30", "OrganizationName": name, "CustomerGroupId": "30",
+                "SalesCurrencyCode": "USD"}  # fmt: skip
+    e2e.stack.d365.seed({"customers": [customer]})
+
+
 async def test_a_manual_account_created_by_a_lost_answer_is_adopted(mapped: E2E) -> None:
     # An earlier attempt created PD-30 but its answer never arrived (and the job kept no trace).
-    mapped.stack.d365.seed({"customers": [{"dataAreaId": "usmf", "CustomerAccount": "PD-30",
-                                           "OrganizationName": "Tallinna Pumbad OÜ", "CustomerGroupId": "30",
-                                           "SalesCurrencyCode": "USD"}]})  # fmt: skip
+    _existing_pd30(mapped, "Tallinna Pumbad OÜ")
     await mapped.win(301)
     assert (await mapped.drain()).stats.outcomes == {"created": 1}
     assert len(_customer(mapped, "Tallinna Pumbad OÜ")) == 1
@@ -83,9 +87,7 @@ async def test_a_manual_account_created_by_a_lost_answer_is_adopted(mapped: E2E)
 
 
 async def test_a_manual_account_that_belongs_to_someone_else_fails_with_a_reason(mapped: E2E) -> None:
-    mapped.stack.d365.seed({"customers": [{"dataAreaId": "usmf", "CustomerAccount": "PD-30",
-                                           "OrganizationName": "Somebody Else Ltd", "CustomerGroupId": "30",
-                                           "SalesCurrencyCode": "USD"}]})  # fmt: skip
+    _existing_pd30(mapped, "Somebody Else Ltd")
     await mapped.win(301)
     assert (await mapped.drain()).stats.outcomes == {"failed": 1}
     job = await mapped.job(301)
