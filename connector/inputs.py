@@ -95,6 +95,11 @@ def _check_text(value: str, where: str) -> None:
         raise BadInput(f"{where} holds {what}", lines=[f"{where}: text holds {what}"])
 
 
+def clean_text(value: str) -> str:
+    """`value` with lone surrogates replaced by "?": safe to encode, quote into a URL or render."""
+    return value.encode("utf-8", "replace").decode("utf-8") if _BAD_CHARS.search(value) else value
+
+
 def printable(value: object, limit: int = 40) -> str:
     """A short, loggable rendering of a client value (never the whole of a huge or binary one)."""
     text = value if isinstance(value, str) else repr(value)

@@ -13,13 +13,19 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from connector.functions.http import HttpIn, HttpOut, json_response
+from connector.inputs import BadInput, clean_text
 
 _DEAL_ID = re.compile(r"^[0-9]{1,18}$")
 HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 
 
 def function_key(req: HttpIn) -> str | None:
-    return req.header("x-functions-key") or req.params.get("code") or None
+    key = req.header("x-functions-key") or req.params.get("code") or None
+    return clean_text(key) if key else None
+
+
+def _param(req: HttpIn, name: str) -> str:
+    return clean_text(req.params.get(name) or "")
 
 
 def app_url(req: HttpIn) -> str | None:
@@ -47,15 +53,15 @@ async def handle_admin_ui(req: HttpIn) -> HttpOut:
     from connector.admin_view import admin_view
     from connector.runtime import get_runtime
 
-    deal_text = (req.params.get("deal") or "").strip()
-    message = (req.params.get("msg") or "")[:500] or None
+    deal_text = _param(req, "deal").strip()
+    message = _param(req, "msg")[:500] or None
     deal_id = None
     if deal_text:
         if _DEAL_ID.match(deal_text) and int(deal_text) > 0:
             deal_id = int(deal_text)
         else:
             message = f"deal id must be a positive whole number, not {deal_text[:40]!r}"
-    with_doctor = req.params.get("doctor") == "1"
+    with_doctor = _param(req, "doctor") == "1"
     rt = await get_runtime()
     view = await admin_view(
         rt, deal_id=deal_id, with_doctor=with_doctor, app_url=app_url(req), function_key=function_key(req)
@@ -67,7 +73,11 @@ async def handle_admin_ui_replay(req: HttpIn) -> HttpOut:
     from connector.admin_page import UI_PATH, url
     from connector.functions.admin import handle_replay
 
-    form = {k: v[-1] for k, v in parse_qs(req.body.decode("utf-8", "replace"), max_num_fields=10).items()}
+    try:
+        fields = parse_qs(req.body.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more fields than any form of ours has
+        raise BadInput("the replay form has too many fields") from None
+    form = {k: v[-1] for k, v in fields.items()}
     body: dict[str, object] = {}
     deal = form.get("deal_id", "").strip()
     if deal:

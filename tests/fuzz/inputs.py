@@ -204,7 +204,8 @@ def events_that_may_queue(body: bytes) -> int:
     for item in items:
         if not isinstance(item, dict):
             return 0
-        key_field = KNOWN_EVENTS.get(item.get("BusinessEventId"))  # type: ignore[arg-type]
+        event_id = item.get("BusinessEventId")
+        key_field = KNOWN_EVENTS.get(event_id) if isinstance(event_id, str) else None
         if key_field and isinstance(item.get(key_field), str) and item[key_field].strip():
             count += 1
     return count

@@ -142,3 +142,25 @@ async def test_malformed_credential_headers_never_leak(
     probe.assert_no_secret(text.decode("utf-8", "replace"))
     for secret in probe.secrets:
         assert secret.encode() not in answer
+
+
+@given(
+    form=st.one_of(
+        st.binary(max_size=300),
+        st.lists(
+            st.tuples(st.sampled_from(["deal_id", "failed", "poison", "x"]), inputs.hostile_strings), max_size=15
+        ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs).encode("utf-8", "surrogatepass")),
+    ),
+    params=st.dictionaries(st.sampled_from(["deal", "msg", "doctor", "code"]), inputs.hostile_strings, max_size=4),
+)
+async def test_admin_page_routes_answer_every_input(e2e: E2E, form: bytes, params: dict[str, str]) -> None:
+    """The admin page and its replay form (function key in Azure): never a 5xx, whatever the form or query."""
+    before = await e2e.rt.queues.depth(e2e.rt.queues.order_queue)
+    replay = app_function("admin_ui_replay").get_user_function()
+    answer = await replay(func.HttpRequest(method="POST", url="/api/admin/ui/replay", body=form, params={"code": "k"}))
+    assert answer.status_code in (303, 400), answer.get_body()[:300]
+    page = app_function("admin_ui").get_user_function()
+    shown = await page(func.HttpRequest(method="GET", url="/api/admin/ui", body=b"", params=params))
+    assert shown.status_code < 500, shown.get_body()[:300]
+    if await e2e.rt.queues.depth(e2e.rt.queues.order_queue) > before:
+        assert b"deal_id=" in form
