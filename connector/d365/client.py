@@ -26,6 +26,7 @@ from connector.d365.errors import (
     protocol_error,
     read_error,
 )
+from connector.d365.lookups import MasterDataLookups, select_for
 from connector.d365.models import (
     Currency,
     Customer,
@@ -61,13 +62,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def select_for(model: type[D365Entity]) -> list[str]:
-    """`$select` list of a read model: its OData names minus annotations and navigation properties."""
-    names = [f.alias or n for n, f in model.model_fields.items()]
-    return [n for n in names if not n.startswith("@") and n != "SalesOrderLines"]
-
-
-class D365Client:
+class D365Client(MasterDataLookups):
     """Create once per worker and share; use as `async with D365Client(...) as d365:`."""
 
     def __init__(
@@ -338,57 +333,7 @@ class D365Client:
             self.transport.pacer.hold(delay)  # the resend (and other requests of this client) wait first
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # --- typed helpers --------------------------------------------------------------------------
-
-    async def find_customer(self, account: str, legal_entity: str) -> Customer | None:
-        row = await self.find_by_key(
-            "CustomersV3", {"dataAreaId": legal_entity.lower(), "CustomerAccount": account}, select=select_for(Customer)
-        )
-        return None if row is None else self._model(Customer, row, "GET CustomersV3")
-
-    async def find_customers_by_name(self, name: str, country: str | None, legal_entity: str) -> list[Customer]:
-        """Organizations with this exact name (case-insensitive), optionally in a country.
-
-        `country` is the F&O CountryRegionId (`USA`), the field CustomerCreate writes.
-        """
-        clauses = [odata.eq("OrganizationName", name)]
-        if country:
-            clauses.append(odata.eq("AddressCountryRegionId", country.upper()))
-        found = [c async for c in self.iter_records(Customer, filter=odata.and_(*clauses), legal_entity=legal_entity)]
-        # `*` in the name is an F&O wildcard: keep only exact matches.
-        return [c for c in found if (c.organization_name or "").casefold() == name.casefold()]
-
-    def iter_customers(self, legal_entity: str) -> AsyncIterator[Customer]:
-        """All customers of one company, in key order (stable across pages)."""
-        return self.iter_records(Customer, legal_entity=legal_entity, orderby=["CustomerAccount asc"])
-
-    def iter_released_products(self, legal_entity: str) -> AsyncIterator[ReleasedProduct]:
-        return self.iter_records(ReleasedProduct, legal_entity=legal_entity, orderby=["ItemNumber asc"])
-
-    async def product_names(self, legal_entity: str) -> dict[str, str]:
-        """ItemNumber -> ProductName; ReleasedProductsV2 has no name, ReleasedProductCreationsV2 has (reference §2)."""
-        rows = self.iter_records(ReleasedProductName, legal_entity=legal_entity)
-        return {row.item_number: row.product_name async for row in rows if row.product_name}
-
-    async def product_name(self, item_number: str, legal_entity: str) -> str | None:
-        """One item's ProductName (ReleasedProductCreationsV2 by key); None when absent or empty."""
-        row = await self.find_by_key(
-            "ReleasedProductCreationsV2",
-            {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
-            select=select_for(ReleasedProductName),
-        )
-        if row is None:
-            return None
-        return self._model(ReleasedProductName, row, "GET ReleasedProductCreationsV2").product_name or None
-
-    async def find_item(self, item_number: str, legal_entity: str) -> ReleasedProduct | None:
-        """The released product with this item number (exact, never trimmed; case-insensitive as in F&O)."""
-        row = await self.find_by_key(
-            "ReleasedProductsV2",
-            {"dataAreaId": legal_entity.lower(), "ItemNumber": item_number},
-            select=select_for(ReleasedProduct),
-        )
-        return None if row is None else self._model(ReleasedProduct, row, "GET ReleasedProductsV2")
+    # --- orders and customers (master-data lookups: lookups.py) ---------------------------------
 
     async def find_order_by_reference(
         self, reference: str, legal_entity: str, *, field: str = "CustomersOrderReference"

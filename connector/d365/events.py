@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from connector.d365.data_events import DataEvent, is_data_event, parse_data_event
 from connector.errors import ValidationError
 from connector.inputs import BadInput, parse_json
 
@@ -100,23 +101,40 @@ class BusinessEvent(BaseModel):
 
 
 def parse_business_events(body: bytes | str | object) -> list[BusinessEvent]:
-    """Parse one event object or an array of them; anything else raises InvalidEventError.
+    """Parse one business event object or an array of them; anything else raises InvalidEventError.
 
     F&O's HTTPS endpoint sends one JSON object per POST; an array is accepted too (UNCONFIRMED
     whether bundling reaches HTTPS endpoints, so we are tolerant).
     """
-    if isinstance(body, bytes | str):
-        try:
-            data = parse_json(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
-        except BadInput as exc:
-            raise InvalidEventError(f"body is not usable JSON: {exc}", lines=exc.lines) from None
-    else:
-        data = body
-    items = data if isinstance(data, list) else [data]
-    if not items:
-        raise InvalidEventError("empty event array", lines=["no events in body"])
-    events = []
+    events = parse_events(body)
+    for index, event in enumerate(events):
+        if isinstance(event, DataEvent):
+            raise InvalidEventError(
+                "body is not a D365 business event",
+                lines=[f"item {index}: expected an object with BusinessEventId, ControlNumber and EventId"],
+            )
+    return [e for e in events if isinstance(e, BusinessEvent)]
+
+
+def parse_events(body: bytes | str | object) -> list[BusinessEvent | DataEvent]:
+    """Business events and data events (RemoteExecutionContext, see data_events.py) of one delivery.
+
+    The activation test event is recognised by its BusinessEventId before any other check, so an
+    endpoint is never refused at activation for a field the test message lacks or fills oddly.
+    """
+    items = _items(body)
+    events: list[BusinessEvent | DataEvent] = []
     for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("BusinessEventId") == TEST_EVENT_ID:
+            events.append(_test_event(item))
+            continue
+        if is_data_event(item):
+            try:
+                events.append(parse_data_event(item))
+            except (ValueError, PydanticValidationError) as exc:
+                line = f"item {index}: data event: {str(exc).splitlines()[0]}"
+                raise InvalidEventError(f"malformed data event: {line}", lines=[line]) from None
+            continue
         if not isinstance(item, dict) or "BusinessEventId" not in item:
             raise InvalidEventError(
                 "body is not a D365 business event",
@@ -128,6 +146,35 @@ def parse_business_events(body: bytes | str | object) -> list[BusinessEvent]:
             lines = [f"item {index}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
             raise InvalidEventError("malformed business event: " + "; ".join(lines), lines=lines) from None
     return events
+
+
+def _items(body: bytes | str | object) -> list[Any]:
+    if isinstance(body, bytes | str):
+        try:
+            data = parse_json(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
+        except BadInput as exc:
+            raise InvalidEventError(f"body is not usable JSON: {exc}", lines=exc.lines) from None
+    else:
+        data = body
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise InvalidEventError("empty event array", lines=["no events in body"])
+    return items
+
+
+def _test_event(item: dict[str, Any]) -> BusinessEvent:
+    """The activation test event, taken whatever its other fields hold (only printable, bounded ids kept)."""
+
+    def text(name: str, limit: int) -> str:
+        value = item.get(name)
+        return value if isinstance(value, str) and len(value) <= limit and re.fullmatch(_PRINTABLE, value) else ""
+
+    return BusinessEvent.model_construct(
+        business_event_id=TEST_EVENT_ID,
+        legal_entity=text("BusinessEventLegalEntity", 20).lower(),
+        control_number=0,
+        event_id=(text("EventId", 100) or "TEST").strip("{}").upper(),
+    )
 
 
 def parse_business_event(body: bytes | str | object) -> BusinessEvent:

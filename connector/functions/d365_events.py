@@ -1,9 +1,10 @@
-"""POST /api/d365/events (function-key auth): D365 business events -> master pushes.
+"""POST /api/d365/events (function-key auth): D365 business events and data events -> master pushes.
 
-Parse everything first, so a bad body (not JSON, not a business event, a change event without its
-key field) is a 400 with nothing queued. The activation test event is acknowledged and audited. Each
-change event queues a push of its record with the event's EventId as correlation id; an EventId seen
-before is acknowledged without queueing again (D365 retries deliveries it thinks failed).
+Parse everything first, so a bad body (not JSON, not an event, a change event without its key field)
+is a 400 with nothing queued. The activation test event is recognised first and acknowledged. Which
+business events are changes, and their key fields, come from the mapping's `events` section. Each
+change event queues a push of its record with the event's id as correlation id; an id seen before is
+acknowledged without queueing again (D365 retries deliveries it thinks failed).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
-from connector.d365.events import BusinessEvent, InvalidEventError, parse_business_events
+from connector.d365.data_events import CHANGE_MESSAGES, DATA_EVENT_ENTITIES, DELETE_MESSAGE, DataEvent
+from connector.d365.events import BusinessEvent, InvalidEventError, parse_events
 from connector.flows.master_diff import legal_entities
 from connector.functions.http import HttpIn, HttpOut, guarded, json_error, json_response
 from connector.inputs import BadInput
@@ -23,17 +25,18 @@ MAX_EVENTS = 500  # per delivery; F&O sends one per POST (bundling to HTTPS endp
 CONCURRENCY = 32
 SUBJECT = "d365-events"
 EVENT_JOB_KIND = "d365-event"  # a job row per EventId: the dedupe of redelivered events
-# The standard catalog has no customer/product "changed" business events: these are the custom events
-# (reference section 8) the D365 admin activates; their ids and key fields are UNCONFIRMED beyond that.
-MASTER_EVENTS: dict[str, tuple[Literal["product", "customer"], str]] = {
-    "ReleasedProductChangedBusinessEvent": ("product", "ItemNumber"),
-    "CustomerChangedBusinessEvent": ("customer", "CustomerAccount"),
-}
+# The standard catalog has no customer/product "changed" business events: the custom events the D365 admin
+# activates are named in the mapping file (`events`), with CustomerChangedBusinessEvent/CustomerAccount and
+# ReleasedProductChangedBusinessEvent/ItemNumber as defaults. Data events: see _classify_data_event.
+HOW_TO_CONFIGURE = (
+    "configure a business event for customer/released product changes instead (docs/admin-d365.md, "
+    "'Master data events') and name it in the mapping file's events section"
+)
 
 
 @dataclass(frozen=True)
 class _Push:
-    event: BusinessEvent
+    event: BusinessEvent | DataEvent
     entity: Literal["product", "customer"]
     key: str
     legal_entity: str
@@ -44,7 +47,7 @@ async def handle_d365_events(req: HttpIn) -> HttpOut:
     if len(req.body) > MAX_BODY_BYTES:
         return json_error(413, f"event body is {len(req.body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        events = parse_business_events(req.body)
+        events = parse_events(req.body)
         if len(events) > MAX_EVENTS:
             raise InvalidEventError(f"{len(events)} events in one delivery; the limit is {MAX_EVENTS}")
         rt = await get_runtime()
@@ -55,7 +58,7 @@ async def handle_d365_events(req: HttpIn) -> HttpOut:
     # Storage trouble is a 503 (guarded): D365 delivers again, and the EventId dedupe keeps that harmless.
     limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(event: BusinessEvent, action: _Push | str) -> dict[str, object]:
+    async def one(event: BusinessEvent | DataEvent, action: _Push | str) -> dict[str, object]:
         async with limit:
             return {"event_id": event.event_id, "status": await _act(rt, event, action)}
 
@@ -63,7 +66,7 @@ async def handle_d365_events(req: HttpIn) -> HttpOut:
     return json_response(200, {"events": list(results)})
 
 
-async def _act(rt: Runtime, event: BusinessEvent, action: _Push | str) -> str:
+async def _act(rt: Runtime, event: BusinessEvent | DataEvent, action: _Push | str) -> str:
     if isinstance(action, _Push):
         return await _enqueue(rt, action)
     if action == "test":
@@ -82,25 +85,59 @@ async def _act(rt: Runtime, event: BusinessEvent, action: _Push | str) -> str:
     return "ignored"
 
 
-def _classify(rt: Runtime, event: BusinessEvent, index: int) -> _Push | str:
+def _classify(rt: Runtime, event: BusinessEvent | DataEvent, index: int) -> _Push | str:
     """A push to queue, "test", or why the event is ignored; InvalidEventError when it is unusable."""
+    if isinstance(event, DataEvent):
+        return _classify_data_event(rt, event, index)
     if event.is_test:
         return "test"
-    known = MASTER_EVENTS.get(event.business_event_id)
-    if known is None:
-        return "not a master-data event"
-    entity, field_name = known
+    route = rt.mapping.events.route(event.business_event_id)
+    if route is None:
+        return "not a master-data event (mapping: events)"
+    entity, field_name = route
     value = event.fields.get(field_name)
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise InvalidEventError(
             f"{event.business_event_id} without a usable {field_name}",
-            lines=[f"item {index}: {field_name}: expected a non-empty string of at most 200 characters"],
+            lines=[
+                f"item {index}: {field_name}: expected a non-empty string of at most 200 characters "
+                f"(the key field the mapping's events section names for {event.business_event_id})"
+            ],
         )
-    legal_entity = (event.legal_entity or rt.mapping.legal_entity.default).lower()
+    return _scoped(rt, event, entity, value, event.legal_entity)
+
+
+def _classify_data_event(rt: Runtime, event: DataEvent, index: int) -> _Push | str:
+    """Data events of CustomersV3/ReleasedProductsV2 push the record their attributes name (reference §8).
+
+    A delete is acknowledged (Pipedrive records are never deleted by the connector). A change whose
+    attributes do not carry the key (an update's Target may hold only the changed fields) cannot be
+    acted on: 400, so D365 keeps it in its Errors tab, with how to set up a business event instead.
+    """
+    known = DATA_EVENT_ENTITIES.get(event.entity_name)
+    if known is None:
+        return f"data event of {event.entity_name[:60]}, not a master-data entity"
+    if event.message_name == DELETE_MESSAGE:
+        return "deletes are not pushed to Pipedrive"
+    entity, attribute = known
+    value = event.attributes.get(attribute)
+    if event.message_name not in CHANGE_MESSAGES or not isinstance(value, str) or not value.strip():
+        problem = (
+            f"item {index}: data event {event.message_name[:40]} of {event.entity_name} without {attribute}; "
+            f"the connector cannot tell which record changed: {HOW_TO_CONFIGURE}"
+        )
+        raise InvalidEventError(problem, lines=[problem])
+    return _scoped(rt, event, "customer" if entity == "customer" else "product", value[:200], event.legal_entity)
+
+
+def _scoped(
+    rt: Runtime, event: BusinessEvent | DataEvent, entity: Literal["product", "customer"], key: str, company: str
+) -> _Push | str:
+    legal_entity = (company or rt.mapping.legal_entity.default).lower()
     if legal_entity not in legal_entities(rt.mapping):
         # Activation for "all companies" also sends other companies' changes: the mapping says which are synced.
         return f"legal entity {legal_entity[:20]} is not in the mapping"
-    return _Push(event, entity, value, legal_entity)
+    return _Push(event, entity, key, legal_entity)
 
 
 async def _enqueue(rt: Runtime, push: _Push) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic import ValidationError as PydanticValidationError
 
 from connector.errors import ConfigError
+from connector.mapping.events import EventsConfig
 
 # D365 company ids (dataAreaId) are at most 4 characters and compared case-insensitively
 # (reference/d365-fo-odata.md §9); we keep them lowercase, as D365 returns them.
@@ -302,6 +303,7 @@ class MappingConfig(_Strict):
     order: OrderConfig = Field(default_factory=OrderConfig)
     lines: LineDefaults = Field(default_factory=LineDefaults)
     dimensions: DimensionsConfig = Field(default_factory=DimensionsConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> MappingConfig:

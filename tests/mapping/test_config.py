@@ -295,3 +295,43 @@ def test_defaults_for_applies_only_the_overrides_of_that_company() -> None:
         "country": "USA",
     }
     assert customer.defaults_for("usmf") == customer.defaults_for(None) == customer.defaults
+
+
+def test_event_ids_default_to_todays_and_come_from_the_mapping() -> None:
+    default = parse_mapping(mapping_data()).events
+    assert default.route("CustomerChangedBusinessEvent") == ("customer", "CustomerAccount")
+    assert default.route("ReleasedProductChangedBusinessEvent") == ("product", "ItemNumber")
+    assert default.route("BusinessEventsTestEndpointContract") is None
+    custom = parse_mapping(
+        mapping_data(events={"customer_changed": {"ids": ["FFYCustomerChangedBusinessEvent"], "key_field": "Account"}})
+    ).events
+    assert custom.route("FFYCustomerChangedBusinessEvent") == ("customer", "Account")
+    assert custom.route("CustomerChangedBusinessEvent") is None  # replaced, not added
+    assert custom.route("ReleasedProductChangedBusinessEvent") == ("product", "ItemNumber")  # still the default
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (
+            {"customer_changed": {"ids": [], "key_field": "Account"}},
+            "events.customer_changed.ids: list should have at least 1 item",
+        ),
+        ({"customer_changed": {"ids": ["X"]}}, "events.customer_changed.key_field: required"),
+        (
+            {"product_changed": {"ids": ["X"], "key_field": "Item Number"}},
+            "events.product_changed.key_field: 'Item Number' has the wrong form",
+        ),
+        (
+            {
+                "customer_changed": {"ids": ["Same"], "key_field": "A"},
+                "product_changed": {"ids": ["Same"], "key_field": "B"},
+            },
+            "events: event id 'Same' is in both customer_changed.ids and product_changed.ids; it can mean one",
+        ),
+    ],
+)
+def test_bad_event_configuration_names_the_key(events: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_mapping(mapping_data(events=events), label="mapping.yaml")
+    assert any(line.startswith(f"mapping.yaml: {expected}") for line in info.value.detail), info.value.detail
