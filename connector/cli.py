@@ -102,12 +102,18 @@ def replay(
     as_json: bool = JsonOpt,
 ) -> None:
     """Re-queue deals; the same dedupe applies, so a replay never creates a second order."""
-    from connector.flows.replay import ReplayResult, replay_deals, replay_failed, replay_poison
+    from connector.flows.replay import ReplayResult, parse_deal_ids, replay_deals, replay_failed, replay_poison
+    from connector.inputs import BadInput
     from connector.localhost import QueuePump
 
     if not (deal_ids or failed or poison):
         console.print("[red]error:[/red] give deal ids, --failed or --poison")
         raise typer.Exit(2)
+    try:
+        deal_ids = parse_deal_ids(list(deal_ids or []), "deal ids")  # all valid, or nothing is queued
+    except BadInput as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
     async def work(rt: Any) -> dict[str, Any]:
         parts: list[ReplayResult] = []

@@ -366,3 +366,12 @@ async def test_health_up_down_is_anonymous_and_details_need_the_key(e2e: E2E) ->
         )
     assert (up.status_code, up.json()) == (200, {"status": "up"})
     assert details.status_code == 200 and details.json()["storage"]["tables"]["ok"] and details.json()["versions"]
+
+
+async def test_cli_replay_refuses_bad_ids_and_queues_nothing(e2e: E2E) -> None:
+    from tests.e2e.test_cli import cli
+
+    code, _, text = await cli(e2e, "replay", "101", "0", "102", "--json")
+    assert code == 2 and "deal ids[1]" in text and "nothing was queued" in text, text
+    assert "Traceback" not in text
+    await nothing_queued(e2e)
