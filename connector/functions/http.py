@@ -82,7 +82,7 @@ def guarded(route: Route) -> Route:
         except (TransientError, ConfigError) as exc:
             reference = uuid.uuid4().hex[:12]
             log.warning("%s %s: unavailable (ref %s): %s", req.method, route.__name__, reference, exc)
-            what = "configuration" if isinstance(exc, ConfigError) else "storage"
+            what = "configuration" if isinstance(exc, ConfigError) else "storage or Key Vault unavailable"
             return json_error(
                 503, f"the connector cannot serve this now ({what}); try again later", reference=reference
             )

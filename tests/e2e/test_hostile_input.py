@@ -375,3 +375,20 @@ async def test_cli_replay_refuses_bad_ids_and_queues_nothing(e2e: E2E) -> None:
     assert code == 2 and "deal ids[1]" in text and "nothing was queued" in text, text
     assert "Traceback" not in text
     await nothing_queued(e2e)
+
+
+async def test_key_vault_unreachable_is_a_json_503(e2e: E2E, post: Post, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.sandbox.azurite import free_port
+    from connector.secrets import KeyVaultSecretStore
+    from tests.platform.keyvault_sim import StaticCredential
+
+    dead = KeyVaultSecretStore(
+        f"https://127.0.0.1:{free_port()}", credential=StaticCredential(), verify_challenge_resource=False, retry_total=0
+    )
+    monkeypatch.setattr(e2e.rt, "secrets", dead)
+    try:
+        status, payload = await post("pipedrive/webhook", raw(won()), basic(e2e.stack.webhook_password))
+    finally:
+        await dead.close()
+    assert status == 503 and "key vault" in payload["error"].lower() and payload["reference"], payload
+    await nothing_queued(e2e)
