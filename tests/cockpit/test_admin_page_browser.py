@@ -47,9 +47,20 @@ class Page:
         return await self.run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).text)
 
     async def click(self, css: str) -> None:
+        """Click, then wait for the page the click loads (the old document goes stale), not a fixed time."""
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
 
-        await self.run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
+        def go() -> None:
+            old = self.driver.find_element(By.TAG_NAME, "html")
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(old))
+            WebDriverWait(self.driver, 30).until(
+                lambda d: d.execute_script("return document.readyState") == "complete"
+            )
+
+        await self.run(go)
 
 
 @pytest.fixture
@@ -94,13 +105,13 @@ async def test_audit_trail_poison_and_doctor_from_the_page(e2e: E2E, page: Page)
     await page.open(f"/api/admin/ui?code={KEY}")
     from selenium.webdriver.common.by import By
 
-    def search() -> None:
+    def type_deal() -> None:
         box = page.driver.find_element(By.ID, "deal-input")
         box.clear()
         box.send_keys("101")
-        box.submit()
 
-    await page.run(search)
+    await page.run(type_deal)
+    await page.click("#trail + form button")
     trail = await page.text("#audit")
     assert "order.created" in trail and "build.done" in trail
 
