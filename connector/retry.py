@@ -4,7 +4,8 @@ It lives in an httpx transport, under the clients, so both clients get the same 
 tests exercise it against the simulators over real HTTP:
 
 - 429: wait `Retry-After` (seconds or HTTP date) or `x-ratelimit-reset` (Pipedrive, seconds).
-- `x-ratelimit-limit` known: start requests only while our own sliding log of the window has room.
+- `x-ratelimit-limit` known: start requests only while our own sliding log of the window has room,
+  one log per rate-limit class (Pipedrive's Search API has its own, lower limit).
 - `x-ratelimit-remaining` at or below a threshold: hold the next request until the window resets.
 - 5xx (as judged by the client's classifier) and timeouts/connection errors: capped exponential
   backoff with jitter.
@@ -46,7 +47,10 @@ class RetryPolicy(BaseModel):
     jitter: float = Field(0.5, ge=0, description="Random seconds added to each backoff.")
     max_inline_wait: float = Field(30.0, ge=0, description="Longest wait slept in-process; longer -> RetryLater.")
     pace_below_remaining: int = Field(
-        1, ge=0, description="Hold requests when x-ratelimit-remaining is at or below this."
+        0, ge=0, description="Hold requests when x-ratelimit-remaining is at or below this."
+    )
+    instances: int = Field(
+        1, ge=1, description="Processes sharing one credential's rate limit; each paces itself to its share."
     )
 
 
@@ -78,23 +82,49 @@ def default_retryable(response: httpx.Response) -> bool:
     return response.status_code == 429 or response.status_code >= 500
 
 
+DEFAULT_CLASS = "default"
+# Which rate-limit classes a request counts in, most specific first (its answer's headers describe
+# the first). Every request counts in DEFAULT_CLASS too, so a class of its own never undercounts.
+Classify = Callable[[httpx.Request], tuple[str, ...]]
+
+
+def default_class(request: httpx.Request) -> tuple[str, ...]:
+    return (DEFAULT_CLASS,)
+
+
+class _Budget:
+    """One rate-limit class's view: its limit, window, sliding log and server-ordered hold."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.not_before = 0.0
+        self.limit: int | None = None  # this class's x-ratelimit-limit; None: never pace from the log
+        self.window = 0.0  # the largest x-ratelimit-reset seen: the rolling window's length
+        self.in_flight = 0  # started, no answer yet: counted for as long as they run
+        self.answered: deque[float] = deque()  # answer times of requests still inside the window
+        self.answer = asyncio.Event()  # set by finished(): a waiter blocked on in-flight requests re-checks
+
+
 class RateLimitPacer:
-    """Paces requests of one credential under the server's rate limit; shared by all its requests.
+    """Paces requests of one credential under the server's rate limits; shared by all its requests.
 
-    Two views, both needed:
+    Each rate-limit class (Pipedrive: the general burst limit, and the Search API's own lower one)
+    has its own budget, learnt from the headers of its own answers; a search counts in both. Two
+    views per class, both needed:
 
-    - Our own sliding log (once `x-ratelimit-limit` is known, e.g. Pipedrive): a request counts from
-      its start until one window after its response (the server counted it somewhere in between,
-      so this never undercounts), and a new one starts only while fewer than the limit minus a
-      margin are counted. Requests then flow at the limit's rate instead of in bursts followed by
-      a wait for the whole window (Pipedrive's window is rolling, its `x-ratelimit-reset` whole
-      seconds). The margin keeps the server's `remaining` above `pace_below_remaining`.
+    - Our own sliding log (once `x-ratelimit-limit` is known): a request counts from its start until
+      one window after its response (the server counted it somewhere in between, so this never
+      undercounts), and a new one starts only while fewer than the budget are counted. Requests then
+      flow at the limit's rate instead of in bursts followed by a wait for the whole window. The
+      budget is the limit less `pace_below_remaining` and one slot of headroom, or, when
+      `instances` processes share the credential, an even split of the limit less
+      `pace_below_remaining` (the sum never exceeds the limit, so they never draw a 429).
     - The server's view: on a 429, or `remaining` at or below `pace_below_remaining` (another
       process on the same token, or the opening volley sent before any headers were known), hold
-      every request until the server's reset.
+      the class until the server's reset.
 
     APIs without these headers (D365) are never paced, only held by `hold()`. Waits longer than
-    `max_inline_wait` raise RetryLaterError. Pair every `wait()` with one `finished()`.
+    `max_inline_wait` raise RetryLaterError. Pair every `wait()` with one `finished()` of the same classes.
     """
 
     def __init__(
@@ -103,15 +133,19 @@ class RateLimitPacer:
         self._policy = policy
         self._sleep = sleep
         self._clock = clock
-        self._not_before = 0.0
-        self._lock = asyncio.Lock()
-        self._limit: int | None = None  # last x-ratelimit-limit seen; None: never pace from the log
-        self._window = 0.0  # the largest x-ratelimit-reset seen: the rolling window's length
-        self._in_flight = 0  # started, no answer yet: counted for as long as they run
-        self._answered: deque[float] = deque()  # answer times of requests still inside the window
-        self._answer = asyncio.Event()  # set by finished(): a waiter blocked on in-flight requests re-checks
+        self._budgets: dict[str, _Budget] = {}
 
-    def observe(self, response: httpx.Response) -> None:
+    def _budget(self, name: str) -> _Budget:
+        budget = self._budgets.get(name)
+        if budget is None:
+            budget = self._budgets[name] = _Budget()
+        return budget
+
+    def limit(self, rate_class: str = DEFAULT_CLASS) -> int | None:
+        """The last `x-ratelimit-limit` seen for a class (None before any)."""
+        return self._budget(rate_class).limit
+
+    def observe(self, response: httpx.Response, rate_class: str = DEFAULT_CLASS) -> None:
         """Learn from a response's rate-limit headers (ignored when it has none)."""
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is None:
@@ -120,71 +154,100 @@ class RateLimitPacer:
             left = int(float(remaining))
         except ValueError:
             return
+        budget = self._budget(rate_class)
         if left <= self._policy.pace_below_remaining or response.status_code == 429:
             wait = server_wait(response)
             if wait is not None:
-                self._not_before = max(self._not_before, self._clock() + wait)
+                budget.not_before = max(budget.not_before, self._clock() + wait)
         try:
             limit = int(float(response.headers["x-ratelimit-limit"]))
             reset = max(0.0, float(response.headers["x-ratelimit-reset"]))
         except (KeyError, ValueError):
             return
-        # The last limit seen governs (Pipedrive's Search API has its own, lower one; the flows do
-        # not search). The window is the largest reset seen: the first answer on an empty rolling
-        # window reports (about) its whole length, later ones less. Whole-second values (Pipedrive's
-        # documented form) count as at least 1 s; fractions (the simulator's short test windows) as given.
-        self._limit = limit
-        self._window = max(self._window, max(reset, 1.0) if reset.is_integer() else reset)
+        # The window is the largest reset seen: the first answer on an empty rolling window reports
+        # (about) its whole length, later ones less. Whole-second values (Pipedrive's documented
+        # form) count as at least 1 s; fractions (the simulator's short test windows) as given.
+        budget.limit = limit
+        budget.window = max(budget.window, max(reset, 1.0) if reset.is_integer() else reset)
 
-    def finished(self, response: httpx.Response | None = None) -> None:
-        """A request started by `wait()` got this answer (None: it failed): it now ages out of the window."""
+    def finished(self, response: httpx.Response | None = None, classes: tuple[str, ...] = (DEFAULT_CLASS,)) -> None:
+        """A request started by `wait(classes)` got this answer (None: it failed): it now ages out."""
         if response is not None:
-            self.observe(response)
-        self._in_flight = max(0, self._in_flight - 1)
-        if self._limit is not None and self._window > 0:
-            self._answered.append(self._clock())
-        self._answer.set()
+            self.observe(response, classes[0])
+        now = self._clock()
+        for name in classes:
+            budget = self._budget(name)
+            budget.in_flight = max(0, budget.in_flight - 1)
+            if budget.limit is not None and budget.window > 0:
+                budget.answered.append(now)
+            budget.answer.set()
 
-    def hold(self, until_seconds: float) -> None:
-        """Block new requests for a while (after a 429 without rate-limit headers)."""
-        self._not_before = max(self._not_before, self._clock() + until_seconds)
+    def hold(self, until_seconds: float, rate_class: str = DEFAULT_CLASS) -> None:
+        """Block new requests of a class for a while (after a 429 without rate-limit headers)."""
+        budget = self._budget(rate_class)
+        budget.not_before = max(budget.not_before, self._clock() + until_seconds)
 
-    async def wait(self) -> None:
-        """Return when a request may start, and count it as started."""
-        async with self._lock:
-            while True:  # each wait is slept once (an injected test sleep may not move the clock)
-                held = self._not_before - self._clock()
-                if held > 0:
-                    await self._sleep(self._inline(held))
-                delay = self._log_delay()
-                if delay is None:  # the window is full of requests still running: wait for an answer
-                    self._answer.clear()
-                    await self._answer.wait()
-                    continue  # a 429 may have come in meanwhile: check everything again
-                if delay > 0:
-                    await self._sleep(self._inline(delay))
-                break
-            self._in_flight += 1
+    async def wait(self, classes: tuple[str, ...] = (DEFAULT_CLASS,)) -> None:
+        """Return when a request of these classes may start, and count it as started in each.
+
+        Classes are taken one at a time in the given order (specific first): a slot won in one is
+        held while the request queues for the next, so a search waiting for its own window never
+        holds up other calls, and searches waiting for the general window do not starve their own.
+        """
+        taken: list[_Budget] = []
+        try:
+            for name in classes:
+                budget = self._budget(name)
+                async with budget.lock:
+                    await self._room(budget)
+                    budget.in_flight += 1
+                taken.append(budget)
+        except BaseException:
+            for budget in taken:  # give back what was won: this request will not start
+                budget.in_flight -= 1
+                budget.answer.set()
+            raise
+
+    async def _room(self, budget: _Budget) -> None:
+        while True:  # each wait is slept once (an injected test sleep may not move the clock)
+            held = budget.not_before - self._clock()
+            if held > 0:
+                await self._sleep(self._inline(held))
+            delay = self._log_delay(budget)
+            if delay is None:  # the window is full of requests still running: wait for an answer
+                budget.answer.clear()
+                await budget.answer.wait()
+                continue  # a 429 may have come in meanwhile: check everything again
+            if delay > 0:
+                await self._sleep(self._inline(delay))
+            return
 
     def _inline(self, delay: float) -> float:
         if delay > self._policy.max_inline_wait:
             raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
         return delay
 
-    def _log_delay(self) -> float | None:
+    def budget(self, limit: int) -> int:
+        """Requests this process may have counted in one window of a class with this limit."""
+        margin = self._policy.pace_below_remaining
+        instances = self._policy.instances
+        if instances == 1:
+            return max(1, limit - margin - 1)
+        return max(1, (limit - margin) // instances)
+
+    def _log_delay(self, budget: _Budget) -> float | None:
         """Seconds until the sliding log has room (0: now), None if only a running request can free it."""
-        if self._limit is None or self._window <= 0:
+        if budget.limit is None or budget.window <= 0:
             return 0.0
         now = self._clock()
-        while self._answered and self._answered[0] <= now - self._window:
-            self._answered.popleft()
-        budget = max(1, self._limit - self._policy.pace_below_remaining - 1)
-        excess = self._in_flight + len(self._answered) - budget + 1  # entries that must age out first
+        while budget.answered and budget.answered[0] <= now - budget.window:
+            budget.answered.popleft()
+        excess = budget.in_flight + len(budget.answered) - self.budget(budget.limit) + 1  # must age out first
         if excess <= 0:
             return 0.0
-        if excess > len(self._answered):
+        if excess > len(budget.answered):
             return None
-        return self._answered[excess - 1] + self._window - now
+        return budget.answered[excess - 1] + budget.window - now
 
 
 class _Retry(Exception):
@@ -211,7 +274,9 @@ class RetryTransport(httpx.AsyncBaseTransport):
         pacer: RateLimitPacer | None = None,
         sleep: Sleep = asyncio.sleep,
         retryable_error: RetryableError | None = None,
+        classify: Classify = default_class,
     ) -> None:
+        self._classify = classify
         self._inner = inner or httpx.AsyncHTTPTransport()
         self.policy = policy or RetryPolicy()
         self._retryable = retryable
@@ -248,7 +313,8 @@ class RetryTransport(httpx.AsyncBaseTransport):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
-        await self.pacer.wait()
+        classes = self._classify(request)
+        await self.pacer.wait(classes)
         response: httpx.Response | None = None
         try:
             response = await self._inner.handle_async_request(request)
@@ -257,7 +323,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
                 raise
             raise _Retry(None, cause=exc) from exc
         finally:
-            self.pacer.finished(response)  # the answer (or failure) is in: the request starts ageing out
+            self.pacer.finished(response, classes)  # the answer (or failure) is in: the request starts ageing out
         response.request = request  # lets `retryable` judge by method (httpx sets it later anyway)
         if response.status_code < 400:
             return response

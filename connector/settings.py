@@ -144,7 +144,9 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(20.0, ge=0, validation_alias=_env("RETRY_BACKOFF_MAX"))
     retry_jitter: float = Field(0.5, ge=0, validation_alias=_env("RETRY_JITTER"))
     retry_max_inline_wait: float = Field(30.0, ge=0, validation_alias=_env("RETRY_MAX_INLINE_WAIT"))
-    retry_pace_below_remaining: int = Field(1, ge=0, validation_alias=_env("RETRY_PACE_BELOW_REMAINING"))
+    retry_pace_below_remaining: int = Field(0, ge=0, validation_alias=_env("RETRY_PACE_BELOW_REMAINING"))
+    # Instances (processes) drawing on one Pipedrive token at once: the Function App's maximumInstanceCount.
+    pipedrive_instances: int = Field(1, ge=1, validation_alias=_env("PIPEDRIVE_INSTANCES"))
 
     @field_validator("pipedrive_company_domain")
     @classmethod
@@ -234,6 +236,7 @@ class Settings(BaseSettings):
             jitter=self.retry_jitter,
             max_inline_wait=self.retry_max_inline_wait,
             pace_below_remaining=self.retry_pace_below_remaining,
+            instances=self.pipedrive_instances,
         )
 
 

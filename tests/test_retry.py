@@ -17,12 +17,15 @@ import httpx
 import pytest
 
 from connector.errors import RetryLaterError
+from connector.pipedrive.client import rate_classes
 from connector.retry import RateLimitPacer, RetryPolicy, RetryTransport
 from connector.sandbox.pipedrive.envelope import ApiError
 from connector.sandbox.pipedrive.ratelimit import RateLimiter, RateLimits
 
 T = TypeVar("T")
-POLICY = RetryPolicy(max_attempts=6, backoff_initial=0.01, backoff_max=0.05, jitter=0.01, max_inline_wait=30)
+POLICY = RetryPolicy(
+    max_attempts=6, backoff_initial=0.01, backoff_max=0.05, jitter=0.01, max_inline_wait=30, pace_below_remaining=1
+)
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -88,16 +91,18 @@ class LimitedServer(httpx.AsyncBaseTransport):
         self.limiter = RateLimiter(limits, clock=now)
         self.rnd = random.Random(seed)
         self.counted: list[float] = []  # when the server accepted each request
+        self.searches: list[float] = []  # ... each search (the simulator counts them in their own window)
         self.refused: list[float] = []  # when it answered 429
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         latency = self.rnd.uniform(0.05, 0.15)
         before = latency * self.rnd.random()
         await asyncio.sleep(before)
+        search = request.url.path.endswith("/search")
         try:
-            headers = self.limiter.check("token", "api_token", 1)
+            headers = self.limiter.check("token", "api_token", 1, search=search)
             status = 200
-            self.counted.append(now())
+            (self.searches if search else self.counted).append(now())
         except ApiError as refused:
             headers, status = refused.headers, refused.status
             self.refused.append(now())
@@ -288,3 +293,69 @@ def test_a_whole_second_reset_of_zero_still_means_a_one_second_window() -> None:
         return await one(p, answer(3, 2, 0))
 
     assert run(main()) == pytest.approx(1.0)
+
+
+def test_each_rate_limit_class_is_paced_on_its_own_budget() -> None:
+    """Searches (10 / 2 s) mixed with other calls (40 / 2 s): neither limit governs the other's pace."""
+    server = LimitedServer(RateLimits(burst_api_token=40, burst_search=10, window_seconds=2.0))
+
+    policy = POLICY.model_copy(update={"pace_below_remaining": 0})  # the default: budgets 9 and 39
+
+    async def main() -> None:
+        transport = RetryTransport(server, policy, pacer=pacer(policy), classify=rate_classes)
+        stop = now() + 30.0
+
+        async def worker(path: str) -> None:
+            while now() < stop:
+                response = await transport.handle_async_request(httpx.Request("GET", f"https://x.test{path}"))
+                assert response.status_code == 200
+
+        await asyncio.gather(*(worker("/api/v2/products/search") for _ in range(4)),
+                             *(worker("/api/v2/deals/1") for _ in range(12)))  # fmt: skip
+
+    run(main())
+    assert server.refused == []
+    assert most_in_any_span(server.searches, 2.0) <= 10
+    # Searches count in the general budget too, so together they stay under the general limit.
+    assert most_in_any_span(server.counted + server.searches, 2.0) <= 40
+    assert len(server.searches) / 30.0 >= 0.8 * 10 / 2.0
+    assert (len(server.counted) + len(server.searches)) / 30.0 >= 0.85 * 40 / 2.0
+
+
+def test_processes_sharing_a_token_split_its_limit_and_draw_no_429() -> None:
+    """Four processes (one pacer each, `instances=4`) on one token: zero 429s, the limit still used."""
+    server = LimitedServer(RateLimits(burst_api_token=40, window_seconds=2.0))
+    shared = POLICY.model_copy(update={"instances": 4, "pace_below_remaining": 0})
+
+    async def main() -> None:
+        transports = [RetryTransport(server, shared, pacer=pacer(shared)) for _ in range(4)]
+        stop = now() + 30.0
+
+        async def worker(transport: RetryTransport) -> None:
+            while now() < stop:
+                response = await transport.handle_async_request(httpx.Request("GET", "https://x.test/api/v2/deals/1"))
+                assert response.status_code == 200
+
+        await asyncio.gather(*(worker(t) for t in transports for _ in range(8)))
+
+    run(main())
+    assert server.refused == []
+    assert len(server.counted) / 30.0 >= 0.85 * 40 / 2.0
+
+
+def test_processes_unaware_of_each_other_draw_429s() -> None:
+    """The same four processes without `instances`: what the share prevents (the bench shows the cost)."""
+    server = LimitedServer(RateLimits(burst_api_token=40, window_seconds=2.0))
+
+    async def main() -> None:
+        transports = [RetryTransport(server, POLICY, pacer=pacer()) for _ in range(4)]
+        stop = now() + 10.0
+
+        async def worker(transport: RetryTransport) -> None:
+            while now() < stop:
+                await transport.handle_async_request(httpx.Request("GET", "https://x.test/api/v2/deals/1"))
+
+        await asyncio.gather(*(worker(t) for t in transports for _ in range(8)))
+
+    run(main())
+    assert len(server.refused) > 0

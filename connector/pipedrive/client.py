@@ -34,7 +34,7 @@ from connector.pipedrive.models import (
     Webhook,
 )
 from connector.pipedrive.paging import MAX_LIMIT, iter_cursor
-from connector.retry import RateLimitPacer, RetryPolicy, RetryTransport, server_wait
+from connector.retry import DEFAULT_CLASS, RateLimitPacer, RetryPolicy, RetryTransport, server_wait
 from connector.telemetry import counting_transport
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,6 +55,17 @@ def shared_pacer(key: str | None, policy: RetryPolicy) -> RateLimitPacer:
     except RuntimeError:
         return RateLimitPacer(policy)
     return _PACERS.setdefault(loop, {}).setdefault(key, RateLimitPacer(policy))
+
+
+SEARCH_CLASS = "search"
+
+
+def rate_classes(request: httpx.Request) -> tuple[str, ...]:
+    """Search API calls have their own burst limit (10 / 2 s on every plan) and count in the general one too."""
+    path = request.url.path
+    if path.endswith("/search") or "/itemSearch" in path:
+        return (SEARCH_CLASS, DEFAULT_CLASS)
+    return (DEFAULT_CLASS,)
 
 
 def seconds_to_utc_midnight(now: datetime | None = None) -> float:
@@ -119,6 +130,7 @@ class PipedriveClient:
             self.policy,
             retryable=pipedrive_retryable,
             pacer=pacer,
+            classify=rate_classes,
         )
         self._auth = auth
         self._http = httpx.AsyncClient(
