@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from connector.sandbox.d365.entities import coerce_body, etag, format_key, key_values, parse_key
+from connector.sandbox.d365.entities import coerce_body, etag, format_key, parse_key
 from connector.sandbox.d365.metadata import NAMESPACE, EntitySet, to_csdl
 from connector.sandbox.d365.odata_errors import ODataError, bad_request, not_found
 from connector.sandbox.d365.odata_filter import ODataQueryError, evaluate, parse_filter
@@ -121,15 +121,16 @@ class ODataService:
         """Stored rows in the entity's shape (ReleasedProductCreationsV2 is a view over released products)."""
         if entity.name != "ReleasedProductCreationsV2":
             return self.store.rows(entity.name)
-        out = []
-        for product in self.store.rows("ReleasedProductsV2"):
-            row = {k: v for k, v in product.items() if k in entity.properties or k.startswith("_")}
-            for k in PRODUCT_TEXT_FIELDS:
-                row[k] = ""
-            key = (str(product["dataAreaId"]).casefold(), str(product["ItemNumber"]).casefold())
-            row.update(self.store.product_texts.get(key, {}))
-            out.append(row)
-        return out
+        return [self._creation_row(entity, product) for product in self.store.rows("ReleasedProductsV2")]
+
+    def _creation_row(self, entity: EntitySet, product: dict[str, Any]) -> dict[str, Any]:
+        """One released product as a ReleasedProductCreationsV2 row (built per row: a key read is O(1))."""
+        row = {k: v for k, v in product.items() if k in entity.properties or k.startswith("_")}
+        for k in PRODUCT_TEXT_FIELDS:
+            row[k] = ""
+        key = (str(product["dataAreaId"]).casefold(), str(product["ItemNumber"]).casefold())
+        row.update(self.store.product_texts.get(key, {}))
+        return row
 
     def _storage_record(self, entity: EntitySet, record: dict[str, Any]) -> dict[str, Any]:
         if entity.name == "ReleasedProductCreationsV2":
@@ -162,11 +163,10 @@ class ODataService:
             if found is None:
                 raise not_found(entity.name, key_text)
             return found
-        wanted = key_values(entity, key)
-        for row in self.rows(entity):
-            if key_values(entity, row) == wanted:
-                return row
-        raise not_found(entity.name, key_text)
+        product = self.store.find("ReleasedProductsV2", key)
+        if product is None:
+            raise not_found(entity.name, key_text)
+        return self._creation_row(entity, product)
 
     def _get_collection(self, entity: EntitySet, request: Request) -> Response:
         query = request.query
@@ -261,7 +261,7 @@ class ODataService:
         values = coerce_body(entity, self.store.schema, body)
         record = self.rules.create(entity.name, values)
         if entity.name == "ReleasedProductCreationsV2":
-            record = next(r for r in self.rows(entity) if r["_recid"] == record["_recid"])
+            record = self._creation_row(entity, record)
         location = f"{self.base_url}/data/{entity.name}({format_key(entity, record)})"
         payload = {"@odata.context": f"{self.base_url}/data/$metadata#{entity.name}/$entity"}
         payload.update(self._shape(entity, record, None, None, request.query))

@@ -12,6 +12,7 @@ from .context import path_id, read_json, sim
 from .customfields import with_labels
 from .envelope import bad_request, ok, ok_list
 from .paging import cursor_page, parse_bool, parse_ids, parse_int, parse_limit
+from .search_index import field_values
 from .store import Store, iso
 
 routes = web.RouteTableDef()
@@ -186,24 +187,17 @@ def _search(request: web.Request, entity: str, allowed: tuple[str, ...]) -> tupl
     if any(f not in allowed for f in fields):
         raise bad_request(f"fields: must be a comma-separated list of {', '.join(allowed)}")
     needle = term.lower()
-
-    def values(record: Mapping[str, Any]) -> list[str]:
-        out: list[str] = []
-        for name in fields:
-            if name == "custom_fields":
-                out += [str(v) for v in (record.get("custom_fields") or {}).values() if isinstance(v, str | int)]
-            elif name == "address":
-                out.append(str((record.get("address") or {}).get("value") or ""))
-            elif record.get(name) is not None and name != "notes":
-                out.append(str(record[name]))
-        return [v.lower() for v in out]
-
     hits = []
-    for record in store.visible(entity):
-        found = values(record)
-        if (needle in found) if exact else any(needle in v for v in found):
-            score = 1.0 if needle in found else 0.5
-            hits.append({"id": record["id"], "score": score, "record": record})
+    if exact:  # the index answers exact searches (a scan per search does not scale to a catalogue)
+        for record_id in store.search.exact(entity, fields, needle):
+            record = store.tables[entity].get(record_id)
+            if record is not None and not record.get("is_deleted"):
+                hits.append({"id": record_id, "score": 1.0, "record": record})
+    else:
+        for record in store.visible(entity):
+            found = [v for name in fields for v in field_values(record, name)]
+            if any(needle in v for v in found):
+                hits.append({"id": record["id"], "score": 1.0 if needle in found else 0.5, "record": record})
     hits.sort(key=lambda h: (-h["score"], h["id"]))
     limit = parse_limit(query)
     start = parse_int({"start": query["cursor"]} if query.get("cursor") else {}, "start") or 0

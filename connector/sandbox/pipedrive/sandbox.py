@@ -127,6 +127,10 @@ class PipedriveSandbox:
         self.sim.limiter.limits = limits
         self.sim.limiter.reset()
 
+    def set_search_lag(self, seconds: float) -> None:
+        """Writes become findable by the search routes only this long after them (0: at once)."""
+        self.sim.store.search.lag = max(0.0, seconds)
+
     def issue_auth_code(self, client_id: str, scope: str | None = None) -> str:
         return self.sim.tokens.issue_code(client_id, scope)
 

@@ -16,6 +16,7 @@ from . import records
 from .customfields import FieldDef, check_custom_fields, make_code
 from .envelope import bad_request, not_found
 from .models import Seed
+from .search_index import SearchIndex
 from .writes import check_body
 
 TABLES = ("deal", "organization", "person", "product", "deal_product")
@@ -47,6 +48,7 @@ class Store:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.listeners: list[Listener] = []
+        self.search = SearchIndex()
         self.clear()
 
     def clear(self) -> None:
@@ -60,6 +62,7 @@ class Store:
         self.api_tokens: dict[str, int] = {}
         self.oauth_clients: dict[str, dict[str, str]] = {}
         self._ids: dict[str, int] = {}
+        self.search.clear()
 
     def now(self) -> str:
         return iso(self.clock())
@@ -154,6 +157,7 @@ class Store:
         custom.update(cf)
         record = records.new_record(entity, record_id, body, custom, now, user_id, self.default_user)
         self.tables[entity][record_id] = record
+        self.search.put(entity, record)
         return record
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -196,6 +200,8 @@ class Store:
         record.update(values)
         record["custom_fields"] = {**record["custom_fields"], **cf}
         previous = records.changed(before, record)
+        if previous:
+            self.search.put(entity, record)
         if previous:
             record["update_time"] = self.now()
             if "stage_id" in previous:

@@ -1,0 +1,64 @@
+"""The search routes' index: exact-match lookups without a scan per search (a catalogue has 10,000+
+records), kept current by the store on every write, with an optional indexing lag.
+
+Pipedrive's search runs on an index that may lag a write (UNCONFIRMED by how much): with a lag set,
+a record's new values become findable only `lag` seconds after the write, and its old values stop
+being findable at once (the strict reading: in between, a search finds the record by neither).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+Clock = Callable[[], float]
+
+
+def field_values(record: Mapping[str, Any], name: str) -> list[str]:
+    """The lower-cased texts a search on field `name` matches, for one record."""
+    if name == "custom_fields":
+        values = [str(v) for v in (record.get("custom_fields") or {}).values() if isinstance(v, str | int)]
+    elif name == "address":
+        values = [str((record.get("address") or {}).get("value") or "")]
+    elif name == "notes" or record.get(name) is None:
+        values = []
+    else:
+        values = [str(record[name])]
+    return [v.lower() for v in values]
+
+
+class SearchIndex:
+    """(entity, field, lower-cased value) -> {record id: time it becomes findable}."""
+
+    FIELDS = ("code", "name", "custom_fields", "address", "title", "email", "phone")
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.lag = 0.0
+        self.clear()
+
+    def clear(self) -> None:
+        self._entries: dict[tuple[str, str, str], dict[int, float]] = {}
+        self._keys: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
+
+    def put(self, entity: str, record: Mapping[str, Any]) -> None:
+        """(Re)index one record after a write: its old values go at once, its new ones after the lag."""
+        record_id = int(record["id"])
+        for key in self._keys.pop((entity, record_id), []):
+            self._entries.get(key, {}).pop(record_id, None)
+        findable_from = self.clock() + self.lag
+        keys = [(entity, name, value) for name in self.FIELDS for value in field_values(record, name) if value]
+        for key in keys:
+            self._entries.setdefault(key, {})[record_id] = findable_from
+        self._keys[(entity, record_id)] = keys
+
+    def exact(self, entity: str, fields: Iterable[str], needle: str) -> set[int]:
+        """Ids of records whose value in any of `fields` equals `needle` (case-insensitive), as indexed now."""
+        now = self.clock()
+        found: set[int] = set()
+        for name in fields:
+            for record_id, findable_from in self._entries.get((entity, name, needle.lower()), {}).items():
+                if findable_from <= now:
+                    found.add(record_id)
+        return found
