@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -150,10 +151,12 @@ def replay(
 @app.command("push-masters")
 def push_masters(
     entity: str = typer.Option("all", "--entity", help="products, customers or all."),
-    run: bool = typer.Option(False, "--run", help="Drain the master queue right away (without the host)."),
+    run: bool = typer.Option(
+        False, "--run", help="Push the changes right away (without the host), then drain the master queue."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Diff D365 products/customers against what was last pushed and queue a push for each change."""
+    """Diff D365 products/customers against what was last pushed: queue a push for each change, or push now."""
     from connector.flows.master_diff import master_diff
     from connector.localhost import QueuePump
 
@@ -163,12 +166,14 @@ def push_masters(
 
     async def work(rt: Any) -> dict[str, Any]:
         with console.status("reading D365 masters…", spinner="dots") if not as_json else contextlib.nullcontext():
-            diff = await master_diff(rt, entity, reason="cli")  # type: ignore[arg-type]
+            inline = math.inf if run else 0.0  # --run pushes what the diff read; otherwise the host's workers do
+            diff = await master_diff(rt, entity, reason="cli", inline_seconds=inline)  # type: ignore[arg-type]
         out: dict[str, Any] = {
             "correlation_id": diff.correlation_id,
             "legal_entities": diff.legal_entities,
             "seen": diff.seen,
             "changed": diff.changed,
+            "pushed": {kind: dict(outcomes) for kind, outcomes in diff.pushed.items()},
             "enqueued": diff.enqueued,
             "skipped": diff.skipped,
         }
@@ -188,6 +193,8 @@ def push_masters(
             if kind in result["seen"]:
                 table.add_row(kind, str(result["seen"][kind]), str(result["changed"].get(kind, 0)))
         console.print(table)
+        for kind, outcomes in result["pushed"].items():
+            console.print(f"pushed {kind}: {outcomes}")
         console.print(f"queued: {result['enqueued']}")
         for why in result["skipped"]:
             console.print(f"[yellow]skipped[/yellow] {why}")

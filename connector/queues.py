@@ -7,6 +7,7 @@ enqueue goes through the job row guard, so the same job key gives one message ho
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from datetime import datetime
@@ -251,6 +252,25 @@ class Queues:
             entity=entity, key=key, legal_entity=legal_entity, reason=reason, correlation_id=correlation_id
         )
         return await self._guarded(message, delay=delay, reopen_done=True)
+
+    async def enqueue_masters(
+        self,
+        records: list[tuple[Literal["product", "customer"], str, str]],
+        *,
+        reason: MasterReason,
+        correlation_id: str,
+        concurrency: int = 16,
+    ) -> int:
+        """`enqueue_master` for many (entity, key, legal entity) records at once, `concurrency` sends in
+        flight (the diff's sends one by one cost a round trip each); returns how many were sent."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(entity: Literal["product", "customer"], key: str, legal_entity: str) -> bool:
+            async with gate:
+                return await self.enqueue_master(entity, key, legal_entity, reason=reason, correlation_id=correlation_id)
+
+        sent = await asyncio.gather(*(one(*record) for record in records))
+        return sum(sent)
 
     async def requeue(self, message: OrderBuild | MasterPush, delay: float) -> None:
         """Put a message back with a visibility delay (long Retry-After): the job row is left as it is."""

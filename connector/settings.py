@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     poll_schedule: str = Field("0 */5 * * * *", validation_alias=_env("POLL_SCHEDULE"))
     # The master diff (D365 products/customers -> Pipedrive); hourly by default: events carry single changes.
     master_schedule: str = Field("0 0 * * * *", validation_alias=_env("MASTER_SCHEDULE"))
+    # The diff pushes what it read, this many records at once, for at most this long (a timer run must
+    # end before functionTimeout); what is left goes to the master queue. 0: queue everything.
+    master_push_concurrency: int = Field(8, ge=1, le=64, validation_alias=_env("MASTER_PUSH_CONCURRENCY"))
+    master_inline_seconds: float = Field(300.0, ge=0, validation_alias=_env("MASTER_INLINE_SECONDS"))
+    # How far back a push's find-before-create reads recently changed Pipedrive records directly,
+    # for records the Search API's index may not show yet (its lag is UNCONFIRMED).
+    pipedrive_search_lag_seconds: float = Field(3600.0, ge=0, validation_alias=_env("PIPEDRIVE_SEARCH_LAG_SECONDS"))
     poll_overlap_seconds: int = Field(120, ge=0, validation_alias=_env("POLL_OVERLAP_SECONDS"))
     mapping_file: Path = Field(Path("config/mapping.yaml"), validation_alias=_env("MAPPING_FILE"))
 

@@ -2,10 +2,11 @@
 customer -> a Pipedrive organization, written only when what we would push changed.
 
 The id map (kind `pd-product` / `pd-org`, source key `<le>:<key>`, target = Pipedrive id) keeps the
-content hash of the last push, so an unchanged record costs one D365 read and no Pipedrive call. An
+content hash of the last push, so an unchanged record costs its D365 read and no Pipedrive call. An
 unmapped record is looked up in Pipedrive before anything is created (product by code, organization by
-the D365-account custom field), so a crash between the create and the id-map write adopts the record
-on the retry instead of duplicating it. Nothing is ever deleted in Pipedrive, and nothing financial is
+the D365-account custom field; `pd_directory.py`), so a crash between the create and the id-map write
+adopts the record on the retry instead of duplicating it. The target/apply functions here serve the
+full diff too (`master_diff.py`), which pushes the records it has just read without reading them again. Nothing is ever deleted in Pipedrive, and nothing financial is
 sent: products carry name, code, unit and a list price; organizations name, address and the account.
 """
 
@@ -13,19 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from connector.d365 import odata
+from connector.d365.models import Customer, ReleasedProduct
 from connector.errors import NotFoundError, PermanentError, RetryLaterError
 from connector.flows.claims import lease_left, release
 from connector.flows.context import Checkpoint, FlowContext
+from connector.flows.pd_directory import PipedriveDirectory
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
 from connector.pipedrive.models import ProductInput, ProductPrice, ProductPriceInput
 from connector.queues import MasterPush
 from connector.runtime import Runtime
+from connector.state.idmap import IdMapEntry
 from connector.state.jobs import LostLeaseError
 
+log = logging.getLogger(__name__)
+LEDGER_FIELDS = ["Name", "AccountingCurrency"]
 PRODUCT_MAP = "pd-product"
 ORG_MAP = "pd-org"
 LOCK_KIND = "pd-create"  # job rows used as cross-instance locks around find-or-create
@@ -49,9 +58,31 @@ def source_key(legal_entity: str, key: str) -> str:
     return f"{legal_entity.lower()}:{key}"
 
 
-def company_currency(rt: Runtime, legal_entity: str) -> str:
-    """The currency a product's list price is pushed in: the legal entity's customer default currency."""
-    return rt.mapping.customer.defaults_for(legal_entity).currency
+_CURRENCIES: weakref.WeakKeyDictionary[Runtime, dict[str, str | None]] = weakref.WeakKeyDictionary()
+
+
+async def company_currency(rt: Runtime, legal_entity: str) -> str | None:
+    """The currency of a released product's sales price: its legal entity's accounting currency.
+
+    From the mapping (`legal_entity.accounting_currency`) when given, else read once per process from
+    D365's `Ledgers` entity (UNCONFIRMED: not in our reference metadata; docs/unconfirmed.md). Unknown:
+    None, and products are pushed without a price rather than with one in a wrong currency.
+    """
+    le = legal_entity.lower()
+    configured = rt.mapping.legal_entity.accounting_currency.get(le)
+    if configured:
+        return configured
+    known = _CURRENCIES.setdefault(rt, {})
+    if le not in known:
+        d365 = await rt.d365()
+        try:
+            rows = [r async for r in d365.iter_entities("Ledgers", filter=odata.eq("Name", le), select=LEDGER_FIELDS)]
+        except PermanentError as exc:
+            log.warning("accounting currency of %s unknown (%s): products are pushed without a price", le, exc)
+            rows = []
+        currency = str(rows[0].get("AccountingCurrency") or "").strip().upper() if rows else ""
+        known[le] = currency or None
+    return known[le]
 
 
 async def push_master(rt: Runtime, message: MasterPush, *, checkpoint: Checkpoint | None = None) -> PushResult:
@@ -108,22 +139,32 @@ def _result(
 
 
 async def _push(rt: Runtime, ctx: FlowContext, message: MasterPush) -> PushResult:
+    pipedrive = await rt.pipedrive()
     if message.entity == "product":
-        target = await _product_target(rt, message)
+        released = await read_product(rt, message.key, message.legal_entity)
+        directory = PipedriveDirectory(pipedrive, search_lag=rt.settings.pipedrive_search_lag_seconds)
+        target = None if released is None else await product_target(rt, message.legal_entity, *released, directory)
     else:
-        target = await _org_target(rt, message)
+        customer = await read_customer(rt, message.key, message.legal_entity)
+        directory = await org_directory(rt)
+        target = None if customer is None else await org_target(rt, customer, directory)
     if target is None:
         # Deleted or never there in D365: nothing is deleted in Pipedrive (sellers may still quote it).
         await ctx.audit("master.not_found", level="warning", entity=message.entity, key=message.key)
         return _result(message, "not_found")
-    return await _apply(rt, ctx, message, target)
+    entry = await rt.state.idmap.get(target.kind, source_key(message.legal_entity, message.key))
+    outcome, target_id = await apply(rt, ctx, target, entry)
+    if outcome != "unchanged":
+        await rt.state.idmap.put(target.kind, target.source_key, str(target_id), target.payload_hash)
+    return _result(message, outcome, target_id)
 
 
 @dataclass
-class _Target:
-    """How to write one mapped record; the flow decides WHEN (hash, id map, find-before-create)."""
+class Target:
+    """How to write one mapped record; `apply` decides WHEN (hash, id map, find-before-create)."""
 
     kind: str
+    source_key: str  # the id-map row key: `<le>:<key>`
     lock_key: str  # the Pipedrive identity: product code or organization account, case-folded
     payload_hash: str
     find: Callable[[], Awaitable[int | None]]  # existing Pipedrive record for an unmapped source
@@ -131,12 +172,11 @@ class _Target:
     create: Callable[[], Awaitable[int]]
 
 
-async def _apply(rt: Runtime, ctx: FlowContext, message: MasterPush, target: _Target) -> PushResult:
-    key = source_key(message.legal_entity, message.key)
-    entry = await rt.state.idmap.get(target.kind, key)
-    if entry is not None and entry.content_hash == target.payload_hash:
+async def apply(rt: Runtime, ctx: FlowContext, target: Target, entry: IdMapEntry | None) -> tuple[Outcome, int]:
+    """Write one record unless the id map says it was pushed as it is; the caller records the id map."""
+    if entry is not None and entry.content_hash == target.payload_hash and entry.target_key.isdigit():
         await ctx.audit("master.unchanged", target_id=entry.target_key)
-        return _result(message, "unchanged", int(entry.target_key))
+        return "unchanged", int(entry.target_key)
     # One writer per Pipedrive record at a time: a product serves every company's item of that code, so
     # two companies' pushes would both miss in the search and both create, or both read-merge-write prices.
     async with _exclusive(rt, target.lock_key):
@@ -156,73 +196,96 @@ async def _apply(rt: Runtime, ctx: FlowContext, message: MasterPush, target: _Ta
                 target_id = await target.create()
                 outcome = "created"
                 await ctx.step("after_create")
-        await rt.state.idmap.put(target.kind, key, str(target_id), target.payload_hash)
     await ctx.audit(f"master.{outcome}", target_id=target_id, kind=target.kind)
-    return _result(message, outcome, target_id)
+    return outcome, target_id
+
+
+_LOCAL_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 @contextlib.asynccontextmanager
 async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[None]:
     """Hold a lease on `lock_key` (a job row, so it spans instances) while writing one Pipedrive record.
 
+    Writers in this process queue on a local lock first, so they never poll the row for each other.
     The holder needs a few calls, so wait a little for it; past that, re-queue with a delay.
     """
-    jobs = rt.state.jobs
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LOCK_WAIT_SECONDS
-    while (job := await jobs.claim(LOCK_KIND, lock_key, worker=rt.worker, lease_seconds=LOCK_LEASE_SECONDS)) is None:
-        if loop.time() >= deadline:
-            raise RetryLaterError(f"{lock_key} is being pushed by another worker", delay=LOCK_WAIT_SECONDS)
-        await asyncio.sleep(0.1)  # a lease held elsewhere: poll the row, bounded by the deadline
-    try:
-        yield
-    finally:
-        with contextlib.suppress(LostLeaseError):
-            await jobs.release(job, "")
+    local = _LOCAL_LOCKS.get(lock_key)
+    if local is None:
+        local = _LOCAL_LOCKS[lock_key] = asyncio.Lock()
+    async with local:
+        jobs = rt.state.jobs
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCK_WAIT_SECONDS
+        while (
+            job := await jobs.claim(LOCK_KIND, lock_key, worker=rt.worker, lease_seconds=LOCK_LEASE_SECONDS)
+        ) is None:
+            if loop.time() >= deadline:
+                raise RetryLaterError(f"{lock_key} is being pushed by another worker", delay=LOCK_WAIT_SECONDS)
+            await asyncio.sleep(0.1)  # a lease held elsewhere: poll the row, bounded by the deadline
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LostLeaseError):
+                await jobs.release(job, "")
 
 
 # --- products -----------------------------------------------------------------------------------
 
+ReadProduct = tuple[ReleasedProduct, str | None]
 
-async def _product_target(rt: Runtime, message: MasterPush) -> _Target | None:
+
+async def read_product(rt: Runtime, item_number: str, legal_entity: str) -> ReadProduct | None:
+    """The released product and its name (two D365 reads; the diff has both from its paged reads)."""
     d365 = await rt.d365()
-    released = await d365.find_item(message.key, message.legal_entity)
+    released = await d365.find_item(item_number, legal_entity)
     if released is None:
         return None
-    name = await d365.product_name(message.key, message.legal_entity)
-    payload = product_from_released(released, name=name, currency=company_currency(rt, message.legal_entity))
+    return released, await d365.product_name(item_number, legal_entity)
+
+
+async def product_target(
+    rt: Runtime, legal_entity: str, released: ReleasedProduct, name: str | None, directory: PipedriveDirectory
+) -> Target:
+    currency = await company_currency(rt, legal_entity)
+    payload = product_from_released(released, name=name, currency=currency)
+    code = payload.code or released.item_number
     pipedrive = await rt.pipedrive()
 
     async def find() -> int | None:
-        found = await pipedrive.search_product_by_code(payload.code or message.key)
-        return found.id if found is not None and not found.is_deleted else None
+        found = await directory.product_by_code(code)
+        return found.id if found is not None else None
 
     async def update(product_id: int) -> bool:
+        current = await directory.product(product_id)
+        if current is None:
+            return False
         try:
-            current = await pipedrive.get_product(product_id)
+            written = await pipedrive.update_product(product_id, merge_prices(payload, current.prices))
         except NotFoundError:
             return False
-        if current.is_deleted:
-            return False
-        await pipedrive.update_product(product_id, _merge_prices(payload, current.prices))
+        directory.remember_product(written)
         return True
 
     async def create() -> int:
-        return (await pipedrive.create_product(payload)).id
+        created = await pipedrive.create_product(payload)
+        directory.remember_product(created)
+        return created.id
 
-    lock_key = f"product:{(payload.code or message.key).strip().casefold()}"
-    return _Target(PRODUCT_MAP, lock_key, content_hash(payload), find, update, create)
+    key = source_key(legal_entity, released.item_number)
+    return Target(PRODUCT_MAP, key, f"product:{code.strip().casefold()}", content_hash(payload), find, update, create)
 
 
-def _merge_prices(payload: ProductInput, current: list[ProductPrice]) -> ProductInput:
+def merge_prices(payload: ProductInput, current: list[ProductPrice]) -> ProductInput:
     """PATCH `prices` replaces the whole array (v2 rule): keep every other currency's price (another
-    company's push, or a seller's) and any cost already there. We never send a cost of our own."""
+    company's push, or a seller's) and, in ours, whatever else a person set there (cost, direct cost
+    (v1's `overhead_cost`), notes). We never send a cost or a note of our own."""
     if payload.prices is None:
         return payload
     existing = {p.currency.upper(): p for p in current if len(p.currency) == 3}
 
     def price(value: float, currency: str, was: ProductPrice | None) -> ProductPriceInput:
-        kept = {"cost": was.cost, "direct_cost": was.direct_cost} if was is not None else {}
+        kept = {"cost": was.cost, "direct_cost": was.direct_cost, "notes": was.notes} if was is not None else {}
         return ProductPriceInput(price=value, currency=currency, **{k: v for k, v in kept.items() if v is not None})
 
     ours = [price(p.price, p.currency, existing.get(p.currency)) for p in payload.prices]
@@ -233,38 +296,52 @@ def _merge_prices(payload: ProductInput, current: list[ProductPrice]) -> Product
 # --- organizations ------------------------------------------------------------------------------
 
 
-async def _org_target(rt: Runtime, message: MasterPush) -> _Target | None:
-    cfg = rt.mapping
-    field_name = cfg.pipedrive_fields.org_customer_account
+def require_account_field(rt: Runtime) -> str:
+    field_name = rt.mapping.pipedrive_fields.org_customer_account
     if not field_name:
         # Without the account on the organization there is no exact match: a retry could duplicate.
         raise PermanentError(
             "customers cannot be pushed: set pipedrive_fields.org_customer_account (the organization field "
             "that holds the D365 customer account) in the mapping, then push again"
         )
+    return field_name
+
+
+async def read_customer(rt: Runtime, account: str, legal_entity: str) -> Customer | None:
+    require_account_field(rt)
     d365 = await rt.d365()
-    customer = await d365.find_customer(message.key, message.legal_entity)
-    if customer is None:
-        return None
-    payload = organization_from_customer(customer, cfg)
+    return await d365.find_customer(account, legal_entity)
+
+
+async def org_directory(rt: Runtime, *, listed: bool = False) -> PipedriveDirectory:
+    fields = await rt.custom_fields("organization")
+    field_code = await fields.code_for(require_account_field(rt))
+    search_lag = rt.settings.pipedrive_search_lag_seconds
+    return PipedriveDirectory(await rt.pipedrive(), listed=listed, org_field=field_code, search_lag=search_lag)
+
+
+async def org_target(rt: Runtime, customer: Customer, directory: PipedriveDirectory) -> Target:
+    payload = organization_from_customer(customer, rt.mapping)
     pipedrive = await rt.pipedrive()
     fields = await rt.custom_fields("organization")
-    field_code = await fields.code_for(field_name)
     body = payload.model_copy(update={"custom_fields": await fields.to_hashes(payload.custom_fields or {})})
+    account = customer.customer_account
 
     async def find() -> int | None:
-        found = await pipedrive.find_organizations_by_field(field_code, customer.customer_account)
-        return min(org.id for org in found) if found else None
+        return await directory.organization_by_account(account)
 
     async def update(org_id: int) -> bool:
         try:
             await pipedrive.update_organization(org_id, body)
         except NotFoundError:
+            directory.forget_organization(org_id)
             return False
         return True
 
     async def create() -> int:
-        return (await pipedrive.create_organization(body)).id
+        created = await pipedrive.create_organization(body)
+        directory.remember_organization(created.id, account)
+        return created.id
 
-    lock_key = f"org:{customer.customer_account.strip().casefold()}"
-    return _Target(ORG_MAP, lock_key, content_hash(payload), find, update, create)
+    key = source_key(customer.data_area_id, account)
+    return Target(ORG_MAP, key, f"org:{account.strip().casefold()}", content_hash(payload), find, update, create)

@@ -67,6 +67,9 @@ class _Strict(BaseModel):
 class LegalEntityConfig(_Strict):
     default: LegalEntity
     by_pipeline: dict[int, LegalEntity] = Field(default_factory=dict)
+    # The currency of released products' sales prices (each company's accounting currency); when a
+    # company is not listed it is read from D365 (connector.flows.masters.company_currency).
+    accounting_currency: dict[LegalEntity, CurrencyCode] = Field(default_factory=dict)
 
 
 class CustomerDefaults(_Strict):

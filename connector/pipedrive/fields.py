@@ -10,6 +10,7 @@ Value shapes: reference/pipedrive-api.md section 7 (v2 enum = option id, set = l
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,7 @@ class CustomFields:
         self._clock = clock
         self._snapshot: _Snapshot | None = None
         self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
         self.loads = 0
 
     @classmethod
@@ -83,11 +85,16 @@ class CustomFields:
         return cls(load, names=names, ttl=ttl)
 
     async def _current(self, *, force: bool = False) -> _Snapshot:
-        if force or self._snapshot is None or self._clock() - self._loaded_at >= self._ttl:
-            self._snapshot = _Snapshot(await self._loader(), self._names)
-            self._loaded_at = self._clock()
-            self.loads += 1
-        return self._snapshot
+        """The definitions; concurrent callers share one load (the lock), a forced reload included."""
+        loads_before = self.loads
+        async with self._lock:
+            stale = self._snapshot is None or self._clock() - self._loaded_at >= self._ttl
+            if stale or (force and self.loads == loads_before):  # forced: unless one ran while we waited
+                self._snapshot = _Snapshot(await self._loader(), self._names)
+                self._loaded_at = self._clock()
+                self.loads += 1
+            assert self._snapshot is not None
+            return self._snapshot
 
     async def _with_refresh(self, attempt: Callable[[_Snapshot], Any], *, loads_before: int | None = None) -> Any:
         """Run `attempt`; on an unknown key/name/label re-read definitions once and try again."""

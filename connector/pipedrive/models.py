@@ -266,6 +266,7 @@ class ProductPriceInput(WriteModel):
     currency: str = Field(min_length=3, max_length=3)
     cost: float | None = None
     direct_cost: float | None = None
+    notes: str | None = None
 
 
 class ProductInput(WriteModel):

@@ -60,6 +60,28 @@ class IdMap:
             await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
         return IdMapEntry.from_entity(entity)
 
+    async def put_many(self, kind: str, rows: list[tuple[str, str, str]]) -> None:
+        """Upsert (source key, target key, content hash) rows of one kind, 100 per batch transaction
+        (one partition): a full sync's id-map writes cost one storage call per hundred records."""
+        client = await self._table.client()
+        for start in range(0, len(rows), 100):
+            operations: list[Any] = [
+                (
+                    "upsert",
+                    {
+                        "PartitionKey": encode_key(kind),
+                        "RowKey": encode_key(source),
+                        "TargetKey": target,
+                        "ContentHash": digest,
+                        "Updated": now(),
+                    },
+                    {"mode": UpdateMode.REPLACE},
+                )
+                for source, target, digest in dict((r[0], r) for r in rows[start : start + 100]).values()
+            ]
+            async with storage_errors(f"writing id map {kind} ({len(operations)} rows)", self._table.where):
+                await client.submit_transaction(operations)
+
     async def all(self, kind: str) -> list[IdMapEntry]:
         """Every entry of one kind (the master diff compares hashes against these)."""
         client = await self._table.client()

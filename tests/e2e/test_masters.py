@@ -145,10 +145,13 @@ async def test_customer_event_creates_the_organization_with_its_account_then_upd
 
 async def test_resync_with_nothing_changed_makes_only_paged_reads_and_zero_writes(e2e: E2E) -> None:
     first = await master_diff(e2e.rt, "all", reason="cli")
-    assert first.enqueued == first.changed["products"] + first.changed["customers"] > 0
-    stats = await drain_masters(e2e)
-    assert stats.poisoned == 0 and sum(stats.outcomes.values()) == first.enqueued
-    assert "created" in stats.outcomes and "adopted" in stats.outcomes
+    # The diff pushes what it read: no message, no second D365 read of a record.
+    assert first.enqueued == 0 and await master_depth(e2e) == 0
+    assert {k: sum(v.values()) for k, v in first.pushed.items()} == first.changed
+    assert first.pushed["customers"] == {"adopted": 1, "created": 2}  # US-001 carried its account already
+    assert "adopted" in first.pushed["products"] and "created" in first.pushed["products"]
+    d365_keyed = [r.path for r in e2e.stack.d365.requests() if "(" in r.path]
+    assert d365_keyed == []
 
     e2e.stack.pipedrive.sim.log.clear()
     e2e.stack.d365.log.entries.clear()
@@ -171,8 +174,8 @@ async def test_resync_with_nothing_changed_makes_only_paged_reads_and_zero_write
         "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "US-002"}, {"AddressCity": "Salem"}
     )
     changed = await master_diff(e2e.rt, "all", reason="cli")
-    assert changed.enqueued == 1 and changed.changed == {"customers": 1}
-    assert (await drain_masters(e2e)).outcomes == {"updated": 1}
+    assert changed.changed == {"customers": 1} and changed.pushed == {"customers": {"updated": 1}}
+    assert changed.enqueued == 0
 
 
 async def test_duplicate_event_makes_no_duplicate_record(e2e: E2E, events_host: LocalHost) -> None:
@@ -305,13 +308,14 @@ async def test_push_masters_from_the_command_line(e2e: E2E) -> None:
 
     code, result, text = await cli(e2e, "push-masters", "--run", "--json")
     assert code == 0, text
-    assert result["enqueued"] == 3  # the customers; the queued products are not queued twice
-    assert sum(result["outcomes"].values()) == 25 and result["poisoned"] == 0
+    assert result["enqueued"] == 0  # --run pushes what the diff read, every change
+    assert {kind: sum(o.values()) for kind, o in result["pushed"].items()} == {"products": 22, "customers": 3}
+    assert result["outcomes"] == {"unchanged": 22} and result["poisoned"] == 0  # the earlier messages: no-ops
     assert len(products(e2e, UNMAPPED_CODE_FIX)) == 1
 
     code, result, text = await cli(e2e, "push-masters", "--run", "--json")
     assert code == 0, text
-    assert result["enqueued"] == 0 and result["outcomes"] == {}
+    assert result["enqueued"] == 0 and result["pushed"] == {} and result["outcomes"] == {}
 
     code, status, text = await cli(e2e, "status", "--json")
     assert code == 0, text

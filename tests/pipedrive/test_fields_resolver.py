@@ -119,3 +119,23 @@ async def test_unknown_key_and_unknown_option_cost_one_refresh_not_two() -> None
     with pytest.raises(FieldResolutionError):
         await resolver.to_names({"0" * 40: 1, REGION: 99})
     assert loader.calls == 2
+
+
+async def test_concurrent_first_uses_share_one_load() -> None:
+    import asyncio
+
+    calls = 0
+    release = asyncio.Event()
+
+    async def load() -> list[FieldDefinition]:
+        nonlocal calls
+        calls += 1
+        await release.wait()  # every caller arrives while the first load is still in flight
+        return defs()
+
+    fields = CustomFields(load)
+    waiting = [asyncio.ensure_future(fields.code_for("D365 order")) for _ in range(8)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [ORDER_NO] * 8
+    assert calls == 1 and fields.loads == 1

@@ -187,7 +187,7 @@ def _search(request: web.Request, entity: str, allowed: tuple[str, ...]) -> tupl
     if any(f not in allowed for f in fields):
         raise bad_request(f"fields: must be a comma-separated list of {', '.join(allowed)}")
     needle = term.lower()
-    hits = []
+    hits: list[dict[str, Any]] = []
     if exact:  # the index answers exact searches (a scan per search does not scale to a catalogue)
         for record_id in store.search.exact(entity, fields, needle):
             record = store.tables[entity].get(record_id)
@@ -198,7 +198,7 @@ def _search(request: web.Request, entity: str, allowed: tuple[str, ...]) -> tupl
             found = [v for name in fields for v in field_values(record, name)]
             if any(needle in v for v in found):
                 hits.append({"id": record["id"], "score": 1.0 if needle in found else 0.5, "record": record})
-    hits.sort(key=lambda h: (-h["score"], h["id"]))
+    hits.sort(key=lambda h: (-float(h["score"]), int(h["id"])))
     limit = parse_limit(query)
     start = parse_int({"start": query["cursor"]} if query.get("cursor") else {}, "start") or 0
     page = hits[start : start + limit]
