@@ -267,7 +267,9 @@ class Queues:
 
         async def one(entity: Literal["product", "customer"], key: str, legal_entity: str) -> bool:
             async with gate:
-                return await self.enqueue_master(entity, key, legal_entity, reason=reason, correlation_id=correlation_id)
+                return await self.enqueue_master(
+                    entity, key, legal_entity, reason=reason, correlation_id=correlation_id
+                )
 
         sent = await asyncio.gather(*(one(*record) for record in records))
         return sum(sent)
