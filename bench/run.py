@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 
 async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
-    from bench import calls, throughput
+    from bench import calls, masters, throughput
     from connector.sandbox.azurite import Azurite
 
     azurite = Azurite()
@@ -40,6 +40,9 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
                 )
             )
             print(out[-1], flush=True)
+        if "masters" in args.only:
+            out.append(await masters.run(azurite, products=args.products, customers=args.customers))
+            print(out[-1], flush=True)
         return out
     finally:
         await asyncio.to_thread(azurite.stop)
@@ -47,8 +50,10 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="+", default=["calls", "bulk", "throughput", "cold_start"],
-                        choices=["calls", "bulk", "throughput", "cold_start"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=["calls", "bulk", "throughput", "masters", "cold_start"],
+                        choices=["calls", "bulk", "throughput", "masters", "cold_start"])  # fmt: skip
+    parser.add_argument("--products", type=int, default=10_000, help="released products in the master sync")
+    parser.add_argument("--customers", type=int, default=5_000, help="customers in the master sync")
     parser.add_argument("--deals", type=int, default=100, help="won deals in the throughput run")
     parser.add_argument("--latency-min", type=float, default=0.05, help="injected latency per request, seconds")
     parser.add_argument("--latency-max", type=float, default=0.15)
@@ -57,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news
     started = time.perf_counter()
-    if {"calls", "bulk", "throughput"} & set(args.only):
+    if {"calls", "bulk", "throughput", "masters"} & set(args.only):
         asyncio.run(_api_benchmarks(args))
     if "cold_start" in args.only:
         from bench import cold_start

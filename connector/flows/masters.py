@@ -167,7 +167,9 @@ class Target:
     source_key: str  # the id-map row key: `<le>:<key>`
     lock_key: str  # the Pipedrive identity: product code or organization account, case-folded
     payload_hash: str
-    find: Callable[[], Awaitable[int | None]]  # existing Pipedrive record for an unmapped source
+    # Existing Pipedrive record for an unmapped source. Its argument says whether another worker may
+    # have written this identity before (False: its lock row is new, so none of ours ever did).
+    find: Callable[[bool], Awaitable[int | None]]
     update: Callable[[int], Awaitable[bool]]  # False when the mapped record is gone in Pipedrive
     create: Callable[[], Awaitable[int]]
 
@@ -179,7 +181,7 @@ async def apply(rt: Runtime, ctx: FlowContext, target: Target, entry: IdMapEntry
         return "unchanged", int(entry.target_key)
     # One writer per Pipedrive record at a time: a product serves every company's item of that code, so
     # two companies' pushes would both miss in the search and both create, or both read-merge-write prices.
-    async with _exclusive(rt, target.lock_key):
+    async with _exclusive(rt, target.lock_key) as touched_before:
         outcome: Outcome = "updated"
         target_id = int(entry.target_key) if entry is not None and entry.target_key.isdigit() else None
         if target_id is not None and not await target.update(target_id):
@@ -187,7 +189,7 @@ async def apply(rt: Runtime, ctx: FlowContext, target: Target, entry: IdMapEntry
             target_id = None
         if target_id is None:
             # Unmapped (or its record vanished): find before create, so a lost id-map write never duplicates.
-            target_id = await target.find()
+            target_id = await target.find(touched_before)
             if target_id is not None:
                 await target.update(target_id)
                 outcome = "adopted"
@@ -204,8 +206,9 @@ _LOCAL_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValue
 
 
 @contextlib.asynccontextmanager
-async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[None]:
-    """Hold a lease on `lock_key` (a job row, so it spans instances) while writing one Pipedrive record.
+async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[bool]:
+    """Hold a lease on `lock_key` (a job row, so it spans instances) while writing one Pipedrive record;
+    yields whether the row existed before (a writer of ours has held it: it may have created the record).
 
     Writers in this process queue on a local lock first, so they never poll the row for each other.
     The holder needs a few calls, so wait a little for it; past that, re-queue with a delay.
@@ -224,7 +227,7 @@ async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[None]:
                 raise RetryLaterError(f"{lock_key} is being pushed by another worker", delay=LOCK_WAIT_SECONDS)
             await asyncio.sleep(0.1)  # a lease held elsewhere: poll the row, bounded by the deadline
         try:
-            yield
+            yield job.attempts > 1
         finally:
             with contextlib.suppress(LostLeaseError):
                 await jobs.release(job, "")
@@ -252,8 +255,8 @@ async def product_target(
     code = payload.code or released.item_number
     pipedrive = await rt.pipedrive()
 
-    async def find() -> int | None:
-        found = await directory.product_by_code(code)
+    async def find(touched_before: bool) -> int | None:
+        found = await directory.product_by_code(code, confirm_miss=touched_before)
         return found.id if found is not None else None
 
     async def update(product_id: int) -> bool:
@@ -327,8 +330,8 @@ async def org_target(rt: Runtime, customer: Customer, directory: PipedriveDirect
     body = payload.model_copy(update={"custom_fields": await fields.to_hashes(payload.custom_fields or {})})
     account = customer.customer_account
 
-    async def find() -> int | None:
-        return await directory.organization_by_account(account)
+    async def find(touched_before: bool) -> int | None:
+        return await directory.organization_by_account(account, confirm_miss=touched_before)
 
     async def update(org_id: int) -> bool:
         try:

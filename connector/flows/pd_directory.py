@@ -9,9 +9,9 @@ Neither API has idempotency keys, so a push finds before it creates. Two ways, o
 - Listed once (the full diff): every product / organization is read once, 500 a page, the first
   time a record needs it, into memory, and kept current with our own writes. A catalogue then costs
   a few list pages instead of one search per record, and an item released in two companies is
-  read from Pipedrive once. A miss is confirmed by a read of what changed since the last read
-  (`updated_since`; one call serves every miss waiting at the time), so a record another worker or
-  a person created meanwhile is adopted, not duplicated.
+  read from Pipedrive once. A miss on a record another worker of ours may have written since the
+  listing (its lock row is not new) is confirmed by a read of what changed since the last read
+  (`updated_since`; one call serves every miss waiting at the time), so it is adopted, not duplicated.
 """
 
 from __future__ import annotations
@@ -87,11 +87,11 @@ class PipedriveDirectory:
 
     # --- products ---------------------------------------------------------------------------------
 
-    async def product_by_code(self, code: str) -> Product | None:
+    async def product_by_code(self, code: str, *, confirm_miss: bool = True) -> Product | None:
         if self.listed:
             await self._product_list.get()
             best = _best_product([self._products[i] for i in self._codes.get(_fold(code), ())], code)
-            if best is None:
+            if best is None and confirm_miss:
                 await self._deltas["product"].fresh()
                 best = _best_product([self._products[i] for i in self._codes.get(_fold(code), ())], code)
             return best
@@ -137,13 +137,13 @@ class PipedriveDirectory:
 
     # --- organizations ----------------------------------------------------------------------------
 
-    async def organization_by_account(self, account: str) -> int | None:
+    async def organization_by_account(self, account: str, *, confirm_miss: bool = True) -> int | None:
         """The oldest live organization whose account field equals `account` (trimmed, case-insensitive)."""
         if self._org_field is None:
             raise ValueError("PipedriveDirectory: no organization account field")
         if self.listed:
             await self._org_list.get()
-            if not self._accounts.get(_fold(account)):
+            if not self._accounts.get(_fold(account)) and confirm_miss:
                 await self._deltas["organization"].fresh()
             ids = self._accounts.get(_fold(account), set())
             return min(ids) if ids else None
