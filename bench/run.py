@@ -37,6 +37,7 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
                     deals=args.deals,
                     latency=(args.latency_min, args.latency_max),
                     concurrency=tuple(args.workers),
+                    processes=args.processes,
                 )
             )
             print(out[-1], flush=True)
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--latency-min", type=float, default=0.05, help="injected latency per request, seconds")
     parser.add_argument("--latency-max", type=float, default=0.15)
     parser.add_argument("--workers", type=int, nargs="+", default=[8, 16], help="concurrent queue messages")
+    parser.add_argument("--processes", type=int, default=4, help="worker processes sharing one token (0/1: skip)")
     parser.add_argument("--repeat", type=int, default=5, help="cold-start subprocesses per variant")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news
