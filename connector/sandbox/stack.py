@@ -26,6 +26,15 @@ DEMO_MAPPING = ROOT / "config" / "demo-mapping.yaml"
 WEBHOOK_USER = "pipedrive-hook"
 
 
+def numbers_from_deal(mapping_file: Path) -> bool:
+    """Whether the mapping makes the sales order number itself, so D365's sequence must take manual numbers."""
+    from connector.mapping.config import load_mapping
+
+    order = load_mapping(mapping_file).order
+    numbering = getattr(order, "numbering", None)
+    return numbering == "from_deal" if numbering is not None else order.number_template is not None
+
+
 class LocalStack:
     """Start with `async with LocalStack(...) as stack:`; `stack.env` holds the app settings it made."""
 
@@ -39,11 +48,14 @@ class LocalStack:
         workdir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         webhook_time_scale: float = 0.001,
+        manual_order_numbers: bool | None = None,
     ) -> None:
         self._own_azurite = azurite is None
         self.azurite = azurite or Azurite()
         self.pipedrive = PipedriveSandbox(pipedrive_seed, webhook_time_scale=webhook_time_scale)
-        self.d365 = D365Sandbox(d365_seed, time_factor=0.01)
+        if manual_order_numbers is None:
+            manual_order_numbers = numbers_from_deal(mapping_file)
+        self.d365 = D365Sandbox(d365_seed, time_factor=0.01, manual_sales_order_numbers=manual_order_numbers)
         self.mapping_file = mapping_file
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir

@@ -39,6 +39,12 @@ def _batch_posts(sim: D365Sandbox) -> int:
     return sum(1 for r in sim.requests() if r.path == "/data/$batch" and not r.in_batch)
 
 
+@pytest.fixture(autouse=True)
+def _manual_order_numbers(d365_sim: D365Sandbox) -> None:
+    """These orders carry their own number (SO-T-1, the `from_deal` setup): the sequence must allow it."""
+    d365_sim.set_number_sequences(manual_sales_order_numbers=True)
+
+
 async def test_header_and_lines_in_one_changeset(d365_sim: D365Sandbox, d365: D365Client) -> None:
     number, lines = await d365.create_sales_order(_header(), [_line("D0001"), _line(" RFI-TEST-001", "1.5")])
     assert number == "SO-T-1"
@@ -52,18 +58,18 @@ async def test_header_and_lines_in_one_changeset(d365_sim: D365Sandbox, d365: D3
     assert await d365.find_order_by_reference("PD-DEAL-4*", "usmf") is None  # wildcard never adopts a neighbour
 
 
-async def test_content_id_link_lets_the_number_sequence_number_the_order(d365_sim: D365Sandbox, waits: Waits) -> None:
+async def test_content_id_link_is_refused_and_writes_nothing(d365_sim: D365Sandbox, waits: Waits) -> None:
+    # The simulator takes the strict reading of reference section 4 (`$1` references refused, issue 8).
     async with make_client(d365_sim, waits) as d365:  # line_link="auto": no number -> `$1/SalesOrderLines`
-        number, lines = await d365.create_sales_order(_header(number=None), [_line("D0001")])
+        with pytest.raises(ValidationError, match="Content-ID") as caught:
+            await d365.create_sales_order(_header(number=None), [_line("D0001")])
+    assert caught.value.status == 400
     assert [r.path for r in d365_sim.requests() if r.in_batch] == [
         f"{d365_sim.data_url}/SalesOrderHeadersV2",
         "$1/SalesOrderLines",
     ]
-    assert number and number.lower().startswith("usmf-")
-    assert [
-        o["SalesOrderNumber"] for o in d365_sim.sales_orders("usmf") if o["CustomersOrderReference"] == "PD-DEAL-42"
-    ] == [number]
-    assert lines[0].sales_order_number == number
+    assert [o for o in d365_sim.sales_orders("usmf") if o["CustomersOrderReference"] == "PD-DEAL-42"] == []
+    assert _batch_posts(d365_sim) == 1  # refused, not retried
 
 
 async def test_a_failing_second_line_leaves_no_header(d365_sim: D365Sandbox, d365: D365Client) -> None:

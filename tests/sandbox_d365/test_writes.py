@@ -140,3 +140,14 @@ async def test_patch_in_other_company_needs_cross_company(api: httpx.AsyncClient
     assert changed.json()["AddressCity"] == "Berlin"
     bad_group = await api.patch(key + "?cross-company=true", json={"CustomerGroupId": "30"})
     assert "'30' in field 'Customer group'" in infolog(bad_group)  # group 30 exists only in usmf
+
+
+async def test_customer_party_rules_are_strict(api: httpx.AsyncClient) -> None:
+    common = {"CustomerGroupId": "10", "SalesCurrencyCode": "USD"}
+    nameless = await api.post("CustomersV3", json={**common, "PartyType": "Person"})
+    assert "Mandatory field 'Name' not set." in infolog(nameless)
+    assert (await api.post("CustomersV3", json={**common, "PartyType": "Person", "PersonLastName": "Ek"})).is_success
+    odd = await api.post("CustomersV3", json={**common, "PartyType": "Team", "OrganizationName": "X"})
+    assert "'Team' is not a valid party type" in infolog(odd)
+    no_country = await api.post("CustomersV3", json={**common, "OrganizationName": "X", "AddressDescription": "HQ"})
+    assert "Field 'Country/region' must be filled in." in infolog(no_country)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -11,7 +11,7 @@ from aiohttp import web
 
 from connector.sandbox.d365 import control
 from connector.sandbox.d365.batch import handle_batch
-from connector.sandbox.d365.faults import GATEWAY_HTML, Fault
+from connector.sandbox.d365.faults import Fault, gateway_html
 from connector.sandbox.d365.odata_errors import ODataError, throttled
 from connector.sandbox.d365.service import JSON_TYPE, Request, Response, url_too_long
 from connector.sandbox.d365.tokens import TokenError
@@ -124,7 +124,7 @@ def to_web(response: Response) -> web.Response:
 def fault_response(fault: Fault) -> Response:
     status = fault.status or 500
     if fault.html:
-        return Response(status, GATEWAY_HTML.encode(), {"Content-Type": "text/html"})
+        return Response(status, gateway_html(status).encode(), {"Content-Type": "text/html"})
     if status == 429:
         error = throttled(fault.message or "Number of requests exceeded the limit.", fault.retry_after or 0)
         if fault.retry_after is None:
@@ -150,12 +150,11 @@ async def authorize(request: web.Request) -> Response | str:
     return str(claims["appid"])
 
 
-async def pre_checks(request: web.Request, path: str) -> Response | None:
+async def pre_checks(request: web.Request, fault: Fault | None) -> Response | None:
     """Faults, auth and service protection, in the order a real request meets them."""
     sandbox = _sandbox(request)
-    fault = sandbox.faults.take(request.method, path)
     if fault and fault.latency:
-        await asyncio.sleep(fault.latency)  # injected server-side latency, part of the simulated behaviour
+        await sandbox.pause(fault.latency)  # injected server-side latency, part of the simulated behaviour
     if fault and fault.status:
         return fault_response(fault)
     client = await authorize(request)
@@ -168,29 +167,71 @@ async def pre_checks(request: web.Request, path: str) -> Response | None:
     return None
 
 
-async def data(request: web.Request) -> web.Response:
+async def serve(
+    request: web.Request,
+    process: Callable[[], Awaitable[Response]],
+    *,
+    log_body: Any = None,
+    refused: Response | None = None,
+) -> web.StreamResponse:
+    """One `/data/` request: faults and checks, then `process` (the write commits there), then the answer.
+
+    `refused` is an answer the web server gives before anything else (e.g. a URL too long). A lost-answer
+    fault (`after_commit`, `commit_delay`) lets the request be processed as usual and only then takes
+    the answer away, as a gateway or a broken connection does after F&O committed.
+    """
+    sandbox = _sandbox(request)
+    fault = None if refused else sandbox.faults.take(request.method, request.path)
+    response = refused or await pre_checks(request, fault)
+    if response is None:
+        if fault and fault.commit_delay:
+            response = await sandbox.later(fault.commit_delay, process)
+        else:
+            response = await process()
+    lost = fault.kind if fault and (fault.after_commit or fault.commit_delay) else None
+    sandbox.log.add(request.method, request.path, dict(request.query), response.status, body=log_body, lost=lost)
+    if fault and fault.after_commit:
+        return await lose_answer(request, fault, response)
+    return to_web(response)
+
+
+async def lose_answer(request: web.Request, fault: Fault, response: Response) -> web.StreamResponse:
+    if fault.after_commit == "stall":
+        await _sandbox(request).pause(fault.stall)  # the client has timed out by now (or stops waiting)
+        return to_web(response)
+    if fault.after_commit == "reset":
+        if request.transport is not None:
+            request.transport.abort()  # no answer at all: the client sees the connection drop
+        return web.Response(status=500)  # written to nothing
+    status = int(fault.after_commit or 502)
+    return web.Response(status=status, text=gateway_html(status), content_type="text/html")
+
+
+async def data(request: web.Request) -> web.StreamResponse:
     sandbox = _sandbox(request)
     path = request.rel_url.raw_path.partition("/data/")[2]  # as sent: the service decodes it like F&O's host
     query = dict(request.query)
     body = await request.read()
-    response = url_too_long(sandbox.base_url + request.raw_path) or await pre_checks(request, request.path)
-    if response is None:
-        response = await handle_atomic(sandbox, Request(request.method, path, query, body, dict(request.headers)))
-    sandbox.log.add(request.method, request.path, query, response.status, body=_loggable(body))
-    return to_web(response)
+    headers = dict(request.headers)
+
+    async def process() -> Response:
+        return await handle_atomic(sandbox, Request(request.method, path, query, body, headers))
+
+    too_long = url_too_long(sandbox.base_url + request.raw_path)
+    return await serve(request, process, log_body=_loggable(body), refused=too_long)
 
 
-async def batch(request: web.Request) -> web.Response:
+async def batch(request: web.Request) -> web.StreamResponse:
     sandbox = _sandbox(request)
     body = await request.read()
-    response = await pre_checks(request, request.path)
-    if response is None:
+    content_type = request.headers.get("Content-Type", "")
+
+    async def process() -> Response:
         if request.method != "POST":
-            response = ODataServiceError405()
-        else:
-            response = await handle_batch(sandbox, request.headers.get("Content-Type", ""), body)
-    sandbox.log.add(request.method, request.path, dict(request.query), response.status)
-    return to_web(response)
+            return ODataServiceError405()
+        return await handle_batch(sandbox, content_type, body)
+
+    return await serve(request, process)
 
 
 async def handle_atomic(sandbox: D365Sandbox, request: Request) -> Response:

@@ -3,12 +3,15 @@
 A changeset commits all its operations or none; the outer answer is 200 even when a changeset fails,
 and a failed changeset answers with one part carrying the error (a 429 from service protection or an
 injected fault included, with its Retry-After). Operations outside changesets run independently.
-`$<Content-ID>` at the start of a URL refers to the entity created earlier in the same changeset.
+
+A `$<Content-ID>` reference in a request URL (`$1/SalesOrderLines`) is refused (400, nothing of the
+changeset is written). F&O's support for it is UNCONFIRMED and unlikely: its batch handler saves a
+changeset's operations together at the end (reference section 4), so a number-sequence key does not
+exist yet when `$1` would be resolved. The strict reading is the simulator's (docs/sandbox-d365.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import http
 import json
 import re
@@ -113,13 +116,19 @@ def parse_batch(content_type: str, body: bytes) -> list[Operation | Changeset]:
     return items
 
 
-def _data_path(url: str, created: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """`https://host/data/X?q`, `/data/X`, `X` or `$1/Nav` -> (path after /data/, query)."""
-    ref = re.match(r"^\$(\w+)(.*)$", url)
+def content_id_refused(url: str, content_id: str) -> ODataError:
+    return bad_request(
+        f"The request URI '{url[:200]}' refers to Content-ID '{content_id}'. Content-ID references are not "
+        "supported: the operations of a changeset are saved together when it ends, so the referenced entity "
+        "has no key yet. Address the entity by its key (e.g. give each line its order's SalesOrderNumber)."
+    )
+
+
+def _data_path(url: str) -> tuple[str, dict[str, str]]:
+    """`https://host/data/X?q`, `/data/X` or `X` -> (path after /data/, query); `$1/...` is refused."""
+    ref = re.match(r"^\$(\w+)", url)
     if ref:
-        if ref.group(1) not in created:
-            raise bad_request(f"The Content-ID '{ref.group(1)}' does not refer to an earlier operation.")
-        url = created[ref.group(1)] + ref.group(2)
+        raise content_id_refused(url, ref.group(1))
     parts = urlsplit(url)
     path = parts.path
     if "/data/" in path:
@@ -127,28 +136,28 @@ def _data_path(url: str, created: dict[str, str]) -> tuple[str, dict[str, str]]:
     return path.lstrip("/"), dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
-async def _run(sandbox: D365Sandbox, op: Operation, created: dict[str, str], *, atomic: bool = False) -> Response:
+async def _run(sandbox: D365Sandbox, op: Operation, *, atomic: bool = False) -> Response:
     fault = sandbox.faults.take(op.method, op.url, "batch_part")
     if fault and fault.latency:
-        await asyncio.sleep(fault.latency)  # injected server-side latency
+        await sandbox.pause(fault.latency)  # injected server-side latency
     if fault and fault.status:
         from connector.sandbox.d365.app import fault_response
 
         response = fault_response(fault)
     else:
+        refused: Response | None = None
         try:
-            path, query = _data_path(op.url, created)
+            path, query = _data_path(op.url)
         except ODataError as exc:
-            return sandbox.service.error(exc)
-        request = Request(op.method, path, query, op.body, op.headers)
-        if atomic:
-            from connector.sandbox.d365.app import handle_atomic
+            refused = response = sandbox.service.error(exc)
+        if refused is None:
+            request = Request(op.method, path, query, op.body, op.headers)
+            if atomic:
+                from connector.sandbox.d365.app import handle_atomic
 
-            response = await handle_atomic(sandbox, request)
-        else:
-            response = sandbox.service.handle(request)
-        if response.status == 201 and op.content_id and "Location" in response.headers:
-            created[op.content_id] = response.headers["Location"]
+                response = await handle_atomic(sandbox, request)
+            else:
+                response = sandbox.service.handle(request)
     sandbox.log.add(op.method, op.url, {}, response.status, in_batch=True, body=_json_or_none(op.body))
     return response
 
@@ -194,7 +203,7 @@ async def handle_batch(sandbox: D365Sandbox, content_type: str, body: bytes) -> 
     for item in items:
         out += f"--{outer}\r\n".encode()
         if isinstance(item, Operation):
-            out += _format_part(await _run(sandbox, item, {}, atomic=True), item.content_id)
+            out += _format_part(await _run(sandbox, item, atomic=True), item.content_id)
             continue
         out += await _run_changeset(sandbox, item)
     out += f"--{outer}--\r\n".encode()
@@ -207,12 +216,11 @@ async def _run_changeset(sandbox: D365Sandbox, changeset: Changeset) -> bytes:
 
 
 async def _run_changeset_locked(sandbox: D365Sandbox, changeset: Changeset) -> bytes:
-    created: dict[str, str] = {}
     results: list[tuple[Response, str | None]] = []
     sandbox.store.begin()
     try:
         for op in changeset.operations:
-            response = await _run(sandbox, op, created)
+            response = await _run(sandbox, op)
             if response.status >= 400:
                 sandbox.store.rollback()
                 if _is_write_error(response) and sandbox.batch_write_error_status:

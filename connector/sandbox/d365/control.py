@@ -17,6 +17,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_sandbox/seed", seed)
     app.router.add_post("/_sandbox/faults", add_fault)
     app.router.add_delete("/_sandbox/faults", clear_faults)
+    app.router.add_get("/_sandbox/faults", list_faults)
+    app.router.add_post("/_sandbox/commits/release", release_commits)
+    app.router.add_put("/_sandbox/number-sequences", number_sequences)
     app.router.add_put("/_sandbox/limits", set_limits)
     app.router.add_get("/_sandbox/requests", requests)
     app.router.add_delete("/_sandbox/requests", clear_requests)
@@ -76,6 +79,30 @@ async def add_fault(request: web.Request) -> web.Response:
 async def clear_faults(request: web.Request) -> web.Response:
     _sb(request).faults.clear()
     return web.json_response({"ok": True})
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    sandbox = _sb(request)
+    return web.json_response(
+        {
+            "pending": [fault.model_dump() for fault in sandbox.faults.faults],
+            "fired": dict(sandbox.faults.fired),
+            "pending_commits": sandbox.pending_commits,
+        }
+    )
+
+
+async def release_commits(request: web.Request) -> web.Response:
+    return web.json_response({"released": await _sb(request).release_late_commits()})
+
+
+async def number_sequences(request: web.Request) -> web.Response:
+    def apply(body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("manual_sales_order_numbers"), bool):
+            raise TypeError('body must be {"manual_sales_order_numbers": true|false}')
+        _sb(request).set_number_sequences(manual_sales_order_numbers=body["manual_sales_order_numbers"])
+
+    return await _guard(request, apply)
 
 
 async def set_limits(request: web.Request) -> web.Response:

@@ -1,16 +1,28 @@
-"""Fault injection (tests ask for the next N matching requests to fail or stall) and the request log."""
+"""Fault injection (tests ask for the next N matching requests to fail, stall or lose their answer)
+and the request log."""
 
 from __future__ import annotations
 
+import http
 import time
+from collections import Counter
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-GATEWAY_HTML = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
-    "<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n"
-)
+AfterCommit = Literal["reset", "502", "504", "stall"]
+
+
+def gateway_html(status: int = 502) -> str:
+    """The page Azure Application Gateway answers with when the backend fails or times out."""
+    title = f"{status} {'Gateway Time-out' if status == 504 else http.HTTPStatus(status).phrase}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n"
+    )
+
+
+GATEWAY_HTML = gateway_html(502)
 
 
 class Fault(BaseModel):
@@ -29,6 +41,37 @@ class Fault(BaseModel):
     where: Literal["request", "batch_part"] = Field(
         "request", description="'batch_part': applies to an operation inside $batch (429 inside a part)."
     )
+    # Lost answers: the request IS processed (a write commits), the client just never learns it.
+    after_commit: AfterCommit | None = Field(
+        None,
+        description="Process the request, then lose its answer: 'reset' aborts the connection, '502'/'504' "
+        "answer a gateway HTML page, 'stall' holds the answer `stall` seconds (beyond the client's timeout).",
+    )
+    stall: float = Field(90.0, ge=0, le=3600, description="Seconds an after_commit='stall' answer is held.")
+    commit_delay: float = Field(
+        0.0, ge=0, le=3600, description="Hold the request this long, then process it whether or not the client "
+        "still waits (a commit that lands after the client gave up).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> Fault:
+        lost = self.after_commit is not None or self.commit_delay > 0
+        if lost and self.status is not None:
+            raise ValueError("status and after_commit/commit_delay exclude each other: a status means 'not processed'")
+        if lost and self.where != "request":
+            raise ValueError("after_commit/commit_delay apply to whole requests ($batch included), not batch parts")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """A short name for counting: '429', '502-html', 'latency', 'lost-reset', 'late-commit', ..."""
+        if self.after_commit is not None:
+            return f"lost-{self.after_commit}"
+        if self.commit_delay:
+            return "late-commit"
+        if self.status is not None:
+            return f"{self.status}{'-html' if self.html else ''}{'-part' if self.where == 'batch_part' else ''}"
+        return "latency" + ("-part" if self.where == "batch_part" else "")
 
     def matches(self, method: str, path: str, where: str) -> bool:
         return (
@@ -41,6 +84,7 @@ class Fault(BaseModel):
 class FaultBook:
     def __init__(self) -> None:
         self.faults: list[Fault] = []
+        self.fired: Counter[str] = Counter()  # faults that met a request, by kind
 
     def add(self, fault: Fault) -> None:
         self.faults.append(fault)
@@ -51,6 +95,7 @@ class FaultBook:
                 fault.count -= 1
                 if fault.count <= 0:
                     self.faults.remove(fault)
+                self.fired[fault.kind] += 1
                 return fault
         return None
 
@@ -68,6 +113,7 @@ class LoggedRequest(BaseModel):
     status: int
     in_batch: bool = False
     body: Any = None
+    lost: str | None = Field(None, description="The lost-answer fault applied (the client did not get `status`).")
 
 
 class RequestLog:
@@ -75,12 +121,10 @@ class RequestLog:
         self.entries: list[LoggedRequest] = []
 
     def add(self, method: str, path: str, query: dict[str, str], status: int, *, in_batch: bool = False,
-            body: Any = None) -> None:  # fmt: skip
-        self.entries.append(
-            LoggedRequest(
-                time=time.time(), method=method, path=path, query=query, status=status, in_batch=in_batch, body=body
-            )
-        )
+            body: Any = None, lost: str | None = None) -> None:  # fmt: skip
+        entry = LoggedRequest(time=time.time(), method=method, path=path, query=query, status=status,
+                              in_batch=in_batch, body=body, lost=lost)  # fmt: skip
+        self.entries.append(entry)
 
 
 class ServiceProtection(BaseModel):

@@ -37,6 +37,7 @@ KEY_LABELS = {
     "InventoryLotId": "Lot ID",
 }
 PRODUCT_TEXT_FIELDS = ("ProductName", "ProductDescription")
+PERSON_NAME_FIELDS = ("PersonFirstName", "PersonMiddleName", "PersonLastName")
 
 
 @dataclass
@@ -44,7 +45,9 @@ class WriteOptions:
     """Behaviour switches where the reference is UNCONFIRMED (see docs/sandbox-d365.md)."""
 
     write_error_status: int = 400  # 400 in recent reports, 500 in older ones (reference section 5)
-    manual_sales_order_numbers: bool = True  # number sequence allows manual numbers
+    # The sales order number sequence takes caller-made numbers only when the admin allows it (Microsoft's
+    # changeset sample: "Change number sequence setting ... to allow user to set values"); strict default.
+    manual_sales_order_numbers: bool = False
     # Customer-account number sequence: "manual" needs CustomerAccount, "automatic" refuses one, "any" takes
     # either (whether a non-manual F&O sequence accepts a given account is UNCONFIRMED).
     customer_accounts: Literal["any", "automatic", "manual"] = "any"
@@ -143,11 +146,21 @@ class Rules:
 
     def _validate_customer(self, values: dict[str, Any]) -> None:
         company = values["dataAreaId"]
-        if values.get("PartyType", "Organization") == "Organization" and not values.get("OrganizationName"):
+        party = values.get("PartyType", "Organization")
+        if party not in ("Organization", "Person"):
+            raise self._fail("CustomersV3", [f"Error: '{party}' is not a valid party type for a customer."])
+        if party == "Organization" and not values.get("OrganizationName"):
             raise self._fail(
                 "CustomersV3", ["Error: Mandatory field 'Organization name' not set."], prefix="Write returned RecId 0."
             )
+        if party == "Person" and not any(values.get(f) for f in PERSON_NAME_FIELDS):
+            # Reference section 2: a person needs one of the person-name fields (exact wording UNCONFIRMED).
+            raise self._fail(
+                "CustomersV3", ["Error: Mandatory field 'Name' not set."], prefix="Write returned RecId 0."
+            )
         lines: list[str] = []
+        if values.get("AddressDescription") and not values.get("AddressCountryRegionId"):
+            lines.append("Warning: Field 'Country/region' must be filled in.")  # [ENT-CUST]; wording UNCONFIRMED
         self._required(values, lines, "CustomerGroupId", "Customer group")
         self._required(values, lines, "SalesCurrencyCode", "Currency")
         gid = str(values.get("CustomerGroupId", ""))
@@ -223,7 +236,13 @@ class Rules:
         if not values.get("SalesOrderNumber"):
             values["SalesOrderNumber"] = self.store.next_number("SalesOrderNumber", company)
         elif not self.options.manual_sales_order_numbers:
-            raise self._fail("SalesOrderHeadersV2", ["Error: The number sequence does not allow manual numbers."])
+            # Exact F&O wording UNCONFIRMED (reference section 2).
+            raise self._fail(
+                "SalesOrderHeadersV2",
+                [
+                    f"Error: The number sequence for Sales order does not allow manual entry ('{values['SalesOrderNumber']}')."
+                ],
+            )
         lines: list[str] = []
         self._required(values, lines, "OrderingCustomerAccountNumber", "Customer account")
         customer = self._related(

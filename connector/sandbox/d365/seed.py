@@ -37,6 +37,11 @@ class SeedData(BaseModel):
         default_factory=list, description="SalesOrderHeadersV2 fields plus 'lines' (SalesOrderLines fields)."
     )
     dimension_format: DimensionFormat = Field(default_factory=DimensionFormat)
+    manual_sales_order_numbers: bool | None = Field(
+        None,
+        description="Whether the sales order number sequence takes numbers from the caller (Manual / 'allow user "
+        "to set values'); None keeps the sandbox's setting (strict: no).",
+    )
 
 
 def default_seed() -> dict[str, Any]:

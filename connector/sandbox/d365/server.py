@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +17,7 @@ from connector.sandbox.d365.faults import Fault, FaultBook, Limiter, LoggedReque
 from connector.sandbox.d365.odata_errors import ODataError
 from connector.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, WriteOptions, same_order
 from connector.sandbox.d365.seed import SeedData, default_seed
-from connector.sandbox.d365.service import ODataService
+from connector.sandbox.d365.service import ODataService, Response
 from connector.sandbox.d365.store import Store
 from connector.sandbox.d365.tokens import TokenIssuer, loopback_certificate
 
@@ -44,6 +47,7 @@ class D365Sandbox:
         time_factor: float = 1.0,
         write_error_status: int = 400,
         batch_write_error_status: int | None = 500,
+        manual_sales_order_numbers: bool = False,
     ) -> None:
         self._initial_seed = seed if seed is not None else default_seed()
         self.page_size = page_size
@@ -59,7 +63,10 @@ class D365Sandbox:
             tenant_id=tenant_id, client_id=client_id, client_secret=client_secret, lifetime=token_lifetime
         )
         self.store = Store()
-        self.options = WriteOptions(write_error_status=write_error_status)
+        # Strict by default: a number sequence that takes manual numbers is an admin's choice (docs/sandbox-d365.md).
+        self.options = WriteOptions(
+            write_error_status=write_error_status, manual_sales_order_numbers=manual_sales_order_numbers
+        )
         self.rules = Rules(self.store, self.options)
         self.faults = FaultBook()
         self.limiter = Limiter()
@@ -70,6 +77,9 @@ class D365Sandbox:
         self.store.listeners.append(self.events.emit_change)
         self.service = ODataService(self.store, self.rules, base_url="", page_size=page_size)
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._release = asyncio.Event()
+        self._late: set[asyncio.Task[Response]] = set()
 
     # ---- lifecycle ----------------------------------------------------------------------------
     @property
@@ -94,6 +104,7 @@ class D365Sandbox:
         return f"{self.base_url}/.default"
 
     async def start(self) -> D365Sandbox:
+        self._closing = asyncio.Event()
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.certificate.server_context())
@@ -106,6 +117,8 @@ class D365Sandbox:
         return self
 
     async def stop(self) -> None:
+        self._closing.set()  # ends injected stalls, so stopping never waits for them
+        self._cancel_late_commits()
         await self.events.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -120,8 +133,10 @@ class D365Sandbox:
     # ---- control (mirrors /_sandbox/) ---------------------------------------------------------
     def reset(self, seed: dict[str, Any] | None = None) -> None:
         """Empty every table, then load `seed` (the default seed when None)."""
+        self._cancel_late_commits()
         self.store.clear()
         self.faults.clear()
+        self.faults.fired.clear()
         self.log.entries.clear()
         self.seed(seed if seed is not None else default_seed())
 
@@ -129,6 +144,8 @@ class D365Sandbox:
         """Add records through the same entity rules as POST; a refused record raises SeedError."""
         seed = data if isinstance(data, SeedData) else SeedData.model_validate(data)
         self.store.default_company = seed.default_company.casefold()
+        if seed.manual_sales_order_numbers is not None:
+            self.options.manual_sales_order_numbers = seed.manual_sales_order_numbers
         self.store.sequence_format = seed.number_sequence_format
         self.store.units.update(seed.units)
         self.options.dimension_format = list(seed.dimension_format.segments)
@@ -136,6 +153,7 @@ class D365Sandbox:
         self.options.dimension_values = dict(seed.dimension_format.values)
         self.dimension_format = seed.dimension_format
         endpoint, self.events.endpoint = self.events.endpoint, None  # seeding emits no events
+        manual, self.options.manual_sales_order_numbers = self.options.manual_sales_order_numbers, True
         try:
             self._load("LegalEntities", seed.legal_entities)
             self._load("Currencies", seed.currencies)
@@ -154,6 +172,7 @@ class D365Sandbox:
                 self._load("SalesOrderLines", lines)
         finally:
             self.events.endpoint = endpoint
+            self.options.manual_sales_order_numbers = manual  # seeded orders are existing data, numbered as given
 
     def _load(self, entity_set: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from connector.sandbox.d365.entities import coerce_body
@@ -174,6 +193,46 @@ class D365Sandbox:
         item = Fault.model_validate(fault)
         self.faults.add(item)
         return item
+
+    # ---- lost answers -------------------------------------------------------------------------
+    async def pause(self, seconds: float) -> None:
+        """An injected stall; it ends early when the sandbox stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
+    def later(self, delay: float, process: Callable[[], Awaitable[Response]]) -> Awaitable[Response]:
+        """Run `process` after `delay` s whether or not the client still waits (a commit that lands late)."""
+
+        async def run() -> Response:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), delay)
+            return await process()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        return asyncio.shield(task)
+
+    @property
+    def pending_commits(self) -> int:
+        """Requests held by a `commit_delay` fault that have not committed yet."""
+        return len(self._late)
+
+    async def release_late_commits(self) -> int:
+        """Process every held request now (tests need not wait out the delay); returns how many."""
+        release, self._release = self._release, asyncio.Event()
+        pending = list(self._late)
+        release.set()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
+
+    def set_number_sequences(self, *, manual_sales_order_numbers: bool) -> None:
+        """Whether the sales order number sequence takes numbers from the caller (strict default: no)."""
+        self.options.manual_sales_order_numbers = manual_sales_order_numbers
+
+    def _cancel_late_commits(self) -> None:
+        for task in list(self._late):
+            task.cancel()
 
     def set_limits(self, **limits: Any) -> None:
         """Service protection, e.g. set_limits(max_requests=5, window_seconds=60); set_limits() turns it off."""

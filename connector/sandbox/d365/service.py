@@ -203,11 +203,14 @@ class ODataService:
         if (entity.name, nav) not in EXPANDABLE:
             raise ODataError(404, f"Resource not found for the segment '{nav}'.")
         lines = self.store.entity("SalesOrderLines")
-        if request.method.upper() == "POST":
-            body = self._json(request)
-            if isinstance(body, dict):
-                body = {**body, "SalesOrderNumber": record["SalesOrderNumber"], "dataAreaId": record["dataAreaId"]}
-            return self._create(lines, body, request)
+        if request.method.upper() != "GET":
+            # Strict reading: F&O support for writes through a navigation property is UNCONFIRMED, and the
+            # line would get its SalesOrderNumber from the URL. Lines are POSTed to SalesOrderLines, each
+            # carrying its order's number (docs/sandbox-d365.md).
+            raise bad_request(
+                f"The HTTP method '{request.method.upper()}' is not supported on the navigation property "
+                f"'{nav}'; POST to {nav} with the order's SalesOrderNumber on each line."
+            )
         rows = [r for r in self.store.rows("SalesOrderLines") if same_order(r, record)]
         value = [self._shape(lines, r, None, None, request.query) for r in rows]
         return self._json_response({"@odata.context": self._context(lines, None), "value": value})
