@@ -137,9 +137,12 @@ def valid_won_change(draw: st.DrawFn) -> tuple[int, bytes]:
 
 
 def event_bases() -> list[Any]:
+    from tests.e2e.test_event_configuration import data_event
+
     product = envelope("ReleasedProductChangedBusinessEvent", "usmf", 5637144577, {"ItemNumber": "HP-1000"})
     customer = envelope("CustomerChangedBusinessEvent", "usmf", 5637144578, {"CustomerAccount": "US-001"})
-    return [product, [product, customer]]
+    data = data_event("custcustomerv3entity", {"CustomerAccount": "US-001", "dataAreaId": "usmf"})
+    return [product, [product, customer], data]
 
 
 def replay_bases() -> list[dict[str, Any]]:
@@ -204,6 +207,9 @@ def events_that_may_queue(body: bytes) -> int:
     for item in items:
         if not isinstance(item, dict):
             return 0
+        if "InputParameters" in item:  # a data event (RemoteExecutionContext): at most one push each
+            count += 1
+            continue
         event_id = item.get("BusinessEventId")
         key_field = KNOWN_EVENTS.get(event_id) if isinstance(event_id, str) else None
         if key_field and isinstance(item.get(key_field), str) and item[key_field].strip():
