@@ -322,25 +322,37 @@ def test_each_rate_limit_class_is_paced_on_its_own_budget() -> None:
     assert (len(server.counted) + len(server.searches)) / 30.0 >= 0.85 * 40 / 2.0
 
 
-def test_processes_sharing_a_token_split_its_limit_and_draw_no_429() -> None:
-    """Four processes (one pacer each, `instances=4`) on one token: zero 429s, the limit still used."""
+def _shared_run(busy: int, seconds: float, instances: int = 4) -> LimitedServer:
+    """`busy` processes (one pacer each, `instances=4`), 8 workers each, on one token of 40 / 2 s."""
     server = LimitedServer(RateLimits(burst_api_token=40, window_seconds=2.0))
-    shared = POLICY.model_copy(update={"instances": 4, "pace_below_remaining": 0})
+    shared = POLICY.model_copy(update={"instances": instances, "pace_below_remaining": 0})
 
     async def main() -> None:
-        transports = [RetryTransport(server, shared, pacer=pacer(shared)) for _ in range(4)]
-        stop = now() + 30.0
+        transports = [RetryTransport(server, shared, pacer=pacer(shared)) for _ in range(busy)]
+        stop = now() + seconds
 
         async def worker(transport: RetryTransport) -> None:
             while now() < stop:
-                response = await transport.handle_async_request(httpx.Request("GET", "https://x.test/api/v2/deals/1"))
-                assert response.status_code == 200
+                await transport.handle_async_request(httpx.Request("GET", "https://x.test/api/v2/deals/1"))
 
         await asyncio.gather(*(worker(t) for t in transports for _ in range(8)))
 
     run(main())
+    return server
+
+
+def test_processes_sharing_a_token_split_its_limit_and_draw_no_429() -> None:
+    """Four processes (one pacer each, `instances=4`) on one token: zero 429s, the limit still used."""
+    server = _shared_run(busy=4, seconds=60.0)
     assert server.refused == []
-    assert len(server.counted) / 30.0 >= 0.85 * 40 / 2.0
+    assert len(server.counted) / 60.0 >= 0.85 * 40 / 2.0
+
+
+def test_one_process_of_four_uses_only_its_share() -> None:
+    """The price of the even split: one busy process among four idle ones gets its quarter (README sizing)."""
+    server = _shared_run(busy=1, seconds=30.0)
+    assert server.refused == []
+    assert most_in_any_span(server.counted, 2.0) <= 10
 
 
 def test_processes_unaware_of_each_other_draw_429s() -> None:
