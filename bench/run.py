@@ -41,6 +41,11 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
                 )
             )
             print(out[-1], flush=True)
+        if "naive" in args.only:
+            from bench import naive
+
+            out.append(await naive.run(azurite))
+            print(out[-1], flush=True)
         if "masters" in args.only:
             out.append(await masters.run(azurite, products=args.products, customers=args.customers))
             print(out[-1], flush=True)
@@ -51,8 +56,8 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="+", default=["calls", "bulk", "throughput", "masters", "cold_start"],
-                        choices=["calls", "bulk", "throughput", "masters", "cold_start"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=["calls", "naive", "bulk", "throughput", "masters", "cold_start"],
+                        choices=["calls", "naive", "bulk", "throughput", "masters", "cold_start"])  # fmt: skip
     parser.add_argument("--products", type=int, default=10_000, help="released products in the master sync")
     parser.add_argument("--customers", type=int, default=5_000, help="customers in the master sync")
     parser.add_argument("--deals", type=int, default=100, help="won deals in the throughput run")
@@ -64,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news
     started = time.perf_counter()
-    if {"calls", "bulk", "throughput", "masters"} & set(args.only):
+    if {"calls", "naive", "bulk", "throughput", "masters"} & set(args.only):
         asyncio.run(_api_benchmarks(args))
     if "cold_start" in args.only:
         from bench import cold_start
