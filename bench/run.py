@@ -46,6 +46,11 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
 
             out.append(await naive.run(azurite))
             print(out[-1], flush=True)
+        if "memory" in args.only:
+            from bench import memory
+
+            out.append(await memory.run(azurite, orders=args.orders, webhooks=args.webhooks))
+            print(out[-1], flush=True)
         if "masters" in args.only:
             out.append(await masters.run(azurite, products=args.products, customers=args.customers))
             print(out[-1], flush=True)
@@ -56,8 +61,10 @@ async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="+", default=["calls", "naive", "bulk", "throughput", "masters", "cold_start"],
-                        choices=["calls", "naive", "bulk", "throughput", "masters", "cold_start"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=["calls", "naive", "bulk", "throughput", "memory", "masters", "cold_start"],
+                        choices=["calls", "naive", "bulk", "throughput", "memory", "masters", "cold_start"])  # fmt: skip
+    parser.add_argument("--orders", type=int, default=1000, help="orders one worker builds in the memory run")
+    parser.add_argument("--webhooks", type=int, default=10_000, help="webhooks the local runner takes")
     parser.add_argument("--products", type=int, default=10_000, help="released products in the master sync")
     parser.add_argument("--customers", type=int, default=5_000, help="customers in the master sync")
     parser.add_argument("--deals", type=int, default=100, help="won deals in the throughput run")
@@ -69,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # retries and 429s are part of the run, not news
     started = time.perf_counter()
-    if {"calls", "naive", "bulk", "throughput", "masters"} & set(args.only):
+    if {"calls", "naive", "bulk", "throughput", "memory", "masters"} & set(args.only):
         asyncio.run(_api_benchmarks(args))
     if "cold_start" in args.only:
         from bench import cold_start
