@@ -79,8 +79,18 @@ def _webhook(bench: Bench, deal_id: int, n: int) -> dict[str, Any]:
 async def _webhooks(bench: Bench, n: int, deals: int) -> list[tuple[int, float, float]]:
     port = _free_port()
     exe = str(Path(sys.executable).with_name("ml-connector"))
-    args = ["serve", "--port", str(port), "--poll-every", "0", "--master-every", "0", "--admin-key", "bench-admin-key-for-the-memory-run"]
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-serve.log", "wb")  # noqa: SIM115 - the runner's output
+    args = [
+        "serve",
+        "--port",
+        str(port),
+        "--poll-every",
+        "0",
+        "--master-every",
+        "0",
+        "--admin-key",
+        "bench-admin-key-for-the-memory-run",
+    ]
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-serve.log", "wb")  # noqa: SIM115, ASYNC230 - once, at start
     proc = await asyncio.create_subprocess_exec(exe, *args, env=dict(os.environ), stdout=log, stderr=log)
     secret = f"{WEBHOOK_USER}:{bench.stack.webhook_password}".encode()
     headers = {"Authorization": "Basic " + base64.b64encode(secret).decode()}
@@ -98,7 +108,9 @@ async def _webhooks(bench: Bench, n: int, deals: int) -> list[tuple[int, float, 
 
             async def one(i: int) -> None:
                 async with gate:
-                    answer = await client.post("/api/pipedrive/webhook", json=_webhook(bench, FIRST_DEAL + i % deals, i))
+                    answer = await client.post(
+                        "/api/pipedrive/webhook", json=_webhook(bench, FIRST_DEAL + i % deals, i)
+                    )
                     if answer.status_code >= 300:
                         raise RuntimeError(f"webhook {i}: {answer.status_code} {answer.text[:200]}")
 
