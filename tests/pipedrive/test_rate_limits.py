@@ -85,3 +85,17 @@ async def test_clients_of_one_token_share_a_pacer(pd: PipedriveSandbox) -> None:
         with pytest.raises(RetryLaterError):
             await second.get_deal(101)
     assert len(pd.requests()) == 2
+
+
+async def test_searches_are_paced_by_the_search_limit_and_other_calls_by_theirs(pd: PipedriveSandbox) -> None:
+    """The search limit (here 2 per window) never slows other calls to it, and draws no 429 once known."""
+    pd.set_limits(RateLimits(burst_api_token=6, burst_search=2, window_seconds=WINDOW))
+    async with PipedriveClient(pd.base_url, ApiTokenAuth(TOKEN), policy=FAST) as client:
+        await client.search_product_by_code("NO-SUCH-CODE")  # learns the search limit
+        await client.get_deal(100)  # ... and the general one
+        searches = [client.search_product_by_code(f"NONE-{i}") for i in range(6)]
+        reads = [client.get_deal(100 + i % WON_DEALS) for i in range(12)]
+        await asyncio.gather(*searches, *reads)
+    assert limited_429s(pd) == []
+    by_route = [e["route"] for e in pd.requests()]
+    assert by_route.count("/api/v2/products/search") == 7 and by_route.count("/api/v2/deals/{id}") == 13
