@@ -25,6 +25,7 @@ from connector.d365.models import Customer, ReleasedProduct
 from connector.errors import NotFoundError, PermanentError, RetryLaterError
 from connector.flows.claims import lease_left, release
 from connector.flows.context import Checkpoint, FlowContext
+from connector.flows.items import forget_item
 from connector.flows.pd_directory import PipedriveDirectory
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
 from connector.pipedrive.models import ProductInput, ProductPrice, ProductPriceInput
@@ -241,6 +242,7 @@ ReadProduct = tuple[ReleasedProduct, str | None]
 async def read_product(rt: Runtime, item_number: str, legal_entity: str) -> ReadProduct | None:
     """The released product and its name (two D365 reads; the diff has both from its paged reads)."""
     d365 = await rt.d365()
+    forget_item(rt.state, legal_entity.lower(), item_number)  # D365 said it changed: orders check it again
     released = await d365.find_item(item_number, legal_entity)
     if released is None:
         return None
