@@ -28,7 +28,7 @@ from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.items import forget_item
 from connector.flows.pd_directory import PipedriveDirectory
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
-from connector.pipedrive.models import ProductInput, ProductPrice, ProductPriceInput
+from connector.pipedrive.models import Product, ProductInput, ProductPrice, ProductPriceInput
 from connector.queues import MasterPush
 from connector.runtime import Runtime
 from connector.state.idmap import IdMapEntry
@@ -265,6 +265,8 @@ async def product_target(
         current = await directory.product(product_id)
         if current is None:
             return False
+        if shows(current, payload):
+            return True  # Pipedrive has it as we would write it (e.g. adopted after a reinstall): no write
         try:
             written = await pipedrive.update_product(product_id, merge_prices(payload, current.prices))
         except NotFoundError:
@@ -279,6 +281,14 @@ async def product_target(
 
     key = source_key(legal_entity, released.item_number)
     return Target(PRODUCT_MAP, key, f"product:{code.strip().casefold()}", content_hash(payload), find, update, create)
+
+
+def shows(current: Product, payload: ProductInput) -> bool:
+    """Whether the product already carries everything `payload` would write."""
+    if (current.name, current.code, current.unit or None) != (payload.name, payload.code, payload.unit or None):
+        return False
+    prices = {p.currency.upper(): p.price for p in current.prices}
+    return all(prices.get(p.currency.upper()) == p.price for p in payload.prices or [])
 
 
 def merge_prices(payload: ProductInput, current: list[ProductPrice]) -> ProductInput:

@@ -383,7 +383,10 @@ async def test_key_vault_unreachable_is_a_json_503(e2e: E2E, post: Post, monkeyp
     from tests.platform.keyvault_sim import StaticCredential
 
     dead = KeyVaultSecretStore(
-        f"https://127.0.0.1:{free_port()}", credential=StaticCredential(), verify_challenge_resource=False, retry_total=0
+        f"https://127.0.0.1:{free_port()}",
+        credential=StaticCredential(),
+        verify_challenge_resource=False,
+        retry_total=0,
     )
     monkeypatch.setattr(e2e.rt, "secrets", dead)
     try:
