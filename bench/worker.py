@@ -20,6 +20,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def _peak_rss_mb() -> float:
+    """This program's peak RSS: VmHWM starts anew at exec (ru_maxrss would count the parent's pages the
+    process had between fork and exec: the benchmark's simulators and data)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 async def main(batch_size: int) -> None:
     from connector.localhost import QueuePump
     from connector.runtime import close_runtime, get_runtime
@@ -34,7 +43,7 @@ async def main(batch_size: int) -> None:
             await asyncio.sleep(0.2)  # like the host's polling interval between empty receives
     finally:
         await close_runtime()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = _peak_rss_mb()
     print(json.dumps({"stats": asdict(pump.stats), "peak_rss_mb": round(rss, 1)}), flush=True)
 
 
