@@ -1,4 +1,4 @@
-"""Benchmark 4: the master sync at catalogue scale (default 10,000 released products and 5,000 customers across
+"""Benchmark 7: the master sync at catalogue scale (default 10,000 released products and 5,000 customers across
 two legal entities): a first full sync (creates, some adoptions), then a resync with nothing changed.
 
 Figures: D365 calls, Pipedrive calls and the tokens they cost next to the daily budget, Pipedrive writes
@@ -145,7 +145,7 @@ async def run(azurite: Azurite, *, products: int = 10_000, customers: int = 5_00
         notes.append(f"Pipedrive afterwards: {len(codes):,} products, {len(accounts):,} organizations with an account; "
                      f"records with a duplicate: {doubled}")  # fmt: skip
     return table(
-        f"4. Master sync at catalogue scale: {products:,} released products, {customers:,} customers, 2 legal entities",
+        f"7. Master sync at catalogue scale: {products:,} released products, {customers:,} customers, 2 legal entities",
         [
             "run",
             "read",
