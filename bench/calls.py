@@ -1,12 +1,28 @@
-"""Benchmark 1: API calls per order, by number of lines, read from the simulators' request logs.
+"""Benchmark 1: API calls per order, by number of lines, read from the simulators' request logs, in both
+numbering modes next to the naive flow (bench/naive.py).
 
-Budget (DESIGN.md "Performance budgets"): for a known customer the calls are constant in the number
-of lines. Pipedrive: deal + deal products (+ one products batch); D365: reference lookup + one $batch.
+Budget (DESIGN.md "Performance budgets", issue 14.1): for a known customer, Pipedrive deal + deal products +
+products (+ the optional order-number write-back); D365 the writes of the numbering mode (`from_deal`:
+one $batch; `d365_sequence`: the header, then one $batch of lines); no lookup before a first attempt's
+create; constant in the number of lines.
 """
 
 from __future__ import annotations
 
-from bench.harness import BENCH_PRODUCT_BASE, Bench, Calls, bench_org, bench_stack, calls_since, seeds, us_deal
+import tempfile
+from pathlib import Path
+
+from bench.harness import (
+    BENCH_PRODUCT_BASE,
+    Bench,
+    Calls,
+    bench_org,
+    bench_stack,
+    calls_since,
+    numbering_mapping,
+    seeds,
+    us_deal,
+)
 from bench.report import table
 from connector.flows.poll import poll_won_deals
 from connector.sandbox.azurite import Azurite
@@ -18,7 +34,8 @@ WARMUP, NEW_CUSTOMER = 9000, 9100
 # The design's budget for a known customer, plus the optional order-number write-back (on in the demo mapping).
 PD_BUDGET = {"GET /api/v2/deals/{id}", "GET /api/v2/deals/{id}/products", "GET /api/v2/products"}
 PD_OPTIONAL = {"PATCH /api/v2/deals/{id}"}
-D365_BUDGET = {"GET /data/SalesOrderHeadersV2", "POST /data/$batch"}
+D365_BUDGET = {"POST /data/$batch", "POST /data/SalesOrderHeadersV2"}
+MODES = ("from_deal", "d365_sequence")
 
 
 def _products(n: int) -> list[int]:
@@ -45,11 +62,50 @@ def _breakdown(counter: dict[str, int]) -> str:
 
 
 async def run(azurite: Azurite) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        tables = [await _mode(azurite, mode, numbering_mapping(mode, Path(folder))) for mode in MODES]
+    from bench import naive
+
+    return "\n".join([await _side_by_side(azurite, naive), *tables])
+
+
+async def _side_by_side(azurite: Azurite, naive: object) -> str:
+    """Known customer, warm: ours in both modes next to the naive recipe, by line count."""
+    with tempfile.TemporaryDirectory() as folder:
+        ours = {mode: await _known(azurite, numbering_mapping(mode, Path(folder))) for mode in MODES}
+    theirs = await naive.calls_by_lines(azurite, LINES)  # type: ignore[attr-defined]
+    rows = []
+    for n in LINES:
+        cells = [f"{ours[m][n][0]} + {ours[m][n][1]}" for m in MODES]
+        best = min(sum(ours[m][n]) for m in MODES)
+        rows.append((n, *cells, f"{theirs[n][0]} + {theirs[n][1]}", f"{sum(theirs[n]) / best:.1f}x"))
+    return table(
+        "1. Calls per order, known customer, warm (Pipedrive + D365): both numbering modes next to the naive flow",
+        ["lines", "ours, from_deal", "ours, d365_sequence", "naive (iPaaS recipe)", "naive / ours"],
+        rows,
+        ["Ours includes the optional order-number write-back (on in the demo mapping); so does the naive flow.",
+         "Naive: per line a product read and a D365 item lookup, the organization and a customer search every",
+         "time, the header and one POST per line (bench/naive.py)."],
+    )  # fmt: skip
+
+
+async def _known(azurite: Azurite, mapping: Path) -> dict[int, tuple[int, int]]:
+    pd_seed, d_seed = seeds(products=max(LINES), deals=_deals()[:-1])
+    async with bench_stack(azurite, pd_seed, d_seed, mapping_file=mapping) as bench:
+        await _measure(bench, WARMUP)
+        out = {}
+        for n in LINES:
+            calls = await _measure(bench, WARMUP + n)
+            out[n] = (calls.pipedrive_total, calls.d365_total)
+        return out
+
+
+async def _mode(azurite: Azurite, mode: str, mapping: Path) -> str:
     pd_seed, d_seed = seeds(products=max(LINES), orgs=[bench_org(NEW_ORG, "Bench Fluidtech Inc.")], deals=_deals())
     rows: list[tuple[object, ...]] = []
     breakdown: list[str] = []
     over: set[str] = set()
-    async with bench_stack(azurite, pd_seed, d_seed) as bench:
+    async with bench_stack(azurite, pd_seed, d_seed, mapping_file=mapping) as bench:
         scenarios = [("first order of org (account on field), new items", WARMUP, max(LINES))]
         scenarios += [("known customer, items in id map", WARMUP + n, n) for n in LINES]
         scenarios.append(("new customer (created in D365)", NEW_CUSTOMER, 10))
@@ -73,12 +129,13 @@ async def run(azurite: Azurite) -> str:
                          f"{calls.pipedrive_token}/{calls.d365_token}", 0))  # fmt: skip
             breakdown.append(f"{label}:\n      Pipedrive: {_breakdown(calls.pipedrive)}")
     return table(
-        "1. API calls per order (HTTP requests seen by the simulators)",
+        f"1{'ab'[MODES.index(mode)]}. API calls per order, numbering {mode} (HTTP requests seen by the simulators)",
         ["scenario", "lines", "Pipedrive", "D365", "token PD/D365", "ops in $batch"],
         rows,
         [
             "Budget, known customer: Pipedrive deal + deal products + products batch (+ optional order-number",
-            "write-back PATCH, on in the demo mapping); D365 reference lookup + one $batch. Poll, nothing new: 1.",
+            "write-back PATCH, on in the demo mapping); D365 from_deal: one $batch; d365_sequence: the header POST",
+            "and one $batch of lines; no lookup before a first attempt's create. Poll, nothing new: 1.",
             "Token calls are counted apart (Pipedrive uses an API token here: none; D365 token is cached).",
             "Known customer, beyond the budget: " + (", ".join(sorted(over)) or "nothing"),
             *breakdown,

@@ -9,13 +9,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from connector.localhost import PumpStats, QueuePump
 from connector.runtime import Runtime, close_runtime, get_runtime
 from connector.sandbox.azurite import Azurite
 from connector.sandbox.demo_data import PRODUCTS, d365_seed, pipedrive_seed
-from connector.sandbox.stack import LocalStack
+from connector.sandbox.stack import DEMO_MAPPING, LocalStack
 
 BENCH_PRODUCT_BASE = 1000  # Pipedrive ids of the extra products: 1001..1000+n
 PUMP_BATCH = 8  # host.json extensions.queues.batchSize
@@ -102,6 +105,20 @@ def seeds(
     return pd_seed, d_seed
 
 
+def numbering_mapping(numbering: str, folder: Path) -> Path:
+    """The demo mapping with `order.numbering` set (`from_deal` numbers PD{deal_id}; `d365_sequence` none)."""
+    data = yaml.safe_load(DEMO_MAPPING.read_text(encoding="utf-8"))
+    order = data["order"]
+    order["numbering"] = numbering
+    if numbering == "from_deal":
+        order["number_template"] = "PD{deal_id}"
+    else:
+        order.pop("number_template", None)
+    path = folder / f"mapping-{numbering}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 @dataclass
 class Bench:
     stack: LocalStack
@@ -135,8 +152,11 @@ async def drain_all(rt: Runtime, *, batch_size: int = PUMP_BATCH) -> PumpStats:
 
 
 @asynccontextmanager
-async def bench_stack(azurite: Azurite, pd_seed: dict[str, Any], d_seed: dict[str, Any]) -> AsyncIterator[Bench]:
-    async with LocalStack(pipedrive_seed=pd_seed, d365_seed=d_seed, azurite=azurite) as stack:
+async def bench_stack(
+    azurite: Azurite, pd_seed: dict[str, Any], d_seed: dict[str, Any], *, mapping_file: Path | None = None
+) -> AsyncIterator[Bench]:
+    mapping = mapping_file or DEMO_MAPPING
+    async with LocalStack(pipedrive_seed=pd_seed, d365_seed=d_seed, azurite=azurite, mapping_file=mapping) as stack:
         stack.apply_env()
         rt = await get_runtime()
         try:
