@@ -107,6 +107,8 @@ def seeds(
 
 def numbering_mapping(numbering: str, folder: Path) -> Path:
     """The demo mapping with `order.numbering` set (`from_deal` numbers PD{deal_id}; `d365_sequence` none)."""
+    if numbering == "demo mapping":
+        return DEMO_MAPPING
     data = yaml.safe_load(DEMO_MAPPING.read_text(encoding="utf-8"))
     order = data["order"]
     order["numbering"] = numbering
