@@ -8,7 +8,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test lint typecheck unit install bench clean checkov fuzz
+.PHONY: demo test lint typecheck unit install bench clean checkov fuzz chaos
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -51,6 +51,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# 1,000 won deals per numbering mode, three `ml-connector serve` workers killed with SIGKILL, faults and
+# lost answers in both APIs; one line of figures per mode, non-zero exit on a duplicate, lost deal or leak.
+chaos: $(STAMP)
+	$(PY) -m connector.sandbox.chaos --preset full --numbering both
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,44 @@
+"""The short chaos run (issue 10 item 5) in both numbering modes: real worker processes killed with
+SIGKILL, faults and lost answers in both APIs; every won deal ends as exactly one order with exactly
+its lines, no customer twice, no secret in any log, and (every fault being transient) no failed job."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.sandbox.azurite import Azurite
+from connector.sandbox.chaos import ChaosConfig, run_chaos
+
+MODES = [
+    pytest.param(
+        "from_deal",
+        id="from_deal",
+        marks=pytest.mark.xfail(
+            strict=False,
+            reason="issue 8 item 3 (lost answers): a person-only customer whose create answer is lost "
+            "(committed, then a 502/reset) is created a second time (duplicate customer; e.g. seed 11)",
+        ),
+    ),
+    pytest.param(
+        "d365_sequence",
+        id="d365_sequence",
+        marks=pytest.mark.xfail(
+            strict=False,
+            reason="order write rework, issue 8: d365_sequence orders still use the `$1/SalesOrderLines` "
+            "Content-ID changeset, which the simulator refuses (strict reading), so every order fails",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("numbering", MODES)
+async def test_short_chaos_run(azurite: Azurite, numbering: str) -> None:
+    lines: list[str] = []
+    report = await run_chaos(ChaosConfig.short(numbering), azurite=azurite, say=lines.append)  # type: ignore[arg-type]
+    detail = "\n".join([*lines, report.line(), *report.problems()])
+    assert report.kills >= 1, detail
+    assert report.verdict.won == report.config.deals, detail
+    assert report.ok, detail
+    assert report.drained, detail
+    assert not report.verdict.failed and not report.verdict.failed_with_order, detail
+    assert report.verdict.orders == report.config.deals, detail
