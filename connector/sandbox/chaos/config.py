@@ -27,7 +27,9 @@ class ChaosConfig(BaseModel):
     restart_after: tuple[float, float] = (0.3, 2.0)
     poll_every: float = Field(4.0, gt=0, description="Each worker's poll timer (the net under dropped webhooks).")
     d365_timeout: float = Field(2.0, gt=0, description="The connector's D365 HTTP timeout (when configurable).")
-    pump_batch: int = Field(8, ge=1, le=32)
+    stale_seconds: int = Field(
+        60, ge=60, description="JOB_STALE_SECONDS: a queued/running job untouched this long may be sent again."
+    )
     new_customer_share: float = Field(0.5, ge=0, le=1, description="Deals whose organization D365 lacks.")
     person_only_share: float = Field(0.1, ge=0, le=1, description="Deals with a person and no organization.")
     second_company_share: float = Field(0.2, ge=0, le=1, description="Deals in the DACH pipeline (demf).")
@@ -36,7 +38,9 @@ class ChaosConfig(BaseModel):
     @classmethod
     def short(cls, numbering: Numbering, **changes: object) -> ChaosConfig:
         """The `make test` run: a few dozen deals, a few kills, well under two minutes."""
-        base: dict[str, object] = {"deals": 40, "workers": 2, "kills": 3, "fault_events": 18, "chaos_seconds": 18.0}
+        base: dict[str, object] = {
+            "deals": 40, "workers": 2, "kills": 3, "fault_events": 18, "chaos_seconds": 18.0, "drain_seconds": 150.0,
+        }  # fmt: skip
         return cls.model_validate({**base, "numbering": numbering, **changes})
 
     @classmethod
@@ -44,6 +48,6 @@ class ChaosConfig(BaseModel):
         """The `make chaos` run: 1,000 deals, three workers, a kill every few seconds."""
         base: dict[str, object] = {
             "deals": 1000, "workers": 3, "kills": 12, "fault_events": 160, "chaos_seconds": 150.0,
-            "drain_seconds": 900.0, "poll_every": 10.0,
+            "drain_seconds": 900.0, "poll_every": 10.0, "stale_seconds": 300,
         }  # fmt: skip
         return cls.model_validate({**base, "numbering": numbering, **changes})

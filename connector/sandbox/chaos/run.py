@@ -102,7 +102,7 @@ def _tunables(config: ChaosConfig) -> tuple[dict[str, str], bool]:
     from connector.settings import Settings
 
     fields = Settings.model_fields
-    env = {"LOG_LEVEL": config.log_level, "JOB_LEASE_SECONDS": "20", "JOB_STALE_SECONDS": "60"}
+    env = {"LOG_LEVEL": config.log_level, "JOB_LEASE_SECONDS": "20", "JOB_STALE_SECONDS": str(config.stale_seconds)}
     if "pipedrive_instances" in fields:
         env["PIPEDRIVE_INSTANCES"] = str(config.workers)  # the documented sizing: instances share one token
     timeouts = "d365_timeout_seconds" in fields
@@ -229,21 +229,20 @@ async def _play(
 async def _drained(rt: Any, stack: LocalStack, deal_ids: list[int], bound: float, say: Callable[[str], None]) -> bool:
     """Until the order queue is empty and every won deal's job is done or failed (bounded).
 
-    Says what it waits for whenever that changes (queue depth, unsettled jobs by state, held commits).
+    Says what it waits for (queue depth, unsettled jobs by state, held commits) every 10 s at most.
     """
-    start = time.monotonic()
+    start = said = time.monotonic()
     wanted = {str(d) for d in deal_ids if stack.pipedrive.deal(d)["status"] == "won"}
-    last = None
     while time.monotonic() - start < bound:
         depth = await rt.queues.depth(rt.queues.order_queue)
         jobs = {j.key: j.state for j in await rt.state.jobs.list("order") if j.key in wanted}
         unsettled = Counter(jobs.get(key, "none") for key in wanted if jobs.get(key) not in ("done", "failed"))
-        state = (depth, tuple(sorted(unsettled.items())), stack.d365.pending_commits)
-        if state != last:
-            say(f"drain +{time.monotonic() - start:.1f}s: queue {depth}, unsettled jobs {dict(unsettled)}, "
-                f"held commits {state[2]}")  # fmt: skip
-            last = state
-        if depth == 0 and not unsettled and stack.d365.pending_commits == 0:
+        done = depth == 0 and not unsettled and stack.d365.pending_commits == 0
+        if done or time.monotonic() - said >= 10:
+            say(f"drain +{time.monotonic() - start:.0f}s: queue {depth}, unsettled jobs {dict(unsettled)}, "
+                f"held commits {stack.d365.pending_commits}")  # fmt: skip
+            said = time.monotonic()
+        if done:
             return True
         await asyncio.sleep(0.5)  # polling observable state: queue depth and job rows
     return False
