@@ -318,6 +318,7 @@ def serve(
                 )
             console.print(f"serving {local.base_url}/api/pipedrive/webhook and /api/d365/events (Ctrl-C to stop)")
             console.print("admin routes need the key in an x-functions-key header or ?code=", highlight=False)
+            console.print(f"admin page: {local.base_url}/api/admin/ui?code=<admin key>", highlight=False)
             await asyncio.Event().wait()
 
     try:
