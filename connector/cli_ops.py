@@ -55,6 +55,32 @@ def register(app: typer.Typer) -> None:
         if not report.ok:
             raise typer.Exit(1)
 
+    _preview_command(app)
+
+
+def _preview_command(app: typer.Typer) -> None:
+    from connector.cli import JsonOpt, _emit, _run, console
+
+    @app.command()
+    def preview(deal_id: int, as_json: bool = JsonOpt) -> None:
+        """The order (header, lines, customer, dimensions, totals) a build would write for DEAL; writes nothing."""
+        from connector.preview import preview_deal
+
+        async def work(rt: Any) -> Any:
+            _ = rt.mapping  # a bad mapping file fails here, naming the key
+            return await preview_deal(rt, deal_id)
+
+        result = _run(work)
+
+        def render() -> None:
+            from connector.preview_render import render_preview
+
+            render_preview(console, result)
+
+        _emit(as_json, result.model_dump(mode="json"), render)
+        if not result.ok:
+            raise typer.Exit(1)
+
 
 def _nothing() -> Any:
     import contextlib

@@ -56,9 +56,7 @@ class Page:
             old = self.driver.find_element(By.TAG_NAME, "html")
             self.driver.find_element(By.CSS_SELECTOR, css).click()
             WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(old))
-            WebDriverWait(self.driver, 30).until(
-                lambda d: d.execute_script("return document.readyState") == "complete"
-            )
+            WebDriverWait(self.driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
         await self.run(go)
 

@@ -16,7 +16,9 @@ async def call(e2e: E2E, name: str, method: str, route: str, *, body: bytes = b"
     # The request URL is the local runner's: the doctor takes the app's URL from it (and posts D365's
     # test event there), so nothing leaves loopback.
     url = f"{e2e.host.base_url}/api/{route}"
-    req = func.HttpRequest(method=method, url=url, params=params, body=body, headers={"x-functions-key": e2e.host.admin_key})
+    req = func.HttpRequest(
+        method=method, url=url, params=params, body=body, headers={"x-functions-key": e2e.host.admin_key}
+    )
     response: func.HttpResponse = await app_function(name).get_user_function()(req)
     return response
 
@@ -46,7 +48,9 @@ async def test_page_and_form_replay_through_the_function_handlers(e2e: E2E) -> N
     assert "build.failed" in html  # the deal's audit trail
     assert f"action='/api/admin/ui/replay?code={e2e.host.admin_key}'" in html
 
-    redirect = await call(e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=108", code=e2e.host.admin_key)
+    redirect = await call(
+        e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=108", code=e2e.host.admin_key
+    )
     assert redirect.status_code == 303
     location = urlsplit(redirect.headers["Location"])
     assert location.path == "/api/admin/ui"
@@ -54,7 +58,9 @@ async def test_page_and_form_replay_through_the_function_handlers(e2e: E2E) -> N
     assert query["code"] == [e2e.host.admin_key] and query["msg"] == ["re-queued: 108"]
     assert await e2e.queue_depth() == 1
 
-    refused = await call(e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=12ab", code=e2e.host.admin_key)
+    refused = await call(
+        e2e, "admin_ui_replay", "POST", "admin/ui/replay", body=b"deal_id=12ab", code=e2e.host.admin_key
+    )
     assert "not replayed" in parse_qs(urlsplit(refused.headers["Location"]).query)["msg"][0]
     assert await e2e.queue_depth() == 1
 

@@ -1,0 +1,108 @@
+"""`ml-connector preview DEAL`: the sales order the connector would write for a deal, writing nothing.
+
+It runs the build's own planning (`connector.flows.order_plan`, `resolve_items`, `customer_decision`),
+so its header and lines are what a build sends and its failures are a build's failure reasons. Reads
+only: no order, no customer, no write-back, not even an id-map entry.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from connector.errors import PermanentError
+from connector.flows.customers import CustomerDeps, CustomerResolution, customer_decision
+from connector.flows.items import resolve_items
+from connector.flows.order_plan import DealFacts, plan_for, read_deal
+from connector.mapping.customers import NewCustomer
+from connector.mapping.money import show
+from connector.mapping.orders import OrderPlan
+from connector.runtime import Runtime
+
+NEW_ACCOUNT = "(new customer)"
+
+
+class CustomerChoice(BaseModel):
+    account: str | None  # None: D365's number sequence would give the new customer its account
+    how: str  # idmap, account_field, matched (an existing customer) or new
+    new_customer: dict[str, Any] | None = None  # the CustomersV3 payload a build would create
+
+
+class Preview(BaseModel):
+    deal_id: int
+    ok: bool
+    deal_status: str | None = None  # open / lost deals are planned as a build would plan them once won
+    problems: list[str] = []
+    legal_entity: str | None = None
+    reference: str | None = None
+    existing_order: str | None = None  # an order already carries the reference: a build adopts it
+    customer: CustomerChoice | None = None
+    dimensions: str | None = None
+    currency: str | None = None
+    deal_value: str | None = None
+    expected_total: str | None = None
+    header: dict[str, Any] | None = None  # the SalesOrderHeadersV2 body, as a build sends it
+    lines: list[dict[str, Any]] = []  # the SalesOrderLines bodies, in order
+
+
+async def plan_deal(rt: Runtime, facts: DealFacts) -> tuple[OrderPlan, str, CustomerChoice]:
+    """The order plan a build would make for the deal now, read-only (PermanentError as a build fails)."""
+    cfg = rt.mapping
+    pipedrive, d365 = await rt.pipedrive(), await rt.d365()
+    lines = await resolve_items(
+        facts.deal, facts.deal_products, facts.legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state,
+        remember=False,
+    )  # fmt: skip
+    deps = CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.worker)
+    decision = await customer_decision(deps, deal=facts.deal, legal_entity=facts.legal_entity, load_org=facts.load_org)
+    if isinstance(decision, CustomerResolution):
+        choice = CustomerChoice(account=decision.account, how=decision.how)
+    else:
+        choice = _new(decision)
+    plan, dimensions = await plan_for(facts, lines, choice.account or NEW_ACCOUNT, cfg)
+    return plan, dimensions, choice
+
+
+def _new(decision: NewCustomer) -> CustomerChoice:
+    payload = decision.payload.to_payload()
+    return CustomerChoice(account=decision.payload.customer_account, how="new", new_customer=payload)
+
+
+async def preview_deal(rt: Runtime, deal_id: int) -> Preview:
+    try:
+        facts = await read_deal(rt, deal_id, require_won=False)
+    except PermanentError as exc:
+        return Preview(deal_id=deal_id, ok=False, problems=_problems(exc))
+    d365 = await rt.d365()
+    existing = await d365.find_order_by_reference(
+        facts.reference, facts.legal_entity, field=rt.mapping.order.reference_field
+    )
+    preview = Preview(
+        deal_id=deal_id,
+        ok=False,
+        deal_status=facts.deal.status,
+        legal_entity=facts.legal_entity,
+        reference=facts.reference,
+        existing_order=existing.sales_order_number if existing is not None else None,
+    )
+    try:
+        plan, dimensions, choice = await plan_deal(rt, facts)
+    except PermanentError as exc:
+        preview.problems = _problems(exc)
+        return preview
+    preview.ok = True
+    preview.customer = choice
+    preview.dimensions = dimensions or None
+    preview.currency = plan.header.currency_code
+    preview.deal_value = None if plan.deal_value is None else show(plan.deal_value)
+    preview.expected_total = show(plan.expected_total or Decimal(0))
+    preview.header = plan.header.to_payload()
+    preview.lines = [line.to_payload() for line in plan.lines]
+    return preview
+
+
+def _problems(exc: PermanentError) -> list[str]:
+    problems = getattr(exc, "problems", None)
+    return list(problems) if problems else [str(exc)]
