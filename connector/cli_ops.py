@@ -6,6 +6,7 @@ Kept apart from `connector/cli.py` (the run-and-inspect commands); `register(app
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import typer
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     _preview_command(app)
+    _reconcile_command(app)
 
 
 def _preview_command(app: typer.Typer) -> None:
@@ -79,6 +81,42 @@ def _preview_command(app: typer.Typer) -> None:
 
         _emit(as_json, result.model_dump(mode="json"), render)
         if not result.ok:
+            raise typer.Exit(1)
+
+
+def _reconcile_command(app: typer.Typer) -> None:
+    from connector.cli import JsonOpt, _emit, _run, console
+
+    @app.command()
+    def reconcile(
+        since: str = typer.Option("30d", "--since", help="Period: 30d, 12h, 90m, or a date (2026-11-01)."),
+        as_json: bool = JsonOpt,
+        as_csv: bool = typer.Option(False, "--csv", help="Print CSV (one row per finding) for a spreadsheet."),
+    ) -> None:
+        """Every won deal of the period against D365 (order, customer, lines, totals) and every order with our
+        reference against Pipedrive. Reads only; exits 1 on any mismatch."""
+        from connector.reconcile.render import render_reconcile, to_csv
+        from connector.reconcile.run import parse_since
+        from connector.reconcile.run import reconcile as run_reconcile
+
+        try:
+            start = parse_since(since)
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+        async def work(rt: Any) -> Any:
+            _ = rt.mapping
+            with console.status("reconciling…", spinner="dots") if not (as_json or as_csv) else _nothing():
+                return await run_reconcile(rt, start)
+
+        report = _run(work)
+        if as_csv:
+            sys.stdout.write(to_csv(report))
+        else:
+            payload = {**report.model_dump(mode="json"), "mismatches": report.mismatches, "counts": report.counts}
+            _emit(as_json, payload, lambda: render_reconcile(console, report))
+        if report.mismatches:
             raise typer.Exit(1)
 
 
