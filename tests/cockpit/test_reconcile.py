@@ -56,7 +56,7 @@ async def test_reconcile_finds_each_kind_of_mismatch_and_writes_nothing(e2e: E2E
     assert rows[106].status == "missing"
     assert rows[108].status == "failed" and "has no code" in rows[108].differences[0]
     (orphan,) = report.orphans
-    assert (orphan.order_number, orphan.deal_id) == ("HAND-1", 110) and "deal 110 is open, not won" == orphan.why
+    assert (orphan.order_number, orphan.deal_id) == ("HAND-1", 110) and orphan.why == "deal 110 is open, not won"
     assert report.mismatches == 4
 
 
