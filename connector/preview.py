@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from connector.errors import PermanentError
-from connector.flows.customers import CustomerDeps, CustomerResolution, customer_decision
+from connector.flows.customer_preview import customer_decision
+from connector.flows.customers import CustomerDeps, CustomerResolution
 from connector.flows.items import resolve_items
 from connector.flows.order_plan import DealFacts, plan_for, read_deal
 from connector.mapping.customers import NewCustomer
@@ -52,8 +53,8 @@ async def plan_deal(rt: Runtime, facts: DealFacts) -> tuple[OrderPlan, str, Cust
     cfg = rt.mapping
     pipedrive, d365 = await rt.pipedrive(), await rt.d365()
     lines = await resolve_items(
-        facts.deal, facts.deal_products, facts.legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state,
-        remember=False,
+        facts.deal, facts.deal_products, facts.legal_entity, pipedrive=pipedrive, d365=d365,
+        state=_ReadOnlyState(rt.state),  # type: ignore[arg-type]  # a checked item is not remembered
     )  # fmt: skip
     deps = CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.worker)
     decision = await customer_decision(deps, deal=facts.deal, legal_entity=facts.legal_entity, load_org=facts.load_org)
@@ -63,6 +64,24 @@ async def plan_deal(rt: Runtime, facts: DealFacts) -> tuple[OrderPlan, str, Cust
         choice = _new(decision)
     plan, dimensions = await plan_for(facts, lines, choice.account or NEW_ACCOUNT, cfg)
     return plan, dimensions, choice
+
+
+class _ReadOnlyIdMap:
+    def __init__(self, idmap: Any) -> None:
+        self._idmap = idmap
+
+    async def get(self, kind: str, key: str) -> Any:
+        return await self._idmap.get(kind, key)
+
+    async def put(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a preview writes nothing, not even a cache entry
+
+
+class _ReadOnlyState:
+    """The state store as `resolve_items` uses it (id-map reads), with its writes dropped."""
+
+    def __init__(self, state: Any) -> None:
+        self.idmap = _ReadOnlyIdMap(state.idmap)
 
 
 def _new(decision: NewCustomer) -> CustomerChoice:

@@ -26,7 +26,7 @@ from connector.errors import DuplicateError, NotFoundError, RetryLaterError
 from connector.flows.claims import lease_left
 from connector.flows.context import FlowContext
 from connector.mapping.config import MappingConfig, MatchRule
-from connector.mapping.customers import NewCustomer, country_for, match_key, normalize_name, org_account, plan_customer
+from connector.mapping.customers import country_for, match_key, normalize_name, org_account, plan_customer
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.pipedrive.client import PipedriveClient
@@ -123,7 +123,15 @@ async def _resolved_elsewhere(deps: CustomerDeps, key: str) -> CustomerResolutio
 async def _create(
     ctx: FlowContext, deps: CustomerDeps, *, deal: Deal, org: Organization | None, legal_entity: str
 ) -> CustomerResolution:
-    planned = await _new_customer(deps, deal=deal, org=org, legal_entity=legal_entity)
+    cfg = deps.cfg
+    if not cfg.customer.create_missing:
+        name = org.name if org else f"person {deal.person_id}"
+        raise MappingError(
+            f"deal {deal.id}: no D365 customer matches {name!r} in {legal_entity} and customer.create_missing "
+            "is off; create the customer in D365 or put its account on the organization"
+        )
+    person = await deps.pipedrive.get_person(deal.person_id) if deal.person_id is not None else None
+    planned = plan_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
     if planned.warnings:
         await ctx.audit("customer.address_left_out", level="warning", warnings=planned.warnings)
     await ctx.step("before_customer_create")
@@ -152,34 +160,6 @@ async def _adopt_manual_account(d365: D365Client, payload: CustomerCreate, accou
         f"customer account {account!r} (from customer.account_template) already belongs to {owner} in "
         f"{payload.data_area_id}; change customer.account_template so it cannot collide with existing accounts"
     )
-
-
-async def _new_customer(deps: CustomerDeps, *, deal: Deal, org: Organization | None, legal_entity: str) -> NewCustomer:
-    """The customer a build would create for the deal (MappingError when creating is switched off)."""
-    cfg = deps.cfg
-    if not cfg.customer.create_missing:
-        name = org.name if org else f"person {deal.person_id}"
-        raise MappingError(
-            f"deal {deal.id}: no D365 customer matches {name!r} in {legal_entity} and customer.create_missing "
-            "is off; create the customer in D365 or put its account on the organization"
-        )
-    person = await deps.pipedrive.get_person(deal.person_id) if deal.person_id is not None else None
-    return plan_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
-
-
-async def customer_decision(
-    deps: CustomerDeps, *, deal: Deal, legal_entity: str, load_org: OrgLoader
-) -> CustomerResolution | NewCustomer:
-    """What `resolve_customer` would do, without writing anything: the account it would use, or the
-    customer it would create. Same evidence, in the same order, and the same failures."""
-    if deal.org_id is None and deal.person_id is None:
-        raise MappingError(f"deal {deal.id}: has no organization or person; link the customer in Pipedrive")
-    cached = await deps.state.idmap.get("customer", idmap_key(legal_entity, deal))
-    if cached is not None:
-        return CustomerResolution(cached.target_key, "idmap")
-    org, fields = await load_org()
-    found = await _find(deps, deal=deal, org=org, fields=fields, legal_entity=legal_entity, recovering=False)
-    return found if found is not None else await _new_customer(deps, deal=deal, org=org, legal_entity=legal_entity)
 
 
 async def _find(

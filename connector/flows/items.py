@@ -64,12 +64,7 @@ async def resolve_items(
     pipedrive: PipedriveClient,
     d365: D365Client,
     state: StateStore,
-    remember: bool = True,
 ) -> list[tuple[DealProduct, Product | None]]:
-    """The deal's lines with their products, every code checked against the company's released items.
-
-    `remember=False` (preview, reconcile) leaves the id map untouched: a read-only run writes nothing.
-    """
     ordered = sorted(deal_products, key=lambda p: (p.order_nr if p.order_nr is not None else 0, p.id))
     products = await pipedrive.get_products([p.product_id for p in ordered])
     lines = [(item, products.get(item.product_id)) for item in ordered]
@@ -78,7 +73,7 @@ async def resolve_items(
     unknown = await unknown_items(state, legal_entity, sorted(codes))
     if unknown:
         found = await existing_items(d365, unknown, legal_entity)
-        for code, item_number in found.items() if remember else ():
+        for code, item_number in found.items():
             await state.idmap.put(ITEM_KIND, item_key(legal_entity, code), item_number)
             _KNOWN.setdefault(state, {})[item_key(legal_entity, code)] = time.monotonic() + ITEM_CACHE_SECONDS
         missing = set(unknown) - set(found)

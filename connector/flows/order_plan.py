@@ -1,8 +1,9 @@
-"""The planning half of an order build, shared by the build and by `preview` / `reconcile`.
+"""The planning half of an order build, for `preview` and `reconcile`: read the deal, plan the order.
 
-The build and the preview read the deal, resolve its items and plan the order with these same
-functions, so what preview shows is what a build writes, by construction. Only the customer step
-differs: the build resolves (and may create) the customer; the preview asks what it would do.
+The steps are the build's (`flows/orders.py` `_build`): the same reads, `resolve_items`, the same
+dimensions and `build_order`; only the customer step differs (the build resolves and may create the
+customer; the preview asks what it would do). tests/cockpit/test_preview.py proves that a preview
+equals what the build then writes.
 """
 
 from __future__ import annotations
@@ -10,32 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connector.mapping.config import MappingConfig, OrgFieldSource
+# The build's own organization loader and dimension rule (private there; this module shares the build's steps).
+from connector.flows.orders import _dimensions_use_org, _OrgLoader
+from connector.mapping.config import MappingConfig
 from connector.mapping.dimensions import resolve_dimensions
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_reference
-from connector.pipedrive.client import PipedriveClient
-from connector.pipedrive.fields import CustomFields
-from connector.pipedrive.models import Deal, DealProduct, Organization
+from connector.pipedrive.models import Deal, DealProduct
 from connector.runtime import Runtime
-
-
-class OrgLoader:
-    """The deal's organization and its custom fields by name, read once and only on demand."""
-
-    def __init__(
-        self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]
-    ) -> None:
-        self._pipedrive, self._org_fields, self._deal, self._deal_values = pipedrive, org_fields, deal, deal_values
-        self._loaded: tuple[Organization | None, ResolvedFields] | None = None
-
-    async def __call__(self) -> tuple[Organization | None, ResolvedFields]:
-        if self._loaded is None:
-            org = await self._pipedrive.get_organization(self._deal.org_id) if self._deal.org_id is not None else None
-            values = await self._org_fields.to_names(org.custom_fields or {}) if org is not None else {}
-            self._loaded = (org, ResolvedFields(deal=self._deal_values, organization=values))
-        return self._loaded
 
 
 @dataclass
@@ -47,7 +31,7 @@ class DealFacts:
     legal_entity: str
     reference: str
     deal_values: dict[str, Any]
-    load_org: OrgLoader
+    load_org: _OrgLoader
 
 
 async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> DealFacts:
@@ -73,7 +57,7 @@ async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> D
         legal_entity=legal_entity_for(deal, cfg),
         reference=order_reference(deal, cfg),
         deal_values=deal_values,
-        load_org=OrgLoader(pipedrive, org_fields, deal, deal_values),
+        load_org=_OrgLoader(pipedrive, org_fields, deal, deal_values),
     )
 
 
@@ -82,11 +66,7 @@ async def plan_for(
 ) -> tuple[OrderPlan, str]:
     """(the order plan, its dimension display value) for the deal, its resolved lines and customer."""
     # The organization is read only when its fields feed a dimension (or, before, when the customer is new).
-    org, fields = await facts.load_org() if dimensions_use_org(cfg) else (None, ResolvedFields(deal=facts.deal_values))
+    org, fields = await facts.load_org() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=facts.deal_values))
     dimensions = resolve_dimensions(facts.deal, org, cfg, fields)
     plan = build_order(facts.deal, lines, account, cfg, legal_entity=facts.legal_entity, dimensions=dimensions)
     return plan, dimensions
-
-
-def dimensions_use_org(cfg: MappingConfig) -> bool:
-    return any(isinstance(src, OrgFieldSource) for src in cfg.dimensions.sources.values())

@@ -10,7 +10,7 @@ commit together or not at all). D365's "record already exists" is adoption, not 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from connector.d365.client import D365Client
 from connector.errors import DuplicateError, PermanentError, RetryLaterError, TransientError
@@ -18,9 +18,14 @@ from connector.flows.claims import lease_left, release
 from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.customers import CustomerDeps, resolve_customer
 from connector.flows.items import resolve_items
-from connector.flows.order_plan import plan_for, read_deal
-from connector.mapping.orders import OrderPlan
-from connector.pipedrive.models import Deal
+from connector.mapping.config import MappingConfig, OrgFieldSource
+from connector.mapping.dimensions import resolve_dimensions
+from connector.mapping.errors import MappingError
+from connector.mapping.fields import ResolvedFields
+from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_reference
+from connector.pipedrive.client import PipedriveClient
+from connector.pipedrive.fields import CustomFields
+from connector.pipedrive.models import Deal, Organization
 from connector.queues import OrderBuild
 from connector.runtime import Runtime
 from connector.state.jobs import LostLeaseError
@@ -105,9 +110,20 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
     pipedrive = await rt.pipedrive()
     d365 = await rt.d365()
 
-    facts = await read_deal(rt, deal_id)
-    deal, legal_entity, reference = facts.deal, facts.legal_entity, facts.reference
+    deal = await pipedrive.get_deal(deal_id)
+    if deal.status != "won":
+        raise MappingError(
+            f"deal {deal_id} is {deal.status!r}, not won: no order made (it is picked up again if it is won)",
+            deal_id=deal_id,
+        )
+    deal_products = await pipedrive.get_deal_products(deal_id)
     await ctx.step("deal_read")
+
+    legal_entity = legal_entity_for(deal, cfg)
+    deal_fields = await rt.custom_fields("deal")
+    org_fields = await rt.custom_fields("organization")
+    deal_values = await deal_fields.to_names(deal.custom_fields or {})
+    reference = order_reference(deal, cfg)
 
     # A crash after the create and before the state write lands here on the retry: adopt, never re-create.
     existing = await d365.find_order_by_reference(reference, legal_entity)
@@ -117,17 +133,20 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
 
     # Items before the customer: an unmapped or unreleased item (the common permanent failure) must
     # fail the job before anything is written to D365, not after a new customer was created.
-    lines = await resolve_items(deal, facts.deal_products, legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state)
-    org_fields = await rt.custom_fields("organization")
+    lines = await resolve_items(deal, deal_products, legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state)
+    org_loader = _OrgLoader(pipedrive, org_fields, deal, deal_values)
     customer = await resolve_customer(
         ctx,
         CustomerDeps(cfg, rt.state, pipedrive, d365, org_fields, rt.worker),
         deal=deal,
         legal_entity=legal_entity,
-        load_org=facts.load_org,
+        load_org=org_loader,
     )
     await ctx.step("customer_resolved")
-    plan, dimensions = await plan_for(facts, lines, customer.account, cfg)
+    # The organization is read only when its fields feed a dimension, or (above) when the customer is new.
+    org, fields = await org_loader() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=deal_values))
+    dimensions = resolve_dimensions(deal, org, cfg, fields)
+    plan = build_order(deal, lines, customer.account, cfg, legal_entity=legal_entity, dimensions=dimensions)
     await ctx.audit(
         "order.planned",
         reference=plan.reference,
@@ -144,6 +163,27 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
     result.detail["customer"] = customer.account
     result.detail["customer_how"] = customer.how
     return result
+
+
+class _OrgLoader:
+    """The deal's organization and its custom fields by name, read once and only on demand."""
+
+    def __init__(
+        self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]
+    ) -> None:
+        self._pipedrive, self._org_fields, self._deal, self._deal_values = pipedrive, org_fields, deal, deal_values
+        self._loaded: tuple[Organization | None, ResolvedFields] | None = None
+
+    async def __call__(self) -> tuple[Organization | None, ResolvedFields]:
+        if self._loaded is None:
+            org = await self._pipedrive.get_organization(self._deal.org_id) if self._deal.org_id is not None else None
+            values = await self._org_fields.to_names(org.custom_fields or {}) if org is not None else {}
+            self._loaded = (org, ResolvedFields(deal=self._deal_values, organization=values))
+        return self._loaded
+
+
+def _dimensions_use_org(cfg: MappingConfig) -> bool:
+    return any(isinstance(src, OrgFieldSource) for src in cfg.dimensions.sources.values())
 
 
 async def _create(ctx: FlowContext, d365: D365Client, plan: OrderPlan) -> tuple[str, Outcome]:
