@@ -133,7 +133,9 @@ async def test_data_events_of_customers_and_products_push_and_others_are_answere
                          message="OnExternalCreated")  # fmt: skip
     answer = await post(url, [customer, product, customer])
     assert answer.status_code == 200
-    assert [e["status"] for e in answer.json()["events"]] == ["queued", "queued", "duplicate"]
+    statuses = [e["status"] for e in answer.json()["events"]]
+    # The two deliveries of the same customer are sent concurrently: either one may be the duplicate.
+    assert statuses[1] == "queued" and sorted(statuses[::2]) == ["duplicate", "queued"], statuses
     assert (await drain_masters(e2e)).outcomes == {"created": 2}
     assert len(orgs(e2e, "US-002")) == 1
 
