@@ -52,6 +52,12 @@ class RetryLaterError(TransientError):
         self.delay = delay
 
 
+class UnknownOutcomeError(TransientError):
+    """A write reached (or may have reached) the server but its answer was lost: timeout after sending,
+    connection reset, a gateway 502/504. The record may exist: look before creating again (after a settle
+    time), never resend blindly."""
+
+
 class PermanentError(ConnectorError):
     """Retrying will not help until a person changes data or configuration."""
 

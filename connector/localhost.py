@@ -87,6 +87,11 @@ class QueuePump:
 
         async def one(msg: Any) -> None:
             text = str(msg.content)
+            if (msg.dequeue_count or 1) > self.rt.settings.max_dequeue_count:
+                # The host parks a message dequeued more often than allowed without running it (its last
+                # run never reported back: the worker was killed). The reconciler finishes its job.
+                await self._poison(queue, msg, text, RuntimeError("dequeued more often than maxDequeueCount"))
+                return
             try:
                 result = await handler(text, dequeue_count=msg.dequeue_count or 1, checkpoint=self.checkpoint)
             except Exception as exc:

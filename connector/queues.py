@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from connector.errors import PermanentError
+from connector.state.jobs import ORDER_JOB, master_job
 from connector.state.tables import storage_errors
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
 SUPPORTED_VERSIONS = (1,)
 MAX_DELAY = 7 * 24 * 3600  # Queue Storage's maximum visibility timeout
-OrderReason = Literal["webhook", "poll", "replay", "demo"]
-MasterReason = Literal["event", "timer", "cli", "replay", "demo"]
+OrderReason = Literal["webhook", "poll", "replay", "demo", "reconcile"]
+MasterReason = Literal["event", "timer", "cli", "replay", "demo", "reconcile"]
 
 
 class MalformedMessage(PermanentError):
@@ -52,7 +53,7 @@ class OrderBuild(_Message):
 
     @property
     def job_kind(self) -> str:
-        return "order"
+        return ORDER_JOB
 
     @property
     def job_key(self) -> str:
@@ -74,7 +75,7 @@ class MasterPush(_Message):
 
     @property
     def job_kind(self) -> str:
-        return f"master-{self.entity}"
+        return master_job(self.entity)
 
     @property
     def job_key(self) -> str:

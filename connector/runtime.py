@@ -17,6 +17,7 @@ from connector.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from connector.d365.client import D365Client
+    from connector.flows.runner import JobRunner
     from connector.mapping.config import MappingConfig
     from connector.pipedrive.client import PipedriveClient
     from connector.pipedrive.fields import CustomFields
@@ -42,6 +43,7 @@ class Runtime:
         self.state = state
         self.queues = queues
         self.worker = worker_id()
+        self.lifecycle = settings.lifecycle()
         self._lock = asyncio.Lock()
         self._pipedrive: PipedriveClient | None = None
         self._d365: D365Client | None = None
@@ -57,6 +59,13 @@ class Runtime:
         settings = settings or get_settings()
         state = StateStore.from_settings(settings)
         return cls(settings, open_secret_store(settings), state, Queues.from_settings(settings, state))
+
+    @property
+    def runner(self) -> JobRunner:
+        """The job runner of this worker (claims under `self.worker`, with the settings' lifecycle)."""
+        from connector.flows.runner import JobRunner
+
+        return JobRunner(self.state.jobs, self.worker, self.lifecycle)
 
     @property
     def mapping(self) -> MappingConfig:
@@ -79,9 +88,12 @@ class Runtime:
             if self._d365 is None:
                 from connector.d365.factory import open_d365
 
-                # line_link "auto": lines carry the header's number when the mapping makes one from the
-                # deal, else they refer to the header by Content-ID within the changeset.
-                self._d365 = await open_d365(self.settings, self.secrets, policy=self.settings.retry_policy())
+                self._d365 = await open_d365(
+                    self.settings,
+                    self.secrets,
+                    policy=self.settings.retry_policy(),
+                    http_timeout=self.settings.d365_timeout_seconds,
+                )
             return self._d365
 
     async def custom_fields(self, entity: str) -> CustomFields:

@@ -23,6 +23,8 @@ from connector.retry import RetryPolicy
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from connector.flows.runner import Lifecycle
+
 # Azurite's documented well-known development account, used for `UseDevelopmentStorage=true`.
 _DEV_ACCOUNT = "devstoreaccount1"
 _DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -127,9 +129,19 @@ class Settings(BaseSettings):
     master_queue: str = Field("master-push", validation_alias=_env("MASTER_QUEUE"))
     table_prefix: str = Field("", validation_alias=_env("TABLE_PREFIX"))
     max_dequeue_count: int = Field(5, ge=1, validation_alias=_env("MAX_DEQUEUE_COUNT"))  # must equal host.json
-    job_lease_seconds: int = Field(300, ge=5, validation_alias=_env("JOB_LEASE_SECONDS"))
+    # Outlives host.json functionTimeout (10 min), so a live worker is never overtaken; renewed while it works.
+    job_lease_seconds: float = Field(660, ge=1, validation_alias=_env("JOB_LEASE_SECONDS"))
     # A queued/running job untouched this long may be enqueued again (its message may have been lost).
     job_stale_seconds: int = Field(3600, ge=60, validation_alias=_env("JOB_STALE_SECONDS"))
+    # Transient failures re-queue after these delays (the last repeats) until the horizon; then the job fails.
+    retry_schedule_seconds: str = Field("30,120,600,1800,3600", validation_alias=_env("RETRY_SCHEDULE_SECONDS"))
+    retry_horizon_seconds: float = Field(86400, ge=0, validation_alias=_env("RETRY_HORIZON_SECONDS"))
+    # After a lost answer on a D365 create, look again only after this (longer than D365's own timeout).
+    d365_settle_seconds: float = Field(900, ge=0, validation_alias=_env("D365_SETTLE_SECONDS"))
+    d365_timeout_seconds: float = Field(60, gt=0, validation_alias=_env("D365_TIMEOUT_SECONDS"))
+    # The reconciler: how often it runs, and how long a queued/running job may sit without a live lease.
+    reconcile_schedule: str = Field("30 */5 * * * *", validation_alias=_env("RECONCILE_SCHEDULE"))
+    reconcile_grace_seconds: float = Field(900, ge=0, validation_alias=_env("RECONCILE_GRACE_SECONDS"))
 
     # --- Poll and mapping
     poll_schedule: str = Field("0 */5 * * * *", validation_alias=_env("POLL_SCHEDULE"))
@@ -185,7 +197,18 @@ class Settings(BaseSettings):
             raise ValueError("must be empty or letters/digits starting with a letter (Azure table name rules)")
         return value
 
-    @field_validator("poll_schedule", "master_schedule")
+    @field_validator("retry_schedule_seconds")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            steps = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 30,120,600,1800,3600") from None
+        if not steps or any(step < 0 or step > 7 * 24 * 3600 for step in steps):
+            raise ValueError("each delay must be between 0 and 604800 seconds (Queue Storage's maximum)")
+        return value
+
+    @field_validator("poll_schedule", "master_schedule", "reconcile_schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
         if len(value.split()) != 6:
@@ -233,6 +256,17 @@ class Settings(BaseSettings):
             table_endpoint=self.storage_table_service_uri or f"https://{account}.table.core.windows.net",
             queue_endpoint=self.storage_queue_service_uri or f"https://{account}.queue.core.windows.net",
             managed_identity_client_id=self.storage_client_id,
+        )
+
+    def lifecycle(self) -> Lifecycle:
+        from connector.flows.runner import Lifecycle
+
+        return Lifecycle(
+            lease_seconds=self.job_lease_seconds,
+            schedule=tuple(float(part) for part in self.retry_schedule_seconds.split(",")),
+            horizon=self.retry_horizon_seconds,
+            settle=self.d365_settle_seconds,
+            max_takeovers=self.max_dequeue_count,
         )
 
     def retry_policy(self) -> RetryPolicy:

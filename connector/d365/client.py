@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,13 +42,21 @@ from connector.d365.models import (
     SalesOrderLine,
     SalesOrderLineCreate,
 )
-from connector.errors import ConfigError, NotFoundError, PermanentError, RetryLaterError, TransientError
+from connector.errors import (
+    ConfigError,
+    NotFoundError,
+    PermanentError,
+    RetryLaterError,
+    TransientError,
+    UnknownOutcomeError,
+)
 from connector.retry import RetryPolicy, RetryTransport, Sleep
 from connector.telemetry import counting_transport
 
 E = TypeVar("E", bound=D365Entity)
 Key = Mapping[str, odata.Scalar]
-LineLink = Literal["auto", "order_number", "content_id"]
+# A POST that met one of these may have been committed behind the gateway (reference §5): outcome unknown.
+_LOST_ANSWER_STATUSES = frozenset({500, 502, 504})
 
 ODATA_HEADERS = {"OData-Version": "4.0", "OData-MaxVersion": "4.0", "Accept": "application/json"}
 # Whole request URL, encoded. IIS (F&O's host) refuses longer query strings by default (maxQueryString).
@@ -74,7 +82,6 @@ class D365Client(MasterDataLookups):
         transport: httpx.AsyncBaseTransport | None = None,
         verify: str | bool = True,
         timeout: float = 60,
-        line_link: LineLink = "auto",
         sleep: Sleep | None = None,
         default_legal_entity: str | None = None,
         max_url_length: int = MAX_URL_LENGTH,
@@ -84,7 +91,6 @@ class D365Client(MasterDataLookups):
         self.default_legal_entity = default_legal_entity.lower() if default_legal_entity else None
         self.data_url = self.environment_url + "/data"
         self.policy = policy or RetryPolicy()
-        self.line_link = line_link
         self.max_url_length = max_url_length
         # A CA bundle path becomes an SSLContext (httpx 0.28 deprecates verify=<path>).
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
@@ -116,12 +122,22 @@ class D365Client(MasterDataLookups):
     # --- plumbing -------------------------------------------------------------------------------
 
     async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        """One request through the retry transport; a POST whose answer was lost is UnknownOutcomeError."""
         try:
             response = await self._http.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransientError(f"{what}: D365 unreachable ({type(exc).__name__})") from None
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if method == "POST":
+                raise UnknownOutcomeError(
+                    f"{what}: answer lost ({type(exc).__name__}); it may have been saved"
+                ) from None
             raise TransientError(f"{what}: D365 unreachable ({type(exc).__name__})") from None
         if response.status_code >= 400:
-            raise error_from_response(response, what)
+            error = error_from_response(response, what)
+            if method == "POST" and response.status_code in _LOST_ANSWER_STATUSES and type(error) is TransientError:
+                raise UnknownOutcomeError(f"{error}; it may have been saved", status=response.status_code)
+            raise error
         return response
 
     @staticmethod
@@ -338,7 +354,7 @@ class D365Client(MasterDataLookups):
     async def find_order_by_reference(
         self, reference: str, legal_entity: str, *, field: str = "CustomersOrderReference"
     ) -> SalesOrderHeader | None:
-        """The (oldest) sales order carrying `reference`, with its lines; None if there is none."""
+        """The (oldest) sales order carrying `reference` in `field`, with its lines; None if there is none."""
         select = select_for(SalesOrderHeader)
         rows = self.iter_entities(
             "SalesOrderHeadersV2",
@@ -354,41 +370,61 @@ class D365Client(MasterDataLookups):
                 return self._model(SalesOrderHeader, row, "GET SalesOrderHeadersV2")
         return None
 
+    async def get_order(self, number: str, legal_entity: str) -> SalesOrderHeader | None:
+        """One sales order by its number, with its lines; None when there is none."""
+        row = await self.find_by_key(
+            "SalesOrderHeadersV2",
+            {"dataAreaId": legal_entity.lower(), "SalesOrderNumber": number},
+            select=select_for(SalesOrderHeader),
+            expand=["SalesOrderLines"],
+        )
+        return None if row is None else self._model(SalesOrderHeader, row, "GET SalesOrderHeadersV2")
+
     async def create_customer(self, customer: CustomerCreate) -> Customer:
         return self._model(Customer, await self.create("CustomersV3", customer), "POST CustomersV3")
 
     async def create_sales_order(
         self, header: SalesOrderHeaderCreate, lines: Sequence[SalesOrderLineCreate]
     ) -> tuple[str, list[SalesOrderLine]]:
-        """Header and all lines in ONE changeset: all or nothing.
+        """Header and all lines in ONE changeset (all or nothing); the header must carry its number.
 
-        F&O lines need their header's SalesOrderNumber. The documented way ([RUBLOG], Microsoft's
-        changeset sample) is a known number on the header (a number sequence allowing manual
-        numbers). Content-ID referencing (`$1/SalesOrderLines`) is UNCONFIRMED on F&O; it is the
-        only way when the number sequence assigns the number. `line_link="auto"` (default) uses the
-        number when the header has one, else the Content-ID link; the other values force one way.
+        This is the documented way (Microsoft's header+lines changeset sample, [RUBLOG]): every line names
+        the header's SalesOrderNumber. There is no `$n` Content-ID reference: F&O saves a changeset's
+        operations together, so a number-sequence key does not exist when `$n` would be resolved
+        (reference §4); with a D365 number sequence use `create_order_header`, then `add_order_lines`.
         """
-        if not lines:
-            raise ConfigError("a sales order needs at least one line")
-        link = self.line_link
-        if link == "auto":
-            link = "order_number" if header.sales_order_number else "content_id"
-        if link == "order_number" and not header.sales_order_number:
-            raise ConfigError("line_link is order_number but the header has no SalesOrderNumber")
-        company = header.data_area_id
+        if not header.sales_order_number:
+            raise ConfigError("a header and its lines in one changeset need the order number on the header")
         operations = [Operation(method="POST", path="SalesOrderHeadersV2", body=header.to_payload())]
-        for line in lines:
-            body = line.to_payload()
-            if body.get("dataAreaId", company) != company:
-                raise ConfigError(f"line company {body['dataAreaId']} differs from header company {company}")
-            body["dataAreaId"] = company
-            if link == "order_number":
-                body["SalesOrderNumber"] = header.sales_order_number
-                operations.append(Operation(method="POST", path="SalesOrderLines", body=body))
-            else:
-                body.pop("SalesOrderNumber", None)
-                operations.append(Operation(method="POST", path="$1/SalesOrderLines", body=body))
+        operations += self._line_operations(header.data_area_id, header.sales_order_number, lines)
         results = await self.execute_changeset(operations)
         created = self._model(SalesOrderHeader, results[0], "POST SalesOrderHeadersV2")
         created_lines = [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results[1:]]
         return created.sales_order_number, created_lines
+
+    async def create_order_header(self, header: SalesOrderHeaderCreate) -> SalesOrderHeader:
+        """The header alone (its number from D365's number sequence when it carries none)."""
+        return self._model(
+            SalesOrderHeader, await self.create("SalesOrderHeadersV2", header), "POST SalesOrderHeadersV2"
+        )
+
+    async def add_order_lines(
+        self, legal_entity: str, number: str, lines: Sequence[SalesOrderLineCreate]
+    ) -> list[SalesOrderLine]:
+        """Lines of an existing order in one changeset (all or nothing), each carrying its SalesOrderNumber."""
+        results = await self.execute_changeset(self._line_operations(legal_entity.lower(), number, lines))
+        return [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results]
+
+    @staticmethod
+    def _line_operations(company: str, number: str, lines: Sequence[SalesOrderLineCreate]) -> list[Operation]:
+        if not lines:
+            raise ConfigError("a sales order needs at least one line")
+        operations = []
+        for line in lines:
+            body = line.to_payload()
+            if str(body.get("dataAreaId", company)).lower() != company.lower():
+                raise ConfigError(f"line company {body['dataAreaId']} differs from header company {company}")
+            body["dataAreaId"] = company
+            body["SalesOrderNumber"] = number
+            operations.append(Operation(method="POST", path="SalesOrderLines", body=body))
+        return operations

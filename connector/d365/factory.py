@@ -14,7 +14,7 @@ from connector.d365.auth import (
     client_secret_factory,
     managed_identity_factory,
 )
-from connector.d365.client import D365Client, LineLink
+from connector.d365.client import D365Client
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
 
@@ -75,7 +75,6 @@ async def open_d365(
     policy: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     http_timeout: float = 60,
-    line_link: LineLink = "auto",
 ) -> D365Client:
     """A ready client; `policy` defaults to `settings.retry_policy` when the settings object has one."""
     factory = await credential_factory_for(settings, secrets)
@@ -90,6 +89,5 @@ async def open_d365(
         transport=transport,
         verify=verify,
         timeout=http_timeout,
-        line_link=line_link,
         default_legal_entity=getattr(settings, "d365_default_legal_entity", None),
     )

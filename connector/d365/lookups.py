@@ -34,6 +34,14 @@ def select_for(model: type[D365Entity]) -> list[str]:
     return [n for n in names if not n.startswith("@") and n != "SalesOrderLines"]
 
 
+def _attr(odata_name: str) -> str:
+    """The Customer model attribute behind an OData property name (e.g. NameAlias -> name_alias)."""
+    for name, info in Customer.model_fields.items():
+        if info.alias == odata_name:
+            return name
+    raise ValueError(f"Customer has no field {odata_name}")
+
+
 class MasterDataLookups:
     async def find_customer(self: _Reads, account: str, legal_entity: str) -> Customer | None:
         row = await self.find_by_key(
@@ -52,6 +60,17 @@ class MasterDataLookups:
         found = [c async for c in self.iter_records(Customer, filter=odata.and_(*clauses), legal_entity=legal_entity)]
         # `*` in the name is an F&O wildcard: keep only exact matches.
         return [c for c in found if (c.organization_name or "").casefold() == name.casefold()]
+
+    async def find_customers_by_field(self: _Reads, field: str, value: str, legal_entity: str) -> list[Customer]:
+        """Customers whose `field` equals `value` (case-insensitive, as F&O compares; `*` neighbours left out)."""
+        select = select_for(Customer)
+        rows = self.iter_records(
+            Customer,
+            filter=odata.eq(field, value),
+            legal_entity=legal_entity,
+            select=select if field in select else [*select, field],
+        )
+        return [c async for c in rows if str(getattr(c, _attr(field), "") or "").casefold() == value.casefold()]
 
     def iter_customers(self: _Reads, legal_entity: str) -> AsyncIterator[Customer]:
         """All customers of one company, in key order (stable across pages)."""

@@ -1,42 +1,51 @@
-"""Customer match-or-create for a deal (DESIGN.md flow 2).
+"""Customer match-or-create for a deal (docs/architecture.md, flow 2).
 
 Order of evidence: id map (Pipedrive org -> account, per legal entity) -> the account stored on the
 organization's configured custom field -> the configured D365 match rules -> create.
 
-Two guarantees, across scaled-out instances:
-- One resolver per organization at a time: a `customer` job row is claimed like an order job, so two
-  first deals of the same new organization cannot both create a D365 customer; the loser re-queues.
+Guarantees, across scaled-out instances:
+- One resolver per organization (or person) at a time: a `customer` job is claimed through the job runner,
+  so two first deals of the same new organization cannot both create a D365 customer; the other waits
+  briefly, then re-queues.
 - The id map is written LAST (after the write-back to the organization), so an id-map hit means all
-  is done and costs no Pipedrive or D365 call. An attempt that died after creating the customer is
-  taken over (attempts > 1) and first looks the customer up by name and country, so it adopts the
-  customer it made instead of making another.
+  is done and costs no Pipedrive or D365 call.
+- A create is announced on the customer job first. An attempt that died after creating, or whose answer
+  was lost, leaves the intent open: the next one waits for the settle time and looks the customer up
+  (organizations by name and country, person-only deals by the marker written at create) before it
+  creates again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from connector.d365.client import D365Client
 from connector.d365.models import Customer, CustomerCreate
-from connector.errors import DuplicateError, NotFoundError, RetryLaterError
-from connector.flows.claims import lease_left
+from connector.errors import DuplicateError, NotFoundError, UnknownOutcomeError
 from connector.flows.context import FlowContext
+from connector.flows.runner import JobHandle, JobRunner
 from connector.mapping.config import MappingConfig, MatchRule
-from connector.mapping.customers import country_for, match_key, normalize_name, org_account, plan_customer
+from connector.mapping.customers import (
+    PERSON_MARKER_FIELD,
+    country_for,
+    match_key,
+    normalize_name,
+    org_account,
+    person_marker,
+    plan_customer,
+)
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization, OrganizationInput
-from connector.state.jobs import LostLeaseError
+from connector.state.jobs import CUSTOMER_JOB, Job
 from connector.state.store import StateStore
 
 How = Literal["idmap", "account_field", "matched", "created"]
-JOB_KIND = "customer"
+JOB_KIND = CUSTOMER_JOB
 LEASE_SECONDS = 120
 WAIT_FOR_HOLDER_SECONDS = 15.0
 # Loads the deal's organization and its resolved custom fields when (and only when) they are needed.
@@ -56,7 +65,7 @@ class CustomerDeps:
     pipedrive: PipedriveClient
     d365: D365Client
     org_fields: CustomFields
-    worker: str
+    runner: JobRunner
 
 
 def idmap_key(legal_entity: str, deal: Deal) -> str:
@@ -76,52 +85,52 @@ async def resolve_customer(
     if cached is not None:
         return CustomerResolution(cached.target_key, "idmap")
 
-    jobs = deps.state.jobs
-    job = await jobs.claim(JOB_KIND, key, worker=deps.worker, lease_seconds=LEASE_SECONDS)
-    if job is None:
-        return await _resolved_elsewhere(deps, key)
+    got = await deps.runner.wait_for(JOB_KIND, key, patience=WAIT_FOR_HOLDER_SECONDS, lease_seconds=LEASE_SECONDS)
+    if isinstance(got, Job):
+        return await _resolved_elsewhere(deps, key, got)
+    handle = got
     try:
         org, fields = await load_org()
+        intent = handle.open_intent("customer.create")
+        if intent is not None:
+            await handle.wait_to_settle(intent, f"customer {key}")
         resolution = await _find(deps, deal=deal, org=org, fields=fields, legal_entity=legal_entity,
-                                 recovering=job.attempts > 1)  # fmt: skip
+                                 recovering=handle.job.attempts > 1 or intent is not None)  # fmt: skip
         if resolution is None:
-            resolution = await _create(ctx, deps, deal=deal, org=org, legal_entity=legal_entity)
+            if intent is not None:
+                await ctx.audit("customer.recheck_absent", key=key)
+            resolution = await _create(ctx, deps, handle, deal=deal, org=org, legal_entity=legal_entity)
         else:
-            await ctx.audit(f"customer.{resolution.how}", account=resolution.account, legal_entity=legal_entity)
+            if intent is not None:
+                await handle.settled()
+            await ctx.audit(f"customer.{resolution.how}", account=resolution.account, legal_entity=legal_entity,
+                            via="re-check after a lost answer" if intent is not None else None)  # fmt: skip
         if org is not None and deps.cfg.pipedrive_fields.org_customer_account and resolution.how != "account_field":
             await _write_back(ctx, deps, org, resolution.account)
         await deps.state.idmap.put("customer", key, resolution.account)
-        await jobs.complete(job, {"account": resolution.account, "how": resolution.how})
+        await handle.complete({"account": resolution.account, "how": resolution.how})
     except BaseException as exc:
-        with contextlib.suppress(LostLeaseError):
-            await jobs.release(job, f"{type(exc).__name__}: {exc}")
+        await handle.release(f"{type(exc).__name__}: {exc}")
         raise
     return resolution
 
 
-async def _resolved_elsewhere(deps: CustomerDeps, key: str) -> CustomerResolution:
-    """Another worker holds (or finished) this organization's resolution.
-
-    Resolving takes a few calls, so wait a little for the holder (often a deal of the same queue
-    batch) before handing the message back to the queue with a short delay.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_FOR_HOLDER_SECONDS
-    while True:
-        current = await deps.state.jobs.get(JOB_KIND, key)
-        account = (current.result or {}).get("account") if current is not None else None
-        if current is not None and current.state == "done" and account:
-            await deps.state.idmap.put("customer", key, str(account))
-            return CustomerResolution(str(account), "idmap")
-        if current is None or not current.lease_live() or loop.time() >= deadline:
-            break
-        await asyncio.sleep(0.25)  # a lease held elsewhere: poll the row, bounded by the deadline
-    delay = min(5.0, lease_left(current)) if current is not None else 5.0
-    raise RetryLaterError(f"customer {key} is being resolved by another worker", delay=delay)
+async def _resolved_elsewhere(deps: CustomerDeps, key: str, job: Job) -> CustomerResolution:
+    account = (job.result or {}).get("account")
+    if job.state == "done" and account:
+        await deps.state.idmap.put("customer", key, str(account))
+        return CustomerResolution(str(account), "idmap")
+    raise MappingError(f"customer {key}: its resolution is {job.state} ({job.last_error or 'no reason'})")
 
 
 async def _create(
-    ctx: FlowContext, deps: CustomerDeps, *, deal: Deal, org: Organization | None, legal_entity: str
+    ctx: FlowContext,
+    deps: CustomerDeps,
+    handle: JobHandle,
+    *,
+    deal: Deal,
+    org: Organization | None,
+    legal_entity: str,
 ) -> CustomerResolution:
     cfg = deps.cfg
     if not cfg.customer.create_missing:
@@ -134,13 +143,22 @@ async def _create(
     planned = plan_customer(org, person, cfg, legal_entity, currency=deal.currency or None)
     if planned.warnings:
         await ctx.audit("customer.address_left_out", level="warning", warnings=planned.warnings)
+    await handle.intend("customer.create", legal_entity=legal_entity)
     await ctx.step("before_customer_create")
     try:
         created = await deps.d365.create_customer(planned.payload)
     except DuplicateError:
+        await handle.settled()
         if planned.payload.customer_account is None:
             raise
         created = await _adopt_manual_account(deps.d365, planned.payload, planned.payload.customer_account)
+    except UnknownOutcomeError as exc:
+        await ctx.audit("customer.answer_lost", level="warning", error=str(exc), settle=round(handle.lifecycle.settle))
+        raise
+    except BaseException:
+        await handle.settled()  # refused, throttled or never sent: nothing was created
+        raise
+    await handle.settled(account=created.customer_account)
     await ctx.audit("customer.created", account=created.customer_account, legal_entity=legal_entity)
     await ctx.step("after_customer_create")
     return CustomerResolution(created.customer_account, "created")
@@ -173,7 +191,17 @@ async def _find(
 ) -> CustomerResolution | None:
     cfg = deps.cfg
     if org is None:
-        return None  # person-only deals have nothing to match on: a new customer is created
+        # A person has no match key: a new customer is created, found again only by its marker.
+        if not recovering or deal.person_id is None:
+            return None
+        marker = person_marker(deal.person_id)
+        marked = await deps.d365.find_customers_by_field(PERSON_MARKER_FIELD, marker, legal_entity)
+        if len(marked) > 1:
+            raise MappingError(
+                f"deal {deal.id}: several D365 customers carry {PERSON_MARKER_FIELD} {marker!r} "
+                f"({', '.join(c.customer_account for c in marked)}); merge them in D365, then replay"
+            )
+        return CustomerResolution(marked[0].customer_account, "matched") if marked else None
     rules: list[MatchRule] = list(cfg.customer.match_rules)
     if recovering and "name_country" not in rules:
         rules.append("name_country")  # an earlier attempt may have created it: find that one first

@@ -56,6 +56,11 @@ def item_key(legal_entity: str, code: str) -> str:
     return f"{legal_entity}:{code}"
 
 
+def sorted_lines(deal_products: list[DealProduct]) -> list[DealProduct]:
+    """The deal's lines in Pipedrive's order (order_nr, then id): the order they are planned in."""
+    return sorted(deal_products, key=lambda p: (p.order_nr if p.order_nr is not None else 0, p.id))
+
+
 async def resolve_items(
     deal: Deal,
     deal_products: list[DealProduct],
@@ -65,7 +70,7 @@ async def resolve_items(
     d365: D365Client,
     state: StateStore,
 ) -> list[tuple[DealProduct, Product | None]]:
-    ordered = sorted(deal_products, key=lambda p: (p.order_nr if p.order_nr is not None else 0, p.id))
+    ordered = sorted_lines(deal_products)
     products = await pipedrive.get_products([p.product_id for p in ordered])
     lines = [(item, products.get(item.product_id)) for item in ordered]
 

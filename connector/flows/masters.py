@@ -23,25 +23,38 @@ from typing import Literal
 from connector.d365 import odata
 from connector.d365.models import Customer, ReleasedProduct
 from connector.errors import NotFoundError, PermanentError, RetryLaterError
-from connector.flows.claims import lease_left, release
 from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.items import forget_item
 from connector.flows.pd_directory import PipedriveDirectory
+from connector.flows.runner import JobHandle, Run
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
 from connector.pipedrive.models import Product, ProductInput, ProductPrice, ProductPriceInput
 from connector.queues import MasterPush
 from connector.runtime import Runtime
 from connector.state.idmap import IdMapEntry
-from connector.state.jobs import LostLeaseError
+from connector.state.jobs import LOCK_JOB
 
 log = logging.getLogger(__name__)
 LEDGER_FIELDS = ["Name", "AccountingCurrency"]
 PRODUCT_MAP = "pd-product"
 ORG_MAP = "pd-org"
-LOCK_KIND = "pd-create"  # job rows used as cross-instance locks around find-or-create
+LOCK_KIND = LOCK_JOB  # job rows used as cross-instance locks around find-or-create
 LOCK_LEASE_SECONDS = 60
 LOCK_WAIT_SECONDS = 10.0
-Outcome = Literal["created", "updated", "adopted", "unchanged", "not_found", "duplicate", "failed", "superseded"]
+Outcome = Literal[
+    "created",
+    "updated",
+    "adopted",
+    "unchanged",
+    "not_found",
+    "duplicate",
+    "failed",
+    "superseded",
+    "retry",
+    "wait",
+    "busy",
+    "skipped",
+]
 
 
 @dataclass
@@ -52,6 +65,11 @@ class PushResult:
     outcome: Outcome
     target_id: int | None = None
     reason: str | None = None
+    delay: float = 0.0  # retry/wait/busy: when the message should come back
+
+    @property
+    def requeue(self) -> bool:
+        return self.outcome in ("retry", "wait", "busy")
 
 
 def source_key(legal_entity: str, key: str) -> str:
@@ -87,56 +105,37 @@ async def company_currency(rt: Runtime, legal_entity: str) -> str | None:
 
 
 async def push_master(rt: Runtime, message: MasterPush, *, checkpoint: Checkpoint | None = None) -> PushResult:
-    """Push one record. Transient errors propagate (the queue retries) after the job is released."""
+    """Push one record under the job runner; the result says whether the message must come back later."""
     ctx = FlowContext(message.subject, message.correlation_id, rt.state.audit)
     if checkpoint is not None:
         ctx.checkpoint = checkpoint
-    jobs = rt.state.jobs
-    job = await jobs.claim(
-        message.job_kind, message.job_key, worker=rt.worker, lease_seconds=rt.settings.job_lease_seconds
-    )
-    if job is None:
-        return await _not_claimed(rt, ctx, message)
-    await ctx.audit("push.started", reason=message.reason, attempt=job.attempts)
-    try:
-        result = await _push(rt, ctx, message)
-    except LostLeaseError as exc:
-        await ctx.audit("push.superseded", level="warning", error=str(exc))
-        return _result(message, "superseded", reason=str(exc))
-    except PermanentError as exc:
-        await jobs.fail(job, str(exc), {"error": type(exc).__name__})
-        await ctx.audit("push.failed", level="error", reason=str(exc), error=type(exc).__name__)
-        return _result(message, "failed", reason=str(exc))
-    except BaseException as exc:  # transient, or unknown (a bug, a crash hook): the message's retry runs it
-        await release(rt.state.jobs, ctx, job, exc, "push.retry")
-        raise
-    try:
-        await jobs.complete(job, {"outcome": result.outcome, "target_id": result.target_id})
-    except LostLeaseError as exc:
-        await ctx.audit("push.superseded", level="warning", error=str(exc), target_id=result.target_id)
-        return _result(message, "superseded", result.target_id, reason=str(exc))
-    await ctx.audit("push.done", outcome=result.outcome, target_id=result.target_id)
-    await ctx.step("recorded")
-    return result
 
+    async def body(handle: JobHandle) -> PushResult:
+        return await _push(rt, ctx, message)
 
-async def _not_claimed(rt: Runtime, ctx: FlowContext, message: MasterPush) -> PushResult:
-    current = await rt.state.jobs.get(message.job_kind, message.job_key)
-    if current is not None and current.state == "done":
-        await ctx.audit("push.duplicate", reason=message.reason)
-        return _result(message, "duplicate", (current.result or {}).get("target_id"))
-    if current is not None and current.lease_live():
-        delay = lease_left(current)
-        raise RetryLaterError(f"{message.subject} is being pushed by another worker", delay=delay)
-    state = current.state if current else "missing"
-    await ctx.audit("push.skipped", level="warning", job_state=state, reason=message.reason)
-    return _result(message, "failed", reason=f"job is {state}; push the record again to retry it")
+    run: Run[PushResult] = await rt.runner.run(
+        message.job_kind, message.job_key, ctx, body, events="push", detail={"reason": message.reason},
+        result_of=lambda r: {"outcome": r.outcome, "target_id": r.target_id},
+    )  # fmt: skip
+    if run.status == "done" and run.value is not None:
+        await ctx.audit("push.done", outcome=run.value.outcome, target_id=run.value.target_id)
+        await ctx.step("recorded")
+        return run.value
+    if run.status == "duplicate":
+        return _result(message, "duplicate", ((run.job.result if run.job else None) or {}).get("target_id"))
+    target = run.value.target_id if run.value is not None else None
+    return _result(message, run.status, target, reason=run.reason, delay=run.delay)  # type: ignore[arg-type]
 
 
 def _result(
-    message: MasterPush, outcome: Outcome, target_id: int | None = None, *, reason: str | None = None
+    message: MasterPush,
+    outcome: Outcome,
+    target_id: int | None = None,
+    *,
+    reason: str | None = None,
+    delay: float = 0.0,
 ) -> PushResult:
-    return PushResult(message.entity, message.key, message.legal_entity.lower(), outcome, target_id, reason)
+    return PushResult(message.entity, message.key, message.legal_entity.lower(), outcome, target_id, reason, delay)
 
 
 async def _push(rt: Runtime, ctx: FlowContext, message: MasterPush) -> PushResult:
@@ -218,20 +217,15 @@ async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[bool]:
     if local is None:
         local = _LOCAL_LOCKS[lock_key] = asyncio.Lock()
     async with local:
-        jobs = rt.state.jobs
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_WAIT_SECONDS
-        while (
-            job := await jobs.claim(LOCK_KIND, lock_key, worker=rt.worker, lease_seconds=LOCK_LEASE_SECONDS)
-        ) is None:
-            if loop.time() >= deadline:
-                raise RetryLaterError(f"{lock_key} is being pushed by another worker", delay=LOCK_WAIT_SECONDS)
-            await asyncio.sleep(0.1)  # a lease held elsewhere: poll the row, bounded by the deadline
+        got = await rt.runner.wait_for(
+            LOCK_KIND, lock_key, patience=LOCK_WAIT_SECONDS, lease_seconds=LOCK_LEASE_SECONDS
+        )
+        if not isinstance(got, JobHandle):  # a lock row is never done or failed; someone broke it
+            raise RetryLaterError(f"{lock_key}: lock row is {got.state}", delay=LOCK_WAIT_SECONDS)
         try:
-            yield job.attempts > 1
+            yield got.job.attempts > 1
         finally:
-            with contextlib.suppress(LostLeaseError):
-                await jobs.release(job, "")
+            await got.release("")
 
 
 # --- products -----------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Order build for one won deal (DESIGN.md flow 1): exactly one D365 sales order, or a failed job
-with a reason a person can act on.
+"""Order build for one won deal (docs/architecture.md, flow 1): exactly one D365 sales order with all
+its lines, or a failed job with a reason a person can act on.
 
-Exactly-once rests on three things, in this order: the job claim (one worker at a time per deal),
-the reference lookup before the create (a crash after the create, before the state write, finds
-its order on the next attempt and adopts it), and the single `$batch` changeset (header and lines
-commit together or not at all). D365's "record already exists" is adoption, not failure.
+Exactly-once rests on the job (one worker at a time per deal, run by `JobRunner`), the facts frozen on it
+at the first attempt (reference, legal entity, numbering, line order: an edited deal is never looked up
+under another reference or company), and the write rules of `order_write` (announce every create; after a
+lost answer look before creating again; D365's "record already exists" is adoption, not failure).
 """
 
 from __future__ import annotations
@@ -12,26 +12,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from connector.d365.client import D365Client
-from connector.errors import DuplicateError, PermanentError, RetryLaterError, TransientError
-from connector.flows.claims import lease_left, release
+from connector.errors import PermanentError, TransientError
 from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.customers import CustomerDeps, resolve_customer
-from connector.flows.items import resolve_items
+from connector.flows.items import resolve_items, sorted_lines
+from connector.flows.order_write import Frozen, Written, write_order
+from connector.flows.runner import JobHandle, Run
 from connector.mapping.config import MappingConfig, OrgFieldSource
 from connector.mapping.dimensions import resolve_dimensions
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
-from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_reference
+from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_number, order_reference
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
-from connector.pipedrive.models import Deal, Organization
+from connector.pipedrive.models import Deal, DealProduct, Organization
 from connector.queues import OrderBuild
 from connector.runtime import Runtime
-from connector.state.jobs import LostLeaseError
+from connector.state.jobs import ORDER_JOB
 
-JOB_KIND = "order"
-Outcome = Literal["created", "adopted", "duplicate", "failed", "busy", "superseded"]
+JOB_KIND = ORDER_JOB
+Outcome = Literal["created", "adopted", "duplicate", "failed", "busy", "superseded", "retry", "wait", "skipped"]
 
 
 @dataclass
@@ -41,71 +41,55 @@ class OrderResult:
     order_number: str | None = None
     reason: str | None = None
     detail: dict[str, object] = field(default_factory=dict)
+    delay: float = 0.0  # retry/wait/busy: when the message should come back
+
+    @property
+    def requeue(self) -> bool:
+        return self.outcome in ("retry", "wait", "busy")
 
 
 async def build_order_for_deal(
     rt: Runtime, message: OrderBuild, *, checkpoint: Checkpoint | None = None
 ) -> OrderResult:
-    """Run one order build. Transient errors propagate (the queue retries) after the job is released."""
+    """Run one order build; the result says whether the message is finished or must come back later."""
     ctx = FlowContext(f"deal-{message.deal_id}", message.correlation_id, rt.state.audit)
     if checkpoint is not None:
         ctx.checkpoint = checkpoint
-    jobs = rt.state.jobs
-    key = str(message.deal_id)
-    job = await jobs.claim(JOB_KIND, key, worker=rt.worker, lease_seconds=rt.settings.job_lease_seconds)
-    if job is None:
-        return await _not_claimed(rt, ctx, message)
-    await ctx.audit("build.started", reason=message.reason, attempt=job.attempts, worker=rt.worker)
-    try:
+
+    async def body(handle: JobHandle) -> OrderResult:
         await ctx.step("claimed")
-        result = await _build(rt, ctx, message.deal_id)
-    except LostLeaseError as exc:
-        await ctx.audit("build.superseded", level="warning", error=str(exc))
-        return OrderResult(message.deal_id, "superseded", reason=str(exc))
-    except (TransientError, RetryLaterError) as exc:
-        await release(rt.state.jobs, ctx, job, exc, "build.retry")
-        raise
-    except PermanentError as exc:
-        reason = str(exc)
-        await jobs.fail(job, reason, {"error": type(exc).__name__})
-        await ctx.audit("build.failed", level="error", reason=reason, error=type(exc).__name__)
-        return OrderResult(message.deal_id, "failed", reason=reason)
-    except BaseException as exc:
-        # Unknown error (a bug, a crash hook): give the job back so the message's retry can run it.
-        await release(rt.state.jobs, ctx, job, exc, "build.retry")
-        raise
-    # Write back BEFORE recording done: a crash in between then retries into adoption and writes again
-    # (idempotent), whereas after `done` a crash would lose the write-back for good (the retry is a duplicate).
-    await _write_back_order_number(rt, ctx, result)
-    try:
-        await jobs.complete(job, {k: v for k, v in result.detail.items() if v is not None})
-    except LostLeaseError as exc:
-        # We stalled past the lease and another worker took over (and adopted/created the same order):
-        # its record stands; ours is dropped instead of failing the message into a pointless retry.
-        await ctx.audit("build.superseded", level="warning", error=str(exc), order_number=result.order_number)
-        return OrderResult(message.deal_id, "superseded", order_number=result.order_number, reason=str(exc))
-    await ctx.audit("build.done", order_number=result.order_number, outcome=result.outcome)
-    await ctx.step("recorded")
-    return result
+        result = await _build(rt, ctx, handle, message.deal_id)
+        # Write back BEFORE the job is recorded done: a crash in between retries into adoption and writes
+        # again (idempotent), whereas after `done` a crash would lose the write-back for good.
+        await _write_back_order_number(rt, ctx, result)
+        return result
+
+    run: Run[OrderResult] = await rt.runner.run(
+        JOB_KIND, str(message.deal_id), ctx, body, result_of=_job_result, events="build",
+        detail={"reason": message.reason},
+    )  # fmt: skip
+    return await _outcome(ctx, message, run)
 
 
-async def _not_claimed(rt: Runtime, ctx: FlowContext, message: OrderBuild) -> OrderResult:
-    current = await rt.state.jobs.get(JOB_KIND, str(message.deal_id))
-    state = current.state if current else "missing"
-    if current is not None and current.state == "done":
-        number = (current.result or {}).get("order_number")
-        await ctx.audit("build.duplicate", order_number=number, reason=message.reason)
-        return OrderResult(message.deal_id, "duplicate", order_number=str(number) if number else None)
-    if current is not None and current.lease_live():
-        # Another worker holds it; come back after its lease, when it is done (duplicate) or expired.
-        delay = lease_left(current)
-        await ctx.audit("build.busy", level="debug", holder=current.worker, retry_in=round(delay))
-        raise RetryLaterError(f"deal {message.deal_id} is being built by another worker", delay=delay)
-    await ctx.audit("build.skipped", level="warning", job_state=state, reason=message.reason)
-    return OrderResult(message.deal_id, "failed", reason=f"job is {state}; replay the deal to run it again")
+async def _outcome(ctx: FlowContext, message: OrderBuild, run: Run[OrderResult]) -> OrderResult:
+    deal_id = message.deal_id
+    if run.status == "done" and run.value is not None:
+        await ctx.audit("build.done", order_number=run.value.order_number, outcome=run.value.outcome)
+        await ctx.step("recorded")
+        return run.value
+    if run.status == "duplicate":
+        number = ((run.job.result if run.job else None) or {}).get("order_number")
+        return OrderResult(deal_id, "duplicate", order_number=str(number) if number else None)
+    if run.status == "superseded" and run.value is not None:
+        return OrderResult(deal_id, "superseded", order_number=run.value.order_number, reason=run.reason)
+    return OrderResult(deal_id, run.status, reason=run.reason, delay=run.delay)  # type: ignore[arg-type]
 
 
-async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
+def _job_result(result: OrderResult) -> dict[str, Any]:
+    return {k: v for k, v in result.detail.items() if v is not None}
+
+
+async def _build(rt: Runtime, ctx: FlowContext, handle: JobHandle, deal_id: int) -> OrderResult:
     cfg = rt.mapping
     pipedrive = await rt.pipedrive()
     d365 = await rt.d365()
@@ -116,53 +100,103 @@ async def _build(rt: Runtime, ctx: FlowContext, deal_id: int) -> OrderResult:
             f"deal {deal_id} is {deal.status!r}, not won: no order made (it is picked up again if it is won)",
             deal_id=deal_id,
         )
-    deal_products = await pipedrive.get_deal_products(deal_id)
+    deal_products = sorted_lines(await pipedrive.get_deal_products(deal_id))
     await ctx.step("deal_read")
+    frozen, line_order = await _freeze(handle, ctx, deal, deal_products, cfg)
 
-    legal_entity = legal_entity_for(deal, cfg)
     deal_fields = await rt.custom_fields("deal")
     org_fields = await rt.custom_fields("organization")
     deal_values = await deal_fields.to_names(deal.custom_fields or {})
-    reference = order_reference(deal, cfg)
-
-    # A crash after the create and before the state write lands here on the retry: adopt, never re-create.
-    existing = await d365.find_order_by_reference(reference, legal_entity)
-    if existing is not None:
-        await ctx.audit("order.adopted", order_number=existing.sales_order_number, reference=reference)
-        return _result(deal, "adopted", existing.sales_order_number, legal_entity, reference, lines=None)
 
     # Items before the customer: an unmapped or unreleased item (the common permanent failure) must
     # fail the job before anything is written to D365, not after a new customer was created.
-    lines = await resolve_items(deal, deal_products, legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state)
+    lines = await resolve_items(
+        deal, deal_products, frozen.legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state
+    )
     org_loader = _OrgLoader(pipedrive, org_fields, deal, deal_values)
     customer = await resolve_customer(
         ctx,
-        CustomerDeps(cfg, rt.state, pipedrive, d365, org_fields, rt.worker),
+        CustomerDeps(cfg, rt.state, pipedrive, d365, org_fields, rt.runner),
         deal=deal,
-        legal_entity=legal_entity,
+        legal_entity=frozen.legal_entity,
         load_org=org_loader,
     )
     await ctx.step("customer_resolved")
     # The organization is read only when its fields feed a dimension, or (above) when the customer is new.
     org, fields = await org_loader() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=deal_values))
     dimensions = resolve_dimensions(deal, org, cfg, fields)
-    plan = build_order(deal, lines, customer.account, cfg, legal_entity=legal_entity, dimensions=dimensions)
+    plan = _pin(
+        build_order(
+            deal, lines, customer.account, cfg, legal_entity=frozen.legal_entity, dimensions=dimensions,
+            reference=frozen.reference, line_order=line_order,
+        ),
+        frozen,
+    )  # fmt: skip
     await ctx.audit(
         "order.planned",
         reference=plan.reference,
-        legal_entity=legal_entity,
+        legal_entity=frozen.legal_entity,
+        numbering=frozen.numbering,
         customer=customer.account,
         customer_how=customer.how,
         lines=len(plan.lines),
         dimensions=dimensions or None,
     )
-    await ctx.step("before_create")
-    number, outcome = await _create(ctx, d365, plan)
-    await ctx.step("after_create")
-    result = _result(deal, outcome, number, legal_entity, reference, lines=len(plan.lines))
-    result.detail["customer"] = customer.account
-    result.detail["customer_how"] = customer.how
-    return result
+    written = await write_order(ctx, handle, d365, plan, frozen)
+    return _result(deal, written, frozen, plan, customer.account, customer.how)
+
+
+async def _freeze(
+    handle: JobHandle, ctx: FlowContext, deal: Deal, deal_products: list[DealProduct], cfg: MappingConfig
+) -> tuple[Frozen, list[int]]:
+    """The deal's reference, company, numbering and line order, fixed on the job at its first attempt."""
+    context = handle.context
+    if "reference" not in context:
+        frozen = Frozen(
+            reference=order_reference(deal, cfg),
+            reference_field=cfg.order.reference_field,
+            legal_entity=legal_entity_for(deal, cfg),
+            numbering=cfg.order.numbering,
+            order_number=order_number(deal, cfg),
+        )
+        line_order = [item.id for item in deal_products]
+        await handle.remember(
+            reference=frozen.reference,
+            reference_field=frozen.reference_field,
+            legal_entity=frozen.legal_entity,
+            numbering=frozen.numbering,
+            planned_number=frozen.order_number,
+            line_order=line_order,
+        )
+        return frozen, line_order
+    frozen = Frozen(
+        reference=str(context["reference"]),
+        reference_field=str(context["reference_field"]),
+        legal_entity=str(context["legal_entity"]),
+        numbering=str(context["numbering"]),
+        order_number=context.get("planned_number"),
+    )
+    changed = {
+        name: now
+        for name, now, then in (
+            ("reference", order_reference(deal, cfg), frozen.reference),
+            ("legal_entity", legal_entity_for(deal, cfg), frozen.legal_entity),
+            ("numbering", cfg.order.numbering, frozen.numbering),
+        )
+        if now != then
+    }
+    if changed:
+        await ctx.audit("build.frozen_kept", level="warning", frozen=context.get("reference"), now=changed)
+    return frozen, [int(i) for i in context.get("line_order", [])]
+
+
+def _pin(plan: OrderPlan, frozen: Frozen) -> OrderPlan:
+    """The plan with the frozen number and reference field, whatever the mapping says today."""
+    by_field: dict[str, str | None] = {"customers_order_reference": None, "customer_requisition_number": None}
+    by_field["customers_order_reference" if frozen.reference_field == "CustomersOrderReference"
+             else "customer_requisition_number"] = frozen.reference  # fmt: skip
+    header = plan.header.model_copy(update={"sales_order_number": frozen.order_number, **by_field})
+    return plan.model_copy(update={"header": header})
 
 
 class _OrgLoader:
@@ -186,36 +220,23 @@ def _dimensions_use_org(cfg: MappingConfig) -> bool:
     return any(isinstance(src, OrgFieldSource) for src in cfg.dimensions.sources.values())
 
 
-async def _create(ctx: FlowContext, d365: D365Client, plan: OrderPlan) -> tuple[str, Outcome]:
-    try:
-        number, lines = await d365.create_sales_order(plan.header, plan.lines)
-    except DuplicateError as exc:
-        existing = await d365.find_order_by_reference(plan.reference, plan.legal_entity)
-        if existing is None:
-            # Not ours to adopt (e.g. the order number is taken by another order): retrying cannot help.
-            raise PermanentError(
-                f"D365 refused order {plan.reference!r} as a duplicate, but no order in {plan.legal_entity} carries "
-                f"that reference ({exc}); free the order number or change order.number_template, then replay"
-            ) from exc
-        await ctx.audit("order.adopted", order_number=existing.sales_order_number, via="duplicate")
-        return existing.sales_order_number, "adopted"
-    await ctx.audit("order.created", order_number=number, lines=len(lines))
-    return number, "created"
-
-
 def _result(
-    deal: Deal, outcome: Outcome, number: str, legal_entity: str, reference: str, *, lines: int | None
+    deal: Deal, written: Written, frozen: Frozen, plan: OrderPlan, customer: str, customer_how: str
 ) -> OrderResult:
     return OrderResult(
         deal.id,
-        outcome,
-        order_number=number,
+        written.outcome,
+        order_number=written.order_number,
         detail={
-            "order_number": number,
-            "legal_entity": legal_entity,
-            "reference": reference,
-            "lines": lines,
-            "outcome": outcome,
+            "order_number": written.order_number,
+            "legal_entity": frozen.legal_entity,
+            "reference": frozen.reference,
+            "numbering": frozen.numbering,
+            "lines": len(plan.lines),
+            "lines_added": written.lines_added,
+            "outcome": written.outcome,
+            "customer": customer,
+            "customer_how": customer_how,
         },
     )
 

@@ -1,8 +1,11 @@
 """Queue trigger bodies for `order-build` and `master-push`: decode, run the flow, and map outcomes
 to the host's retry rules.
 
-Return = the message is done (deleted). Raise = the host retries it after the visibility timeout,
-and after `maxDequeueCount` moves it to the poison queue, where `status` shows it and `replay` drains it.
+Return = the message is done (deleted); a flow that must come back later (back-off after a transient
+error, a wait, another worker's lease) has first sent a new message with a visibility delay. Raise (an
+unknown error) = the host retries it after the visibility timeout, and after `maxDequeueCount` moves it
+to the poison queue; on that last attempt its job is marked failed first, so `status` shows it and
+`replay --failed` brings it back.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from connector.errors import RetryLaterError
-from connector.flows.context import Checkpoint
+from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.masters import PushResult, push_master
 from connector.flows.orders import OrderResult, build_order_for_deal
 from connector.queues import MalformedMessage, MasterPush, OrderBuild, decode_message
@@ -71,15 +74,29 @@ async def _handle(
         await rt.queues.move_aside(text, f"{message.kind} message on queue {queue}", queue=queue)
         return None
     try:
-        return await run(message)
+        result = await run(message)
     except RetryLaterError as exc:
-        # A long wait (throttling, another worker's lease): re-queue with a delay instead of sleeping.
-        await rt.queues.requeue(message, exc.delay)
-        await rt.state.audit.append(
-            message.subject,
-            requeued_event,
-            correlation_id=message.correlation_id,
-            level="warning",
-            detail={"delay": round(exc.delay, 1), "error": str(exc), "dequeue_count": dequeue_count},
-        )
+        await _requeue(rt, message, exc.delay, str(exc), requeued_event, dequeue_count)
         return None
+    except BaseException as exc:
+        if dequeue_count >= rt.settings.max_dequeue_count:
+            # The host parks the message in the poison queue after this attempt: make that visible on the job.
+            reason = f"gave up after {dequeue_count} attempts: {type(exc).__name__}: {exc}"
+            ctx = FlowContext(message.subject, message.correlation_id, rt.state.audit)
+            await rt.runner.give_up(message.job_kind, message.job_key, ctx, requeued_event.split(".")[0], reason)
+        raise
+    if result.requeue:
+        # A back-off, a wait or another worker's lease: the message comes back later instead of sleeping here.
+        await _requeue(rt, message, result.delay, result.reason or result.outcome, requeued_event, dequeue_count)
+    return result
+
+
+async def _requeue(rt: Runtime, message: Any, delay: float, why: str, event: str, dequeue_count: int) -> None:
+    await rt.queues.requeue(message, delay)
+    await rt.state.audit.append(
+        message.subject,
+        event,
+        correlation_id=message.correlation_id,
+        level="warning",
+        detail={"delay": round(delay, 1), "error": why, "dequeue_count": dequeue_count},
+    )

@@ -159,15 +159,22 @@ class PipedriveFields(_Strict):
     deal_order_number: NonEmpty | None = None
 
 
+# How the SalesOrderNumber is made (docs/architecture.md, "Numbering modes").
+Numbering = Literal["from_deal", "d365_sequence"]
+# F&O's sales order number (SalesIdBase) holds at most 20 characters.
+MAX_ORDER_NUMBER = 20
+
+
 class OrderConfig(_Strict):
     reference_template: NonEmpty = "PD-{deal_id}"
     reference_field: ReferenceField = "CustomersOrderReference"
     write_back_order_number: bool = False
 
-    # SalesOrderNumber made from the deal (e.g. "PD{deal_id}"), for D365 number sequences that allow manual
-    # numbers: the number is then a natural key, so a second create is refused by D365 ("The record already
-    # exists") and adopted. Unset: D365's number sequence assigns it and the lines refer to the header by
-    # Content-ID inside the changeset (Content-ID referencing on F&O is UNCONFIRMED; see docs/admin-d365.md).
+    # d365_sequence (default): D365's number sequence assigns the number; the header is created alone, then
+    # the lines in one changeset carrying it. from_deal: the number comes from `number_template` (the D365
+    # admin lets the sequence take manual numbers); header and lines go in one changeset and D365's "record
+    # already exists" is a second dedupe guard.
+    numbering: Numbering = "d365_sequence"
     number_template: NonEmpty | None = None
 
     @field_validator("reference_template", "number_template")
@@ -194,6 +201,21 @@ class OrderConfig(_Strict):
         if "deal_id" not in names:
             raise ValueError("must contain {deal_id} so each deal gets its own reference")
         return template
+
+    @model_validator(mode="after")
+    def _numbering(self) -> OrderConfig:
+        if self.numbering == "from_deal" and self.number_template is None:
+            raise ValueError('number_template: required when numbering is from_deal (e.g. "PD{deal_id}")')
+        if self.numbering == "d365_sequence" and self.number_template is not None:
+            raise ValueError(
+                "number_template: only used with numbering: from_deal; remove it, or set numbering: from_deal "
+                "(the D365 number sequence must then allow manual numbers)"
+            )
+        if self.number_template is not None:
+            sample = self.number_template.format(**dict.fromkeys(REFERENCE_PLACEHOLDERS, 1))
+            if len(sample) > MAX_ORDER_NUMBER:
+                raise ValueError(f"number_template: makes numbers longer than {MAX_ORDER_NUMBER} characters")
+        return self
 
 
 class LineDefaults(_Strict):

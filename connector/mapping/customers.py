@@ -122,6 +122,15 @@ def org_account(org: Organization, cfg: MappingConfig, resolved_fields: Resolved
         raise MappingError(f"organization {org.id} {org.name!r}: field {name!r} {exc}") from None
 
 
+PERSON_MARKER_FIELD = "NameAlias"  # D365 search name; person customers we create carry their marker in it
+
+
+def person_marker(person_id: int) -> str:
+    """The unique value a person customer is created with, so it can be found again after a lost answer
+    (a person has no name+country match key). At most 20 characters, as NameAlias allows."""
+    return f"PD-P{person_id}"[:20]
+
+
 @dataclass(frozen=True)
 class NewCustomer:
     """A CustomersV3 create payload and what was left out of it (for the audit trail)."""
@@ -172,7 +181,10 @@ def plan_customer(
     first, last = _person_names(person)
     if not (first or last):
         raise MappingError(f"person {person.id} has no name; give them a name in Pipedrive")
-    payload = CustomerCreate(party_type="Person", person_first_name=first, person_last_name=last, **common)
+    payload = CustomerCreate(
+        party_type="Person", person_first_name=first, person_last_name=last, name_alias=person_marker(person.id),
+        **common,
+    )  # fmt: skip
     return NewCustomer(payload, warnings)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from connector.d365.models import SalesOrderHeaderCreate, SalesOrderLineCreate
-from connector.mapping.config import MappingConfig
+from connector.mapping.config import MAX_ORDER_NUMBER, MappingConfig
 from connector.mapping.errors import MappingError
 from connector.mapping.money import (
     LineMoney,
@@ -75,11 +75,29 @@ def order_reference(deal: Deal, cfg: MappingConfig) -> str:
 
 
 def order_number(deal: Deal, cfg: MappingConfig) -> str | None:
-    """The SalesOrderNumber to create with, when the mapping makes it from the deal; None = number sequence."""
+    """The SalesOrderNumber to create with (`numbering: from_deal`); None = D365's number sequence."""
     template = cfg.order.number_template
-    if template is None:
+    if cfg.order.numbering != "from_deal" or template is None:
         return None
-    return template.format(deal_id=deal.id, pipeline_id=deal.pipeline_id, org_id=deal.org_id, owner_id=deal.owner_id)
+    number = template.format(deal_id=deal.id, pipeline_id=deal.pipeline_id, org_id=deal.org_id, owner_id=deal.owner_id)
+    if len(number) > MAX_ORDER_NUMBER:
+        raise MappingError(
+            f"deal {deal.id}: order number {number!r} is longer than D365's {MAX_ORDER_NUMBER} characters; "
+            "shorten order.number_template",
+            deal_id=deal.id,
+        )
+    return number
+
+
+def line_positions(deal_products: list[DealProduct], frozen: list[int] | None = None) -> list[int]:
+    """Each deal product's stable line identity (`CustomersLineNumber`, 1-based), frozen at the first attempt.
+
+    `frozen` is the deal-product id order recorded when the order was first planned; products added to
+    the deal since come after it, so a retry that adds missing lines never renumbers (or doubles) one.
+    """
+    order = list(frozen or [])
+    order += [p.id for p in deal_products if p.id not in order]
+    return order
 
 
 def build_order(
@@ -90,18 +108,22 @@ def build_order(
     *,
     legal_entity: str | None = None,
     dimensions: str = "",
+    reference: str | None = None,
+    line_order: list[int] | None = None,
 ) -> OrderPlan:
     """Map the deal and its product lines (in the order given) to a sales order plan.
 
     `lines` pairs each deal product with its Pipedrive product (None when it no longer exists);
-    `dimensions` is the display string from `resolve_dimensions`; `legal_entity` defaults to
-    `legal_entity_for(deal)`. Item numbers are the products' codes; whether they exist in D365 is
-    the flow's check (it needs the API).
+    `dimensions` is the display string from `resolve_dimensions`; `legal_entity` and `reference` default
+    to the deal's own (a flow passes the ones frozen on its job); `line_order` is the frozen deal-product
+    order behind each line's `CustomersLineNumber` (see `line_positions`). Item numbers are the products'
+    codes; whether they exist in D365 is the flow's check (it needs the API).
     """
     company = legal_entity or legal_entity_for(deal, cfg)
     problems: list[str] = []
     currency = _currency(deal, problems)
-    reference = order_reference(deal, cfg)
+    reference = reference or order_reference(deal, cfg)
+    identity = line_positions([item for item, _ in lines], line_order)
     if not customer_account.strip():
         problems.append(f"deal {deal.id}: no D365 customer account to order for")
 
@@ -112,7 +134,8 @@ def build_order(
     for position, (item, product) in enumerate(lines, start=1):
         if cfg.lines.skip_disabled and not item.is_enabled:
             continue
-        planned_line = _line(deal, position, len(planned) + 1, item, product, currency, company, dimensions, cfg,
+        number = identity.index(item.id) + 1
+        planned_line = _line(deal, position, number, item, product, currency, company, dimensions, cfg,
                              problems)  # fmt: skip
         if planned_line is not None:
             line, money = planned_line

@@ -101,6 +101,10 @@ class LocalStack:
             "RETRY_BACKOFF_MAX": "0.5",
             "RETRY_JITTER": "0.05",
             "RETRY_MAX_INLINE_WAIT": "5",
+            # The embedded stack's clock runs fast: short back-offs, and a settle time (after a lost D365
+            # answer) that only needs to outlast the simulator's own delays.
+            "RETRY_SCHEDULE_SECONDS": "1,2,5,10",
+            "D365_SETTLE_SECONDS": "2",
             **self.extra_env,
         }
         return self

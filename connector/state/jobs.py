@@ -1,12 +1,20 @@
 """Job rows: the dedupe guard and the claim/lease protocol that makes "one deal, one order" hold.
 
 Row = (PartitionKey kind, RowKey key). States: queued -> running -> done | failed; running -> queued on a
-transient release. Creating a row is an insert that fails with 409 on an existing key; every later
-transition is ETag-conditional, so two workers can never both believe they own a job.
+transient release (with a `retry_at` when the flow backs off). Creating a row is an insert that fails
+with 409 on an existing key; every later transition is ETag-conditional, so two workers can never both
+believe they own a job.
+
+Besides the state, a row carries what a flow must remember across attempts (docs/architecture.md, "Job
+lifecycle"): `context` (facts frozen at the first attempt and confirmed progress), `intent` (the create
+that was about to be sent: a later attempt looks before it creates again), the transient-failure count and
+the time of the first one (the outage horizon), and `takeovers` (leases that ran out under a worker).
 """
 
 from __future__ import annotations
 
+import builtins
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,14 +28,33 @@ from connector.redact import scrub, scrub_text
 from connector.state.tables import LazyTable, decode_key, dumps, encode_key, loads, now, storage_errors
 
 JobState = Literal["queued", "running", "done", "failed"]
+
+# Job kinds (the PartitionKey): one place, so a dedupe key is never spelled two ways.
+ORDER_JOB = "order"  # key: deal id
+CUSTOMER_JOB = "customer"  # key: <legal entity>:org:<id> | <legal entity>:person:<id>
+LOCK_JOB = "pd-create"  # key: the Pipedrive identity being written (a cross-instance lock)
+EVENT_JOB = "d365-event"  # key: the business event's dedupe key
+
+
+def master_job(entity: str) -> str:
+    """The job kind of a master push of `entity` (product, customer); key: <legal entity>:<D365 key>."""
+    return f"master-{entity}"
+
+
+QUEUED_KINDS = (ORDER_JOB, master_job("product"), master_job("customer"))  # jobs that have queue messages
 _MAX_RACE_ROUNDS = 20
 
 
 class LostLeaseError(ConnectorError):
     """Another worker (or a replay) changed the job since we read it; our view of it is stale.
 
-    The flow must stop touching the job: its new owner carries on. Not retryable as is.
+    The flow must stop touching the job: its new owner carries on. `job` names the row (kind, key), so a
+    flow can tell its own job from another it used on the way (a customer resolution, a lock).
     """
+
+    def __init__(self, message: str, *, job: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 class Job(BaseModel):
@@ -44,9 +71,20 @@ class Job(BaseModel):
     result: dict[str, Any] | None = None
     last_error: str | None = None
     detail: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    intent: dict[str, Any] | None = None
+    retry_at: datetime | None = None
+    failures: int = 0
+    first_failure: datetime | None = None
+    takeovers: int = 0
+    token: str = ""
     created: datetime | None = None
     updated: datetime | None = None
     etag: str = Field("", repr=False)
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return (self.kind, self.key)
 
     def lease_live(self, at: datetime | None = None) -> bool:
         return self.state == "running" and self.lease_until is not None and self.lease_until > (at or now())
@@ -74,6 +112,13 @@ class Job(BaseModel):
             result=loads(entity.get("Result")),
             last_error=entity.get("LastError") or None,
             detail=loads(entity.get("Detail")),
+            context=loads(entity.get("Context")),
+            intent=loads(entity.get("Intent")),
+            retry_at=entity.get("RetryAt"),
+            failures=int(entity.get("Failures", 0)),
+            first_failure=entity.get("FirstFailure"),
+            takeovers=int(entity.get("Takeovers", 0)),
+            token=entity.get("EnqueueToken", ""),
             created=entity.get("Created"),
             updated=entity.get("Updated"),
             etag=entity.metadata["etag"],
@@ -91,11 +136,21 @@ class Job(BaseModel):
             "Result": dumps(self.result) if self.result is not None else "",
             "LastError": scrub_text(self.last_error or ""),
             "Detail": dumps(scrub(self.detail)) if self.detail is not None else "",
+            "Context": dumps(self.context) if self.context is not None else "",
+            "Intent": dumps(self.intent) if self.intent is not None else "",
+            "Failures": self.failures,
+            "Takeovers": self.takeovers,
+            "EnqueueToken": self.token,
             "Created": self.created or now(),
             "Updated": self.updated or now(),
         }
-        if self.lease_until is not None:
-            entity["LeaseUntil"] = self.lease_until
+        for column, value in (
+            ("LeaseUntil", self.lease_until),
+            ("RetryAt", self.retry_at),
+            ("FirstFailure", self.first_failure),
+        ):
+            if value is not None:
+                entity[column] = value
         return entity
 
 
@@ -167,7 +222,8 @@ class JobStore:
             except (ResourceNotFoundError, HttpResponseError) as exc:
                 if isinstance(exc, ResourceNotFoundError) or exc.status_code in (409, 412):
                     raise LostLeaseError(
-                        f"job {old.kind}/{old.key} was changed by another worker (it was {old.state})"
+                        f"job {old.kind}/{old.key} was changed by another worker (it was {old.state})",
+                        job=old.ident,
                     ) from None
                 raise
         return new.model_copy(update={"etag": meta["etag"]})
@@ -188,15 +244,21 @@ class JobStore:
         Queued/running/done -> skip, except: `reopen_done` (master pushes: a new change must go out)
         re-opens done jobs, and a queued or expired-running job untouched for `stale_after` seconds is
         sent again, because its message may have been lost; a duplicate message is harmless (claim dedupes).
+
+        The inserted row carries a token of this call: when the SDK retried an insert whose first try had
+        landed (its answer lost), the 409 that follows finds our own token and the message is still sent.
         """
+        token = uuid.uuid4().hex
         for _ in range(_MAX_RACE_ROUNDS):
-            fresh = Job(kind=kind, key=key, state="queued", correlation_id=correlation_id, reason=reason)
+            fresh = Job(kind=kind, key=key, state="queued", correlation_id=correlation_id, reason=reason, token=token)
             inserted = await self._insert(fresh)
             if inserted is not None:
                 return EnqueueDecision(enqueue=True, previous=None, job=inserted)
             current = await self.get(kind, key)
             if current is None:
                 continue  # deleted in between: insert again
+            if current.token == token and current.state == "queued":
+                return EnqueueDecision(enqueue=True, previous=None, job=current)  # our own insert, answer lost
             stale = (
                 stale_after is not None
                 and current.updated is not None
@@ -208,25 +270,22 @@ class JobStore:
                 reopen = True
             if not reopen:
                 return EnqueueDecision(enqueue=False, previous=current.state, job=current)
+            changes: dict[str, Any] = {"state": "queued", "worker": None, "lease_until": None}
+            if current.state in ("failed", "done"):
+                changes.update(reopened(current))
             try:
-                job = await self._replace(
-                    current,
-                    state="queued",
-                    worker=None,
-                    lease_until=None,
-                    correlation_id=correlation_id,
-                    reason=reason,
-                )
+                job = await self._replace(current, correlation_id=correlation_id, reason=reason, token=token, **changes)
             except LostLeaseError:
                 continue
             return EnqueueDecision(enqueue=True, previous=current.state, job=job)
-        raise LostLeaseError(f"job {kind}/{key} kept changing while enqueuing; try again")
+        raise LostLeaseError(f"job {kind}/{key} kept changing while enqueuing; try again", job=(kind, key))
 
     async def undo_enqueue(self, decision: EnqueueDecision) -> bool:
         """Best effort: put the row back as it was when the message could not be sent; True if undone.
 
         Without this a failed send would leave a queued row with no message, and every retry of the
-        webhook would be skipped until the row goes stale. A row someone changed since is left alone.
+        webhook would be skipped until the row goes stale (the reconciler re-queues it then). A row
+        someone changed since is left alone.
         """
         if not decision.enqueue:
             return False
@@ -252,8 +311,9 @@ class JobStore:
     async def claim(self, kind: str, key: str, *, worker: str, lease_seconds: float) -> Job | None:
         """Take the job for `worker` until the lease expires; None when it is not ours to run.
 
-        Queued (or missing) -> running. Running with an expired lease -> taken over. Done, failed or
-        running with a live lease -> None (read `get` to see why).
+        Queued (or missing) -> running. Running with an expired lease -> taken over (counted in
+        `takeovers`: the worker before us stopped mid-step). Done, failed or running with a live lease
+        -> None (read `get` to see why).
         """
         for _ in range(_MAX_RACE_ROUNDS):
             lease_until = now() + timedelta(seconds=lease_seconds)
@@ -266,24 +326,55 @@ class JobStore:
                 continue
             if current.state in ("done", "failed") or current.lease_live():
                 return None
+            takeover = 1 if current.state == "running" else 0
             try:
                 return await self._replace(
-                    current, state="running", worker=worker, lease_until=lease_until, attempts=current.attempts + 1
+                    current,
+                    state="running",
+                    worker=worker,
+                    lease_until=lease_until,
+                    attempts=current.attempts + 1,
+                    takeovers=current.takeovers + takeover,
                 )
             except LostLeaseError:
                 continue  # someone else moved it: look again
         return None
+
+    async def save(self, job: Job, **changes: Any) -> Job:
+        """Conditional write of some fields of a job we hold (context, intent, lease); LostLeaseError if stale."""
+        return await self._replace(job, **changes)
 
     async def renew(self, job: Job, lease_seconds: float) -> Job:
         """Extend our lease for long work; LostLeaseError if the job was taken over meanwhile."""
         return await self._replace(job, lease_until=now() + timedelta(seconds=lease_seconds))
 
     async def complete(self, job: Job, result: dict[str, Any]) -> Job:
-        return await self._replace(job, state="done", result=result, lease_until=None, last_error=None)
+        return await self._replace(
+            job, state="done", result=result, lease_until=None, last_error=None, intent=None, retry_at=None
+        )
 
     async def fail(self, job: Job, reason: str, detail: dict[str, Any] | None = None) -> Job:
         return await self._replace(job, state="failed", last_error=reason, detail=detail, lease_until=None)
 
-    async def release(self, job: Job, error: str) -> Job:
-        """Give a job back after a transient error: queued again, the message's retry will claim it."""
-        return await self._replace(job, state="queued", last_error=error, worker=None, lease_until=None)
+    async def release(self, job: Job, error: str, **changes: Any) -> Job:
+        """Give a job back after a transient error: queued again, the message's retry will claim it.
+
+        `changes` carries the back-off bookkeeping (`retry_at`, `failures`, `first_failure`) when the flow
+        re-queues with a delay.
+        """
+        return await self._replace(job, state="queued", last_error=error, worker=None, lease_until=None, **changes)
+
+    async def list_open(self, kind: str) -> builtins.list[Job]:
+        """Jobs of `kind` that are queued or running: what the reconciler looks through."""
+        client = await self._table.client()
+        params = {"kind": encode_key(kind), "queued": "queued", "running": "running"}
+        query = "PartitionKey eq @kind and (State eq @queued or State eq @running)"
+        async with storage_errors("listing open jobs", self._table.where):
+            return [Job.from_entity(e) async for e in client.query_entities(query, parameters=params)]
+
+
+def reopened(job: Job) -> dict[str, Any]:
+    """What a replay resets on a failed (or done) job: attempts bookkeeping, and the context unless it
+    must be kept (a flow marks it `keep` once anything may have been written under it)."""
+    context = job.context if (job.context or {}).get("keep") else None
+    return {"failures": 0, "first_failure": None, "retry_at": None, "takeovers": 0, "context": context}

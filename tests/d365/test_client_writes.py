@@ -10,10 +10,17 @@ import pytest
 from connector.d365.batch import Operation
 from connector.d365.client import D365Client
 from connector.d365.models import CustomerCreate, SalesOrderHeaderCreate, SalesOrderLineCreate
-from connector.errors import DuplicateError, ProtocolError, RetryLaterError, TransientError, ValidationError
+from connector.errors import (
+    ConfigError,
+    DuplicateError,
+    ProtocolError,
+    RetryLaterError,
+    TransientError,
+    ValidationError,
+)
 from connector.sandbox.d365 import D365Sandbox
 
-from .conftest import Waits, make_client
+from .conftest import Waits
 
 
 def _header(number: str | None = "SO-T-1", reference: str = "PD-DEAL-42") -> SalesOrderHeaderCreate:
@@ -58,18 +65,23 @@ async def test_header_and_lines_in_one_changeset(d365_sim: D365Sandbox, d365: D3
     assert await d365.find_order_by_reference("PD-DEAL-4*", "usmf") is None  # wildcard never adopts a neighbour
 
 
-async def test_content_id_link_is_refused_and_writes_nothing(d365_sim: D365Sandbox, waits: Waits) -> None:
-    # The simulator takes the strict reading of reference section 4 (`$1` references refused, issue 8).
-    async with make_client(d365_sim, waits) as d365:  # line_link="auto": no number -> `$1/SalesOrderLines`
-        with pytest.raises(ValidationError, match="Content-ID") as caught:
-            await d365.create_sales_order(_header(number=None), [_line("D0001")])
-    assert caught.value.status == 400
-    assert [r.path for r in d365_sim.requests() if r.in_batch] == [
-        f"{d365_sim.data_url}/SalesOrderHeadersV2",
-        "$1/SalesOrderLines",
-    ]
-    assert [o for o in d365_sim.sales_orders("usmf") if o["CustomersOrderReference"] == "PD-DEAL-42"] == []
-    assert _batch_posts(d365_sim) == 1  # refused, not retried
+async def test_number_sequence_order_is_a_header_then_its_lines(d365_sim: D365Sandbox, d365: D365Client) -> None:
+    header = await d365.create_order_header(_header(number=None))
+    number = header.sales_order_number
+    assert number.lower().startswith("usmf-")
+    lines = await d365.add_order_lines("usmf", number, [_line("D0001"), _line(" RFI-TEST-001", "3")])
+    in_batch = [r for r in d365_sim.requests() if r.in_batch]
+    assert [r.path for r in in_batch] == [f"{d365_sim.data_url}/SalesOrderLines"] * 2  # no `$n` reference
+    assert all(r.body["SalesOrderNumber"] == number for r in in_batch)
+    assert [line.sales_order_number for line in lines] == [number, number]
+    found = await d365.get_order(number, "usmf")
+    assert found is not None and [line.item_number for line in found.lines] == ["D0001", " RFI-TEST-001"]
+    assert await d365.get_order("NO-SUCH-ORDER", "usmf") is None
+
+
+async def test_one_changeset_needs_the_number_on_the_header(d365: D365Client) -> None:
+    with pytest.raises(ConfigError, match="order number"):
+        await d365.create_sales_order(_header(number=None), [_line("D0001")])
 
 
 async def test_a_failing_second_line_leaves_no_header(d365_sim: D365Sandbox, d365: D365Client) -> None:

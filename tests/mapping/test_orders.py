@@ -200,7 +200,8 @@ def test_line_order_is_kept_and_disabled_lines_skipped() -> None:
     ]
     plan = build_order(deal(), pairs, "US-001", cfg())
     assert [ln.item_number for ln in plan.lines] == ["C", "A", "B"]
-    assert [ln.customers_line_number for ln in plan.lines] == [1, 2, 3]
+    # Each line keeps its position among all the deal's products (a stable identity), disabled ones included.
+    assert [ln.customers_line_number for ln in plan.lines] == [1, 2, 4]
     assert plan.deal_product_ids == [30, 10, 20]
     kept = build_order(deal(), pairs, "US-001", cfg(lines={"skip_disabled": False}))
     assert [ln.item_number for ln in kept.lines] == ["C", "A", "D", "B"]
