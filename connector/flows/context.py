@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from connector.state.audit import AuditLog, Level
 # Called with a step name between steps ("before_create", "after_create", ...). Production passes
 # nothing; tests pass a hook that raises to prove a crash between any two steps loses nothing.
 Checkpoint = Callable[[str], Awaitable[None]]
+# The subject (e.g. `deal-123`) whose step a checkpoint hook is called for: lets one hook crash one deal.
+step_subject: ContextVar[str] = ContextVar("step_subject", default="")
 
 
 async def _no_checkpoint(step: str) -> None:
@@ -30,4 +33,8 @@ class FlowContext:
         )
 
     async def step(self, name: str) -> None:
-        await self.checkpoint(name)
+        token = step_subject.set(self.subject)
+        try:
+            await self.checkpoint(name)
+        finally:
+            step_subject.reset(token)

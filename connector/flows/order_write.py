@@ -160,6 +160,12 @@ class _Writer:
                 )
             present = _identities(found)
         missing = [line for line in self.plan.lines if line.customers_line_number not in present]
+        if intent is not None:
+            await self.handle.settled()
+            await self.ctx.audit(
+                "order.lines_rechecked", order_number=number, via="re-check after a lost answer",
+                present=sorted(present), missing=[line.customers_line_number for line in missing],
+            )  # fmt: skip
         added = await self._write_lines(number, missing) if missing else 0
         return Written(number, outcome, added)
 

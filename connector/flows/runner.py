@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +43,8 @@ class Lifecycle:
     settle: float = 900.0  # longer than D365's own request timeout (UNCONFIRMED; docs/unconfirmed.md)
     max_takeovers: int = 5  # leases that ran out under a worker (killed mid-step) before the job fails
     clock: Callable[[], datetime] = field(default=now)
+    # Real queue delays are the lifecycle's delays times this: tests on a virtual clock set 0.
+    requeue_scale: float = 1.0
 
     @property
     def heartbeat(self) -> float:
@@ -338,8 +341,7 @@ def lease_left(job: Job | None) -> float:
 
 
 def _with_lease(lifecycle: Lifecycle, lease: float) -> Lifecycle:
-    return Lifecycle(lease, lifecycle.schedule, lifecycle.horizon, lifecycle.settle, lifecycle.max_takeovers,
-                     lifecycle.clock)  # fmt: skip
+    return dataclasses.replace(lifecycle, lease_seconds=lease)
 
 
 def _span(seconds: float) -> str:

@@ -92,7 +92,7 @@ async def _handle(
 
 
 async def _requeue(rt: Runtime, message: Any, delay: float, why: str, event: str, dequeue_count: int) -> None:
-    await rt.queues.requeue(message, delay)
+    await rt.queues.requeue(message, delay * rt.lifecycle.requeue_scale)
     await rt.state.audit.append(
         message.subject,
         event,

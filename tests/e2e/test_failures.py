@@ -1,15 +1,17 @@
 """Invariant 2 (nothing silently lost) and 7 (rate limits honoured): a permanent failure is a failed
-job with an actionable reason and no D365 writes; transient faults are ridden out, re-queued with a
-delay, or parked in the poison queue after MAX_DEQUEUE_COUNT, and every one of them can be replayed."""
+job with an actionable reason and no D365 writes; transient faults are ridden out or re-queued with a
+growing delay until the outage horizon; an error nobody expected is retried by the host and, after
+MAX_DEQUEUE_COUNT, parked in the poison queue with its job marked failed; every one of them can be replayed."""
 
 from __future__ import annotations
 
 import httpx
 
-from connector.flows.replay import replay_deals, replay_poison
+from connector.flows.replay import replay_deals, replay_failed
+from connector.localhost import QueuePump
 from connector.pipedrive.models import ProductInput
 from connector.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed
-from tests.fixtures.stack import E2E
+from tests.fixtures.stack import E2E, VirtualClock
 
 REASON = "has no code; set its code to a D365 item number"
 
@@ -59,10 +61,10 @@ async def test_long_retry_after_requeues_with_a_delay_instead_of_sleeping(e2e: E
     e2e.stack.d365.inject_fault(status=429, retry_after=120, count=1, path="/data/$batch")
     await e2e.win(102)
     pump = await e2e.drain()
-    assert pump.stats.outcomes == {"parked": 1}
+    assert pump.stats.outcomes == {"wait": 1}  # the server's wait is not a failure
     assert pump.stats.failed_attempts == 0
     job = await e2e.job(102)
-    assert job is not None and job.state == "queued"  # given back, not failed
+    assert job is not None and job.state == "queued" and job.failures == 0  # given back, not failed
     assert e2e.orders("PD-102") == []
     # The message is back in the queue, invisible for the server's wait.
     assert await e2e.queue_depth() == 1
@@ -72,30 +74,84 @@ async def test_long_retry_after_requeues_with_a_delay_instead_of_sleeping(e2e: E
     assert len(requeued) == 1 and requeued[0].detail["delay"] >= 100
 
 
-async def test_repeated_failures_go_to_poison_and_replay_poison_brings_them_back(e2e: E2E) -> None:
-    e2e.stack.d365.inject_fault(status=500, html=True, count=1000, path="/data/$batch")
+async def test_an_unexpected_error_every_time_is_poisoned_with_its_job_failed_then_replayed(e2e: E2E) -> None:
+    """A bug (not an API error) fails every attempt: the host retries MAX_DEQUEUE_COUNT times, the last
+    attempt marks the job failed (so `status` names it), the message is parked, `replay --failed` runs it."""
+
+    async def bug(step: str) -> None:
+        if step == "deal_read":
+            raise RuntimeError("a bug in the flow")
+
     await e2e.win(109)
-    pump = await e2e.drain()
+    pump = await e2e.drain(checkpoint=bug)
     limit = e2e.rt.settings.max_dequeue_count
     assert pump.stats.failed_attempts == limit
     assert pump.stats.poisoned == 1
     assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 1
-    assert e2e.orders("PD-109") == []
+    assert e2e.d365_writes() == []
     job = await e2e.job(109)
-    assert job is not None and job.state != "done" and "500" in (job.last_error or "")
-    assert (await e2e.events(109)).count("build.retry") == limit
+    assert job is not None and job.state == "failed"
+    assert job.last_error == f"gave up after {limit} attempts: RuntimeError: a bug in the flow"
+    events = await e2e.events(109)
+    assert events.count("build.retry") == limit and events[-1] == "build.gave_up"
     poisoned = await e2e.rt.state.audit.trail(f"queue-{e2e.rt.queues.order_queue}")
     assert [t.event for t in poisoned] == ["message.poisoned"]
-    assert "<html" not in (job.last_error or "").lower()  # the gateway page is summarised, not stored
 
-    # D365 is back; the operator replays the poison queue: one order, nothing parked any more.
-    e2e.stack.d365.faults.clear()
-    result = await replay_poison(e2e.rt)
-    assert result.poison_requeued == 1
-    assert await e2e.poison_depth() == 0
+    # The bug is fixed; the operator replays failed jobs: one order.
+    result = await replay_failed(e2e.rt)
+    assert result.requeued == [109]
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}
     assert len(e2e.orders("PD-109")) == 1
+
+
+async def test_a_d365_outage_backs_off_to_the_horizon_and_completes_after_recovery(e2e: E2E) -> None:
+    """Two hours of D365 outage (virtual clock): the deal backs off 30 s, 2 min, 10 min, 30 min, 1 h...,
+    never fails before the horizon, is never poisoned, and is built once D365 is back."""
+    clock = VirtualClock()
+    e2e.rt.lifecycle.clock = clock
+    e2e.rt.lifecycle.requeue_scale = 0  # virtual time: a re-queued message is visible at once
+    e2e.rt.lifecycle.schedule = (30, 120, 600, 1800, 3600)
+    e2e.stack.d365.inject_fault(status=503, count=10_000, path="/data/")
+    await e2e.win(101)
+    delays: list[float] = []
+    while clock.elapsed < 2 * 3600:
+        pump = QueuePump(e2e.rt, retry_after=0)
+        assert await pump.run_once() == 1  # one attempt: the back-off message comes back at once (scale 0)
+        assert pump.stats.outcomes == {"retry": 1}, pump.stats
+        job = await e2e.job(101)
+        assert job is not None and job.state == "queued" and job.retry_at is not None
+        delays.append((job.retry_at - clock()).total_seconds())
+        clock.advance(delays[-1])
+    assert delays[:6] == [30, 120, 600, 1800, 3600, 3600]
+    assert await e2e.poison_depth() == 0 and e2e.orders("PD-101") == []
+
+    e2e.stack.d365.faults.clear()
+    pump = QueuePump(e2e.rt, retry_after=0)
+    await pump.run_once()
+    assert pump.stats.outcomes == {"created": 1}
+    assert len(e2e.orders("PD-101")) == 1
+    job = await e2e.job(101)
+    assert job is not None and job.state == "done" and job.attempts == len(delays) + 1
+
+
+async def test_past_the_horizon_the_job_fails_with_the_last_error(e2e: E2E) -> None:
+    clock = VirtualClock()
+    e2e.rt.lifecycle.clock = clock
+    e2e.rt.lifecycle.requeue_scale = 0  # virtual time: a re-queued message is visible at once
+    e2e.rt.lifecycle.schedule = (3600,)
+    e2e.rt.lifecycle.horizon = 3 * 3600
+    e2e.stack.d365.inject_fault(status=503, count=10_000, path="/data/")
+    await e2e.win(101)
+    for _ in range(4):
+        pump = QueuePump(e2e.rt, retry_after=0)
+        await pump.run_once()
+        clock.advance(3600)
+    job = await e2e.job(101)
+    assert job is not None and job.state == "failed"
+    assert (job.last_error or "").startswith("gave up after 4 attempts over 3.0 h; last error: ")
+    assert "503" in (job.last_error or "")
+    assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 0
 
 
 async def test_a_failing_line_leaves_no_header_and_the_retry_makes_the_whole_order(e2e: E2E) -> None:
@@ -111,8 +167,7 @@ async def test_a_failing_line_leaves_no_header_and_the_retry_makes_the_whole_ord
 
     await e2e.win(104)
     pump = await e2e.drain(checkpoint=observe)
-    assert pump.stats.failed_attempts == 1
-    assert pump.stats.outcomes == {"created": 1}
+    assert pump.stats.outcomes == {"retry": 1, "created": 1}
     assert seen_between == [0, 0]  # no orphan header after the failed changesets
     assert len([r for r in e2e.stack.d365.requests() if r.path == "/data/$batch"]) == attempts + 1
     orders = e2e.orders("PD-104")
@@ -158,8 +213,7 @@ async def test_customer_write_back_failing_transiently_creates_no_second_custome
     e2e.stack.pipedrive.inject_fault("/api/v2/organizations/4", 503, times=attempts, method="PATCH")
     await e2e.win(104)
     pump = await e2e.drain()
-    assert pump.stats.failed_attempts == 1
-    assert pump.stats.outcomes == {"created": 1}
+    assert pump.stats.outcomes == {"retry": 1, "created": 1}
     northwind = [c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith("Northwind")]
     assert len(northwind) == 1
     account = northwind[0]["CustomerAccount"]
@@ -172,7 +226,7 @@ async def test_pipedrive_429_with_long_retry_after_requeues_the_build(e2e: E2E) 
     e2e.stack.pipedrive.inject_fault("/api/v2/deals/101", 429, headers={"Retry-After": "120"}, method="GET")
     await e2e.win(101)
     pump = await e2e.drain()
-    assert pump.stats.outcomes == {"parked": 1} and pump.stats.failed_attempts == 0
+    assert pump.stats.outcomes == {"wait": 1} and pump.stats.failed_attempts == 0
     job = await e2e.job(101)
     assert job is not None and job.state == "queued"
     assert await e2e.queue_depth() == 1
