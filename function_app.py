@@ -151,3 +151,12 @@ async def master_diff(timer: func.TimerRequest) -> None:
     from connector.functions.timer import run_master_diff
 
     await run_master_diff()
+
+
+@app.function_name("reconcile_jobs")
+@app.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def reconcile_jobs(timer: func.TimerRequest) -> None:
+    """Stranded jobs (message lost, worker killed mid-step) get their message again; audited per job."""
+    from connector.functions.timer import run_reconcile
+
+    await run_reconcile()

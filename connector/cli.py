@@ -234,9 +234,12 @@ def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def status(as_json: bool = JsonOpt) -> None:
-    """Jobs by state, failed jobs with reasons, queue and poison depths (orders and masters), poll checkpoint."""
+    """Jobs by state; the deals that failed, are stuck or are backing off (ids and reasons); the deals parked in
+    the poison queue; queue depths (orders and masters); the poll checkpoint."""
     from connector.flows.orders import JOB_KIND
     from connector.flows.poll import CHECKPOINT
+    from connector.flows.reconciler import stranded
+    from connector.state.tables import now
 
     async def work(rt: Any) -> dict[str, Any]:
         jobs = await rt.state.jobs.list(JOB_KIND)
@@ -244,11 +247,29 @@ def status(as_json: bool = JsonOpt) -> None:
         for job in jobs:
             counts[job.state] = counts.get(job.state, 0) + 1
         failed = [{"deal_id": j.key, "reason": j.last_error, "updated": j.updated} for j in jobs if j.state == "failed"]
+        at, grace = now(), rt.settings.reconcile_grace_seconds
+        stuck = [
+            {"deal_id": j.key, "state": j.state, "since": j.updated, "last_error": j.last_error}
+            for j in jobs
+            if stranded(j, grace, at)
+        ]
+        retrying = [
+            {"deal_id": j.key, "failures": j.failures, "retry_at": j.retry_at, "last_error": j.last_error}
+            for j in jobs
+            if j.state == "queued" and j.failures and not stranded(j, grace, at)
+        ]
         queue = rt.queues.order_queue
+        parked = await rt.queues.peek_poison(queue)
+        poisoned = sorted(
+            {str(p.message.deal_id) for p in parked if p.message is not None and hasattr(p.message, "deal_id")}
+        )
         masters = [j for kind in ("master-product", "master-customer") for j in await rt.state.jobs.list(kind)]
         return {
             "jobs": counts,
             "failed": failed,
+            "stuck": stuck,
+            "retrying": retrying,
+            "poisoned_deals": poisoned,
             "queue_depth": await rt.queues.depth(queue),
             "poison_depth": await rt.queues.poison_depth(queue),
             "poll_checkpoint": await rt.state.checkpoints.get(CHECKPOINT),
@@ -267,6 +288,14 @@ def status(as_json: bool = JsonOpt) -> None:
             table.add_row(state, str(result["jobs"].get(state, 0)))
         console.print(table)
         console.print(f"order queue: {result['queue_depth']}  poison: {result['poison_depth']}")
+        if result["poisoned_deals"]:
+            console.print(f"[red]deals in the poison queue:[/red] {', '.join(result['poisoned_deals'])}")
+        for row in result["stuck"]:
+            console.print(f"[yellow]stuck[/yellow] deal {row['deal_id']} ({row['state']} since {row['since']}): "
+                          f"{row['last_error'] or 'no message; the reconciler re-queues it'}")  # fmt: skip
+        for row in result["retrying"]:
+            console.print(f"backing off: deal {row['deal_id']} (failure {row['failures']}, next try {row['retry_at']}): "
+                          f"{row['last_error'] or ''}")  # fmt: skip
         console.print(f"poll checkpoint: {result['poll_checkpoint'] or 'never polled'}")
         console.print(f"master queue: {result['master_queue_depth']}  poison: {result['master_poison_depth']}")
         for row in result["master_failed"]:
@@ -286,6 +315,7 @@ def serve(
     port: int = typer.Option(7071, help="Port (7071 like the Functions host)."),
     poll_every: float = typer.Option(300.0, help="Seconds between polls (0: no timer)."),
     master_every: float = typer.Option(3600.0, help="Seconds between master diffs (0: no timer)."),
+    reconcile_every: float = typer.Option(300.0, help="Seconds between reconciler runs (0: no timer)."),
     admin_key: str = typer.Option(
         None,
         "--admin-key",
@@ -309,8 +339,9 @@ def serve(
     async def work(rt: Any) -> None:
         key, made = await resolve_admin_key(rt.secrets, host, admin_key)
         local_host = LocalHost(
-            rt, host=host, port=port, poll_every=poll_every or None, master_every=master_every or None, admin_key=key
-        )
+            rt, host=host, port=port, poll_every=poll_every or None, master_every=master_every or None,
+            reconcile_every=reconcile_every or None, admin_key=key,
+        )  # fmt: skip
         async with local_host as local:
             if made:
                 console.print(

@@ -144,6 +144,7 @@ class LocalHost:
         port: int = 0,
         poll_every: float | None = None,
         master_every: float | None = None,
+        reconcile_every: float | None = None,
         admin_key: str | None = None,
         pump_idle: float = 0.5,
     ) -> None:
@@ -152,6 +153,7 @@ class LocalHost:
         self.port = port
         self.poll_every = poll_every
         self.master_every = master_every
+        self.reconcile_every = reconcile_every
         self.pump = QueuePump(rt)
         self.master_pump = QueuePump.for_masters(rt)
         self._pump_idle = pump_idle
@@ -178,10 +180,12 @@ class LocalHost:
         if workers:
             self._stopping.clear()
             self._pump_task = asyncio.create_task(self._pump_loop())
-            from connector.functions.timer import run_master_diff
+            from connector.functions.timer import run_master_diff, run_reconcile
             from connector.functions.traced import poll as run_poll
 
-            for every, job in ((self.poll_every, run_poll), (self.master_every, run_master_diff)):
+            timers = ((self.poll_every, run_poll), (self.master_every, run_master_diff),
+                      (self.reconcile_every, run_reconcile))  # fmt: skip
+            for every, job in timers:
                 if every:
                     self._tasks.append(asyncio.create_task(self._timer_loop(every, job)))
         return self

@@ -83,6 +83,7 @@ if [[ $skip_infra == 0 ]]; then
   [[ -n "${D365_TENANT_ID:-}" ]] && overrides+=("d365TenantId=$D365_TENANT_ID")
   [[ -n "${POLL_SCHEDULE:-}" ]] && overrides+=("pollSchedule=$POLL_SCHEDULE")
   [[ -n "${MASTER_SCHEDULE:-}" ]] && overrides+=("masterSchedule=$MASTER_SCHEDULE")
+  [[ -n "${RECONCILE_SCHEDULE:-}" ]] && overrides+=("reconcileSchedule=$RECONCILE_SCHEDULE")
   [[ -n "${MAPPING_FILE:-}" ]] && overrides+=("mappingFile=$MAPPING_FILE")
   [[ -n "${MAXIMUM_INSTANCE_COUNT:-}" ]] && overrides+=("maximumInstanceCount=$MAXIMUM_INSTANCE_COUNT")
   [[ -n "${INSTANCE_MEMORY_MB:-}" ]] && overrides+=("instanceMemoryMB=$INSTANCE_MEMORY_MB")

@@ -54,6 +54,9 @@ param pollSchedule string = '0 */5 * * * *'
 @description('NCRONTAB (6 fields, UTC on Flex) for the full D365 -> Pipedrive master diff.')
 param masterSchedule string = '0 0 * * * *'
 
+@description('NCRONTAB (UTC) of the reconciler that re-queues stranded jobs.')
+param reconcileSchedule string = '30 */5 * * * *'
+
 @description('Mapping file path inside the deployed package.')
 param mappingFile string = 'config/mapping.yaml'
 
@@ -241,6 +244,7 @@ module functionApp 'modules/functionapp.bicep' = {
       MASTER_QUEUE: masterQueue
       POLL_SCHEDULE: pollSchedule
       MASTER_SCHEDULE: masterSchedule
+      RECONCILE_SCHEDULE: reconcileSchedule
       MAPPING_FILE: mappingFile
     }
   }

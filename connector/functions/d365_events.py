@@ -58,11 +58,25 @@ async def handle_d365_events(req: HttpIn) -> HttpOut:
     # Storage trouble is a 503 (guarded): D365 delivers again, and the EventId dedupe keeps that harmless.
     limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(event: BusinessEvent | DataEvent, action: _Push | str) -> dict[str, object]:
+    # The same event twice in one delivery: only its first copy is acted on (concurrent copies would race
+    # for the dedupe row, and which one "won" would vary); the others are reported as duplicates.
+    firsts: set[str] = set()
+    repeated = []
+    for event, action in zip(events, plan, strict=True):
+        key = event.dedupe_key if isinstance(action, _Push) else ""
+        repeated.append(bool(key) and key in firsts)
+        firsts.add(key)
+
+    async def one(event: BusinessEvent | DataEvent, action: _Push | str, again: bool) -> dict[str, object]:
+        if again:
+            await rt.state.audit.append(SUBJECT, "event.duplicate", correlation_id=event.dedupe_key)
+            return {"event_id": event.event_id, "status": "duplicate"}
         async with limit:
             return {"event_id": event.event_id, "status": await _act(rt, event, action)}
 
-    results = await asyncio.gather(*(one(event, action) for event, action in zip(events, plan, strict=True)))
+    results = await asyncio.gather(
+        *(one(event, action, again) for event, action, again in zip(events, plan, repeated, strict=True))
+    )
     return json_response(200, {"events": list(results)})
 
 

@@ -1,9 +1,11 @@
-"""Timer trigger bodies: one poll of won deals (the backup for missed webhooks) and the master diff."""
+"""Timer trigger bodies: the poll of won deals (the backup for missed webhooks), the master diff and the
+reconciler (stranded jobs get their message again)."""
 
 from __future__ import annotations
 
 from connector.flows.master_diff import DiffResult, master_diff
 from connector.flows.poll import PollResult, poll_won_deals
+from connector.flows.reconciler import ReconcileResult, reconcile_jobs
 from connector.runtime import get_runtime
 
 
@@ -14,3 +16,8 @@ async def run_poll() -> PollResult:
 async def run_master_diff() -> DiffResult:
     """Queue a push for every product and customer whose content changed since its last push."""
     return await master_diff(await get_runtime(), "all", reason="timer")
+
+
+async def run_reconcile() -> ReconcileResult:
+    """Re-queue order and master jobs left queued/running without a live lease past the grace period."""
+    return await reconcile_jobs(await get_runtime())

@@ -11,34 +11,21 @@ so its keys are read and decided again; nothing is ever half-written.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import UpdateMode
 
-from connector.state.jobs import EnqueueDecision, Job, JobStore, LostLeaseError
+from connector.state.jobs import EnqueueDecision, Job, JobStore, LostLeaseError, reopened, reopens
 from connector.state.tables import encode_key, now, storage_errors
 
 READ_CHUNK = 15  # "no more than 15 discrete comparisons are permitted within a $filter string"
 WRITE_CHUNK = 100  # operations per entity-group transaction
 CONCURRENCY = 8
 _MAX_ROUNDS = 10
-
-
-def reopens(current: Job, *, reopen_done: bool, stale_after: float | None) -> bool:
-    """Whether a message should be sent for an existing job row (the rule of `guard_enqueue`)."""
-    if current.state == "failed" or (reopen_done and current.state == "done"):
-        return True
-    stale = (
-        stale_after is not None
-        and current.updated is not None
-        and current.updated < now() - timedelta(seconds=stale_after)
-        and not current.lease_live()
-    )
-    return current.state in ("queued", "running") and stale
 
 
 async def guard_enqueue_many(
@@ -57,6 +44,7 @@ async def guard_enqueue_many(
     limit = asyncio.Semaphore(CONCURRENCY)
     decisions: dict[str, EnqueueDecision] = {}
     pending = list(dict.fromkeys(keys))
+    token = uuid.uuid4().hex  # marks our rows: a transaction whose answer was lost is recognised as ours
 
     async def read(chunk: list[str]) -> list[Job]:
         clauses = " or ".join(f"RowKey eq @k{i}" for i in range(len(chunk)))
@@ -105,6 +93,9 @@ async def guard_enqueue_many(
         plan: list[tuple[str, Job, Job | None]] = []
         for key in pending:
             current = found.get(key)
+            if current is not None and current.token == token and current.state == "queued":
+                decisions[key] = EnqueueDecision(enqueue=True, previous=None, job=current)  # ours, answer lost
+                continue
             if current is not None and not reopens(current, reopen_done=reopen_done, stale_after=stale_after):
                 decisions[key] = EnqueueDecision(enqueue=False, previous=current.state, job=current)
                 continue
@@ -117,6 +108,8 @@ async def guard_enqueue_many(
                     "correlation_id": correlation_id,
                     "reason": reason,
                     "updated": stamp,
+                    "token": token,
+                    **(reopened(current) if current is not None and current.state in ("failed", "done") else {}),
                 }
             )
             plan.append((key, fresh, current))

@@ -259,15 +259,7 @@ class JobStore:
                 continue  # deleted in between: insert again
             if current.token == token and current.state == "queued":
                 return EnqueueDecision(enqueue=True, previous=None, job=current)  # our own insert, answer lost
-            stale = (
-                stale_after is not None
-                and current.updated is not None
-                and current.updated < now() - timedelta(seconds=stale_after)
-                and not current.lease_live()
-            )
-            reopen = current.state == "failed" or (reopen_done and current.state == "done")
-            if current.state in ("queued", "running") and stale:
-                reopen = True
+            reopen = reopens(current, reopen_done=reopen_done, stale_after=stale_after)
             if not reopen:
                 return EnqueueDecision(enqueue=False, previous=current.state, job=current)
             changes: dict[str, Any] = {"state": "queued", "worker": None, "lease_until": None}
@@ -368,9 +360,23 @@ class JobStore:
         """Jobs of `kind` that are queued or running: what the reconciler looks through."""
         client = await self._table.client()
         params = {"kind": encode_key(kind), "queued": "queued", "running": "running"}
-        query = "PartitionKey eq @kind and (State eq @queued or State eq @running)"
+        query = "PartitionKey eq @kind and ( State eq @queued or State eq @running )"  # SDK splits on spaces
         async with storage_errors("listing open jobs", self._table.where):
             return [Job.from_entity(e) async for e in client.query_entities(query, parameters=params)]
+
+
+def reopens(current: Job, *, reopen_done: bool, stale_after: float | None) -> bool:
+    """Whether a message should be sent for an existing job row: failed (a replay), done with `reopen_done`
+    (master pushes), or queued/expired-running and untouched for `stale_after` seconds (message lost?)."""
+    if current.state == "failed" or (reopen_done and current.state == "done"):
+        return True
+    stale = (
+        stale_after is not None
+        and current.updated is not None
+        and current.updated < now() - timedelta(seconds=stale_after)
+        and not current.lease_live()
+    )
+    return current.state in ("queued", "running") and stale
 
 
 def reopened(job: Job) -> dict[str, Any]:

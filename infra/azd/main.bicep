@@ -44,6 +44,7 @@ param d365Credential string = 'client_secret'
 
 param pollSchedule string = '0 */5 * * * *'
 param masterSchedule string = '0 0 * * * *'
+param reconcileSchedule string = '30 */5 * * * *'
 param mappingFile string = 'config/mapping.yaml'
 param alertEmail string = ''
 param pollIntervalMinutes int = 5
@@ -74,6 +75,7 @@ module app '../main.bicep' = {
     d365Credential: d365Credential
     pollSchedule: pollSchedule
     masterSchedule: masterSchedule
+    reconcileSchedule: reconcileSchedule
     mappingFile: mappingFile
     alertEmail: alertEmail
     pollIntervalMinutes: pollIntervalMinutes

@@ -1,0 +1,74 @@
+"""The reconciler (docs/architecture.md, "Job lifecycle"): a timer that finds order and master jobs left
+`queued` or `running` with no live lease past a grace period, and sends their message again.
+
+Such a job has lost its message: the worker was killed between the job insert and the queue send, or
+mid-step; an undo after a failed send did not land; the host parked the message in the poison queue
+after a kill on its last attempt. A duplicate message is harmless (the claim dedupes), so when in doubt
+the reconciler sends. A job waiting out a back-off (`retry_at` in the future) is left alone. A job that
+keeps losing its worker mid-step fails visibly once its takeovers reach the limit (`JobRunner.run`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from connector.queues import MasterPush, OrderBuild
+from connector.runtime import Runtime
+from connector.state.jobs import ORDER_JOB, QUEUED_KINDS, Job, LostLeaseError
+from connector.state.tables import now
+
+
+@dataclass
+class ReconcileResult:
+    checked: int = 0
+    requeued: list[str] = field(default_factory=list)  # "<kind>/<key>"
+
+
+def message_for(job: Job, correlation_id: str) -> OrderBuild | MasterPush:
+    """The queue message that runs `job` (its kind and key say everything a message carries)."""
+    if job.kind == ORDER_JOB:
+        return OrderBuild(deal_id=int(job.key), reason="reconcile", correlation_id=correlation_id)
+    legal_entity, _, key = job.key.partition(":")
+    entity = job.kind.removeprefix("master-")
+    return MasterPush(entity=entity, key=key, legal_entity=legal_entity, reason="reconcile",
+                      correlation_id=correlation_id)  # fmt: skip
+
+
+def stranded(job: Job, grace: float, at: datetime) -> bool:
+    """Queued or running, nobody holding it, and nothing due to run it (no back-off pending) for `grace`."""
+    if job.state not in ("queued", "running") or job.lease_live(at):
+        return False
+    due = max(d for d in (job.retry_at, job.updated, job.lease_until, job.created) if d is not None)
+    return due + timedelta(seconds=grace) <= at
+
+
+async def reconcile_jobs(rt: Runtime, *, at: datetime | None = None) -> ReconcileResult:
+    at = at or now()
+    grace = rt.settings.reconcile_grace_seconds
+    correlation_id = f"reconcile-{uuid.uuid4().hex[:12]}"
+    result = ReconcileResult()
+    for kind in QUEUED_KINDS:
+        for job in await rt.state.jobs.list_open(kind):
+            result.checked += 1
+            if not stranded(job, grace, at):
+                continue
+            try:
+                # Touch the row first (ETag-conditional): a racing reconciler or worker wins, and the next
+                # run does not send again before another grace period.
+                await rt.state.jobs.save(job, retry_at=at)
+            except LostLeaseError:
+                continue
+            message = message_for(job, correlation_id)
+            await rt.queues.send(message)
+            result.requeued.append(f"{job.kind}/{job.key}")
+            await rt.state.audit.append(
+                message.subject,
+                "reconcile.requeued",
+                correlation_id=correlation_id,
+                level="warning",
+                detail={"job_state": job.state, "since": (job.updated or at).isoformat(), "attempts": job.attempts,
+                        "last_error": job.last_error},
+            )  # fmt: skip
+    return result
