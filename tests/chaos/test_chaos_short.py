@@ -9,26 +9,7 @@ import pytest
 from connector.sandbox.azurite import Azurite
 from connector.sandbox.chaos import ChaosConfig, run_chaos
 
-MODES = [
-    pytest.param(
-        "from_deal",
-        id="from_deal",
-        marks=pytest.mark.xfail(
-            strict=False,
-            reason="issue 8 item 3 (lost answers): a person-only customer whose create answer is lost "
-            "(committed, then a 502/reset) is created a second time (duplicate customer; e.g. seed 11)",
-        ),
-    ),
-    pytest.param(
-        "d365_sequence",
-        id="d365_sequence",
-        marks=pytest.mark.xfail(
-            strict=False,
-            reason="order write rework, issue 8: d365_sequence orders still use the `$1/SalesOrderLines` "
-            "Content-ID changeset, which the simulator refuses (strict reading), so every order fails",
-        ),
-    ),
-]
+MODES = ["from_deal", "d365_sequence"]
 
 
 @pytest.mark.parametrize("numbering", MODES)
