@@ -5,16 +5,20 @@ deals are won. Along the way one webhook is dropped (the poll recovers it), one 
 (still one order), one deal has a product without an item number (it fails with a reason, the demo
 fixes the product and replays it) and D365 answers a burst of 429s (ridden out). Then the other
 direction: a full master sync, a D365 price change delivered as a business event, and a resync that
-must write nothing. The report ends with the invariants; any that does not hold makes the exit code
-non-zero.
+must write nothing. Orders are numbered by D365's number sequence (`numbering: d365_sequence`, as in the
+shipped example mapping: the header, then its lines); a second pass on fresh simulators wins three deals
+with `numbering: from_deal` (order numbers PD<deal>, header and lines in one changeset). The report ends
+with the invariants; any that does not hold makes the exit code non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -26,10 +30,11 @@ from connector.flows.replay import replay_failed
 from connector.localhost import LocalHost, QueuePump
 from connector.runtime import close_runtime, get_runtime
 from connector.sandbox.demo_data import UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed, pipedrive_seed
-from connector.sandbox.stack import WEBHOOK_USER, LocalStack
+from connector.sandbox.stack import WEBHOOK_USER, LocalStack, from_deal_mapping
 
 WON = list(range(101, 111))
 DROPPED, DUPLICATED, UNMAPPED = 106, 102, 108
+FROM_DEAL = [101, 103, 105]  # the second pass: order numbers made from the deal (one in demf)
 console = Console()
 
 
@@ -57,7 +62,45 @@ async def run() -> Report:
         finally:
             await host.stop()
             await close_runtime()
+        with tempfile.TemporaryDirectory(prefix="ml-connector-demo-") as folder:
+            await _from_deal_pass(stack, Path(folder), report)
     return report
+
+
+async def _from_deal_pass(first: LocalStack, folder: Path, report: Report) -> None:
+    """The other numbering mode on fresh simulators (same Azurite): header and lines in ONE changeset."""
+    console.rule("Second pass: order numbers from the deal (numbering: from_deal)")
+    async with LocalStack(
+        pipedrive_seed=pipedrive_seed(), d365_seed=d365_seed(), azurite=first.azurite,
+        mapping_file=from_deal_mapping(folder),
+    ) as stack:  # fmt: skip
+        stack.apply_env()
+        rt = await get_runtime()
+        try:
+            for deal_id in FROM_DEAL:
+                stack.pipedrive.set_deal_status(deal_id, "won")
+                await rt.queues.enqueue_order(deal_id, reason="demo", correlation_id=f"demo-{deal_id}")
+            await QueuePump(rt, retry_after=0).drain()
+            orders = {o["CustomersOrderReference"]: o for o in stack.d365.sales_orders()}
+            writes = [r.path for r in stack.d365.requests() if r.method == "POST" and not r.in_batch]
+            order_writes = [p for p in writes if "SalesOrder" in p or p.endswith("$batch")]
+            for deal_id in FROM_DEAL:
+                order = orders.get(f"PD-{deal_id}", {})
+                console.print(
+                    f"deal {deal_id}: order {order.get('SalesOrderNumber', '-')} in {order.get('dataAreaId', '-')}, "
+                    f"{len(order.get('SalesOrderLines', []))} lines"
+                )
+            report.check(
+                "from_deal: order number from the deal",
+                all(orders.get(f"PD-{d}", {}).get("SalesOrderNumber") == f"PD{d}" for d in FROM_DEAL),
+            )
+            report.check(
+                "from_deal: one D365 write per order",
+                len(order_writes) == len(FROM_DEAL),
+                f"{len(order_writes)} order writes for {len(FROM_DEAL)} orders",
+            )
+        finally:
+            await close_runtime()
 
 
 async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report) -> None:

@@ -26,6 +26,18 @@ DEMO_MAPPING = ROOT / "config" / "demo-mapping.yaml"
 WEBHOOK_USER = "pipedrive-hook"
 
 
+def from_deal_mapping(folder: Path, source: Path = DEMO_MAPPING) -> Path:
+    """A copy of `source` with `numbering: from_deal` (order numbers "PD<deal id>"), written into `folder`:
+    the demo's second pass and the e2e tests' default configuration (the matrix covers the others)."""
+    import yaml
+
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data["order"].update(numbering="from_deal", number_template="PD{deal_id}")
+    path = folder / f"{source.stem}-from-deal.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def numbers_from_deal(mapping_file: Path) -> bool:
     """Whether the mapping makes the sales order number itself, so D365's sequence must take manual numbers."""
     from connector.mapping.config import load_mapping

@@ -106,11 +106,11 @@ def _unknown_option(m: Mapping) -> None:
 
 
 def _unprefixed_number(m: Mapping) -> None:
-    m["order"]["number_template"] = "{deal_id}"
+    m["order"].update(numbering="from_deal", number_template="{deal_id}")
 
 
 def _long_number(m: Mapping) -> None:
-    m["order"]["number_template"] = "PIPEDRIVE-DEAL-{deal_id}"
+    m["order"].update(numbering="from_deal", number_template="PIPEDRIVE-DEAL-{deal_id}")
 
 
 MAPPING_CASES = [

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
 from connector.sandbox.d365 import D365Sandbox
 from connector.sandbox.d365.seed import default_seed
-from connector.sandbox.stack import DEMO_MAPPING, ROOT, numbers_from_deal
+from connector.sandbox.stack import DEMO_MAPPING, ROOT, from_deal_mapping, numbers_from_deal
 
 
 def op(method: str, url: str, body: dict[str, object] | None, content_id: int) -> str:
@@ -161,9 +162,10 @@ async def test_manual_order_numbers_need_the_number_sequence_to_allow_them(
     assert (await api.post("SalesOrderHeadersV2", json=header)).status_code == 400
 
 
-def test_local_stack_allows_manual_numbers_only_when_the_mapping_numbers_from_the_deal() -> None:
-    assert numbers_from_deal(DEMO_MAPPING) is True  # order.number_template
-    assert numbers_from_deal(ROOT / "config" / "mapping.example.yaml") is False  # D365's sequence
+def test_local_stack_allows_manual_numbers_only_when_the_mapping_numbers_from_the_deal(tmp_path: Path) -> None:
+    assert numbers_from_deal(from_deal_mapping(tmp_path)) is True  # numbering: from_deal
+    assert numbers_from_deal(DEMO_MAPPING) is False  # D365's sequence, as shipped
+    assert numbers_from_deal(ROOT / "config" / "mapping.example.yaml") is False
 
 
 async def test_failed_second_line_rolls_back_the_whole_changeset(
