@@ -56,7 +56,7 @@ async def plan_deal(rt: Runtime, facts: DealFacts) -> tuple[OrderPlan, str, Cust
         facts.deal, facts.deal_products, facts.legal_entity, pipedrive=pipedrive, d365=d365,
         state=_ReadOnlyState(rt.state),  # type: ignore[arg-type]  # a checked item is not remembered
     )  # fmt: skip
-    deps = CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.worker)
+    deps = CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.runner)
     decision = await customer_decision(deps, deal=facts.deal, legal_entity=facts.legal_entity, load_org=facts.load_org)
     if isinstance(decision, CustomerResolution):
         choice = CustomerChoice(account=decision.account, how=decision.how)

@@ -11,15 +11,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The build's own organization loader and dimension rule (private there; this module shares the build's steps).
-from connector.flows.orders import _dimensions_use_org, _OrgLoader
-from connector.mapping.config import MappingConfig
+from connector.flows.items import sorted_lines
+from connector.mapping.config import MappingConfig, OrgFieldSource
 from connector.mapping.dimensions import resolve_dimensions
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_reference
-from connector.pipedrive.models import Deal, DealProduct
+from connector.pipedrive.client import PipedriveClient
+from connector.pipedrive.fields import CustomFields
+from connector.pipedrive.models import Deal, DealProduct, Organization
 from connector.runtime import Runtime
+
+
+class OrgLoader:
+    """The deal's organization and its custom fields by name, read once and only on demand."""
+
+    def __init__(
+        self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]
+    ) -> None:
+        self._pipedrive, self._org_fields, self._deal, self._deal_values = pipedrive, org_fields, deal, deal_values
+        self._loaded: tuple[Organization | None, ResolvedFields] | None = None
+
+    async def __call__(self) -> tuple[Organization | None, ResolvedFields]:
+        if self._loaded is None:
+            org = await self._pipedrive.get_organization(self._deal.org_id) if self._deal.org_id is not None else None
+            values = await self._org_fields.to_names(org.custom_fields or {}) if org is not None else {}
+            self._loaded = (org, ResolvedFields(deal=self._deal_values, organization=values))
+        return self._loaded
+
+
+def dimensions_use_org(cfg: MappingConfig) -> bool:
+    return any(isinstance(src, OrgFieldSource) for src in cfg.dimensions.sources.values())
 
 
 @dataclass
@@ -31,7 +53,7 @@ class DealFacts:
     legal_entity: str
     reference: str
     deal_values: dict[str, Any]
-    load_org: _OrgLoader
+    load_org: OrgLoader
 
 
 async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> DealFacts:
@@ -47,7 +69,7 @@ async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> D
             f"deal {deal_id} is {deal.status!r}, not won: no order made (it is picked up again if it is won)",
             deal_id=deal_id,
         )
-    deal_products = await pipedrive.get_deal_products(deal_id)
+    deal_products = sorted_lines(await pipedrive.get_deal_products(deal_id))
     deal_fields = await rt.custom_fields("deal")
     org_fields = await rt.custom_fields("organization")
     deal_values = await deal_fields.to_names(deal.custom_fields or {})
@@ -57,16 +79,27 @@ async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> D
         legal_entity=legal_entity_for(deal, cfg),
         reference=order_reference(deal, cfg),
         deal_values=deal_values,
-        load_org=_OrgLoader(pipedrive, org_fields, deal, deal_values),
+        load_org=OrgLoader(pipedrive, org_fields, deal, deal_values),
     )
 
 
 async def plan_for(
-    facts: DealFacts, lines: list[tuple[DealProduct, Any]], account: str, cfg: MappingConfig
+    facts: DealFacts,
+    lines: list[tuple[DealProduct, Any]],
+    account: str,
+    cfg: MappingConfig,
+    *,
+    line_order: list[int] | None = None,
 ) -> tuple[OrderPlan, str]:
-    """(the order plan, its dimension display value) for the deal, its resolved lines and customer."""
+    """(the order plan, its dimension display value) for the deal, its resolved lines and customer.
+
+    `facts.legal_entity`/`facts.reference` are the deal's own, or (in a build) those frozen on its job.
+    """
     # The organization is read only when its fields feed a dimension (or, before, when the customer is new).
-    org, fields = await facts.load_org() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=facts.deal_values))
+    org, fields = await facts.load_org() if dimensions_use_org(cfg) else (None, ResolvedFields(deal=facts.deal_values))
     dimensions = resolve_dimensions(facts.deal, org, cfg, fields)
-    plan = build_order(facts.deal, lines, account, cfg, legal_entity=facts.legal_entity, dimensions=dimensions)
+    plan = build_order(
+        facts.deal, lines, account, cfg, legal_entity=facts.legal_entity, dimensions=dimensions,
+        reference=facts.reference, line_order=line_order,
+    )  # fmt: skip
     return plan, dimensions

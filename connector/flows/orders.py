@@ -9,23 +9,20 @@ lost answer look before creating again; D365's "record already exists" is adopti
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connector.errors import PermanentError, TransientError
 from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.customers import CustomerDeps, resolve_customer
-from connector.flows.items import resolve_items, sorted_lines
+from connector.flows.items import resolve_items
+from connector.flows.order_plan import plan_for, read_deal
 from connector.flows.order_write import Frozen, Written, write_order
 from connector.flows.runner import JobHandle, Run
-from connector.mapping.config import MappingConfig, OrgFieldSource
-from connector.mapping.dimensions import resolve_dimensions
-from connector.mapping.errors import MappingError
-from connector.mapping.fields import ResolvedFields
-from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_number, order_reference
-from connector.pipedrive.client import PipedriveClient
-from connector.pipedrive.fields import CustomFields
-from connector.pipedrive.models import Deal, DealProduct, Organization
+from connector.mapping.config import MappingConfig
+from connector.mapping.orders import OrderPlan, legal_entity_for, order_number, order_reference
+from connector.pipedrive.models import Deal, DealProduct
 from connector.queues import OrderBuild
 from connector.runtime import Runtime
 from connector.state.jobs import ORDER_JOB
@@ -94,44 +91,26 @@ async def _build(rt: Runtime, ctx: FlowContext, handle: JobHandle, deal_id: int)
     pipedrive = await rt.pipedrive()
     d365 = await rt.d365()
 
-    deal = await pipedrive.get_deal(deal_id)
-    if deal.status != "won":
-        raise MappingError(
-            f"deal {deal_id} is {deal.status!r}, not won: no order made (it is picked up again if it is won)",
-            deal_id=deal_id,
-        )
-    deal_products = sorted_lines(await pipedrive.get_deal_products(deal_id))
+    facts = await read_deal(rt, deal_id)  # never trust the webhook body; not won -> a reason, no order
     await ctx.step("deal_read")
-    frozen, line_order = await _freeze(handle, ctx, deal, deal_products, cfg)
-
-    deal_fields = await rt.custom_fields("deal")
-    org_fields = await rt.custom_fields("organization")
-    deal_values = await deal_fields.to_names(deal.custom_fields or {})
+    frozen, line_order = await _freeze(handle, ctx, facts.deal, facts.deal_products, cfg)
+    facts = dataclasses.replace(facts, legal_entity=frozen.legal_entity, reference=frozen.reference)
 
     # Items before the customer: an unmapped or unreleased item (the common permanent failure) must
     # fail the job before anything is written to D365, not after a new customer was created.
     lines = await resolve_items(
-        deal, deal_products, frozen.legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state
+        facts.deal, facts.deal_products, frozen.legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state
     )
-    org_loader = _OrgLoader(pipedrive, org_fields, deal, deal_values)
     customer = await resolve_customer(
         ctx,
-        CustomerDeps(cfg, rt.state, pipedrive, d365, org_fields, rt.runner),
-        deal=deal,
+        CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.runner),
+        deal=facts.deal,
         legal_entity=frozen.legal_entity,
-        load_org=org_loader,
+        load_org=facts.load_org,
     )
     await ctx.step("customer_resolved")
-    # The organization is read only when its fields feed a dimension, or (above) when the customer is new.
-    org, fields = await org_loader() if _dimensions_use_org(cfg) else (None, ResolvedFields(deal=deal_values))
-    dimensions = resolve_dimensions(deal, org, cfg, fields)
-    plan = _pin(
-        build_order(
-            deal, lines, customer.account, cfg, legal_entity=frozen.legal_entity, dimensions=dimensions,
-            reference=frozen.reference, line_order=line_order,
-        ),
-        frozen,
-    )  # fmt: skip
+    plan, dimensions = await plan_for(facts, lines, customer.account, cfg, line_order=line_order)
+    plan = _pin(plan, frozen)
     await ctx.audit(
         "order.planned",
         reference=plan.reference,
@@ -143,7 +122,7 @@ async def _build(rt: Runtime, ctx: FlowContext, handle: JobHandle, deal_id: int)
         dimensions=dimensions or None,
     )
     written = await write_order(ctx, handle, d365, plan, frozen)
-    return _result(deal, written, frozen, plan, customer.account, customer.how)
+    return _result(facts.deal, written, frozen, plan, customer.account, customer.how)
 
 
 async def _freeze(
@@ -197,27 +176,6 @@ def _pin(plan: OrderPlan, frozen: Frozen) -> OrderPlan:
              else "customer_requisition_number"] = frozen.reference  # fmt: skip
     header = plan.header.model_copy(update={"sales_order_number": frozen.order_number, **by_field})
     return plan.model_copy(update={"header": header})
-
-
-class _OrgLoader:
-    """The deal's organization and its custom fields by name, read once and only on demand."""
-
-    def __init__(
-        self, pipedrive: PipedriveClient, org_fields: CustomFields, deal: Deal, deal_values: dict[str, Any]
-    ) -> None:
-        self._pipedrive, self._org_fields, self._deal, self._deal_values = pipedrive, org_fields, deal, deal_values
-        self._loaded: tuple[Organization | None, ResolvedFields] | None = None
-
-    async def __call__(self) -> tuple[Organization | None, ResolvedFields]:
-        if self._loaded is None:
-            org = await self._pipedrive.get_organization(self._deal.org_id) if self._deal.org_id is not None else None
-            values = await self._org_fields.to_names(org.custom_fields or {}) if org is not None else {}
-            self._loaded = (org, ResolvedFields(deal=self._deal_values, organization=values))
-        return self._loaded
-
-
-def _dimensions_use_org(cfg: MappingConfig) -> bool:
-    return any(isinstance(src, OrgFieldSource) for src in cfg.dimensions.sources.values())
 
 
 def _result(
