@@ -51,13 +51,13 @@ async def test_duplicate_late_and_racing_deliveries_with_two_workers(
         pipedrive.set_deal_status(a, "won")  # delivered twice
         pipedrive.set_deal_status(b, "won")
         pipedrive.set_deal_status(c, "won")
-        deliveries = await pipedrive.wait_for_deliveries(4, ok_only=True)
+        pipedrive.set_deal_status(d, "won")
+        deliveries = await pipedrive.wait_for_deliveries(5, ok_only=True)
         won_c = next(x for x in deliveries if x["body"].get("data", {}).get("id") == c or _v1_id(x) == c)
         # A racing poll finds them all queued; a stray message for b slipped around the guard anyway.
         assert (await poll_won_deals(e2e.rt)).enqueued == 0
         await e2e.rt.queues.send(OrderBuild(deal_id=b, reason="poll", correlation_id="race"))
-        # Two workers on d at the same moment.
-        await e2e.win(d)
+        # Two workers on d at the same moment (its webhook's message and another one).
         await e2e.rt.queues.send(OrderBuild(deal_id=d, reason="replay", correlation_id="second-worker"))
 
         pumps = [QueuePump(e2e.rt, batch_size=2, retry_after=0) for _ in range(2)]
@@ -69,7 +69,7 @@ async def test_duplicate_late_and_racing_deliveries_with_two_workers(
         # Reopened and won again: no second order either.
         pipedrive.set_deal_status(a, "open")
         pipedrive.set_deal_status(a, "won")
-        await pipedrive.wait_for_deliveries(6, ok_only=True)
+        await pipedrive.wait_for_deliveries(7, ok_only=True)
         await QueuePump(e2e.rt, retry_after=0).drain()
         assert_exactly_once(e2e, cell, deals)
 
