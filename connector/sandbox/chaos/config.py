@@ -39,7 +39,7 @@ class ChaosConfig(BaseModel):
     def short(cls, numbering: Numbering, **changes: object) -> ChaosConfig:
         """The `make test` run: a few dozen deals, a few kills, well under two minutes."""
         base: dict[str, object] = {
-            "deals": 40, "workers": 2, "kills": 3, "fault_events": 18, "chaos_seconds": 18.0, "drain_seconds": 150.0,
+            "deals": 40, "workers": 2, "kills": 3, "fault_events": 18, "chaos_seconds": 18.0, "drain_seconds": 240.0,
         }  # fmt: skip
         return cls.model_validate({**base, "numbering": numbering, **changes})
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import random
@@ -185,7 +186,8 @@ async def _run(
         report.drain_wait = time.monotonic() - calm
         jobs = {int(job.key): job for job in await rt.state.jobs.list("order")}
         await pool.stop()  # every log complete before the leak check
-        secrets_in_play = [stack.pipedrive.api_token, stack.d365.client_secret, stack.webhook_password,
+        basic = base64.b64encode(f"{WEBHOOK_USER}:{stack.webhook_password}".encode()).decode()  # webhook auth header
+        secrets_in_play = [stack.pipedrive.api_token, stack.d365.client_secret, stack.webhook_password, basic,
                            stack.env["LOCAL_SECRETS_KEY"], stack.env["ML_CONNECTOR_ADMIN_KEY"]]  # fmt: skip
         report.verdict = await judge(stack, deals, jobs, reference, pool.logs(), secrets_in_play)
         found = await diagnose(rt, stack, data, report.verdict, folder)
