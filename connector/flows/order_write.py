@@ -16,11 +16,12 @@ done only when every planned line is on it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 from connector.d365.client import D365Client
-from connector.d365.models import SalesOrderHeader, SalesOrderLineCreate
+from connector.d365.models import SalesOrderHeader, SalesOrderLine, SalesOrderLineCreate
 from connector.errors import DuplicateError, PermanentError, UnknownOutcomeError
 from connector.flows.context import FlowContext
 from connector.flows.runner import JobHandle
@@ -45,20 +46,26 @@ class Written:
     order_number: str
     outcome: Outcome
     lines_added: int
+    # D365's LineAmount of each planned line (by CustomersLineNumber), as D365 answered or showed them.
+    line_amounts: dict[int, Decimal] = field(default_factory=dict)
 
 
 async def write_order(
     ctx: FlowContext, handle: JobHandle, d365: D365Client, plan: OrderPlan, frozen: Frozen
 ) -> Written:
     writer = _Writer(ctx, handle, d365, plan, frozen)
-    if frozen.numbering == "from_deal":
-        return await writer.from_deal()
-    return await writer.d365_sequence()
+    written = await (writer.from_deal() if frozen.numbering == "from_deal" else writer.d365_sequence())
+    written.line_amounts = writer.amounts
+    return written
 
 
 class _Writer:
     def __init__(self, ctx: FlowContext, handle: JobHandle, d365: D365Client, plan: OrderPlan, frozen: Frozen) -> None:
         self.ctx, self.handle, self.d365, self.plan, self.frozen = ctx, handle, d365, plan, frozen
+        self.amounts: dict[int, Decimal] = {}
+
+    def _saw(self, lines: list[SalesOrderLine]) -> None:
+        self.amounts.update({line.customers_line_number: line.line_amount for line in lines})
 
     # --- from_deal ---------------------------------------------------------------------------------
 
@@ -93,6 +100,7 @@ class _Writer:
         except BaseException:
             await self.handle.settled()  # refused, throttled or never sent: nothing was written
             raise
+        self._saw(lines)
         await self.handle.settled(order_number=number)
         await self.ctx.audit("order.created", order_number=number, lines=len(lines))
         await self.ctx.step("after_create")
@@ -112,6 +120,7 @@ class _Writer:
                 if found is not None:
                     number, outcome = found.sales_order_number, "adopted"
                     present = _identities(found)
+                    self._saw(found.lines)
                     await self._adopt(found, via="re-check after a lost answer")
                     await self.handle.settled(order_number=number, header_outcome="adopted")
                 else:
@@ -159,6 +168,7 @@ class _Writer:
                     "(deleted or changed in D365); the deal's lines were not all written. Check D365, then replay"
                 )
             present = _identities(found)
+            self._saw(found.lines)
         missing = [line for line in self.plan.lines if line.customers_line_number not in present]
         if intent is not None:
             await self.handle.settled()
@@ -181,6 +191,7 @@ class _Writer:
         except BaseException:
             await self.handle.settled()
             raise
+        self._saw(created)
         await self.handle.settled()
         await self.ctx.audit("order.lines_added", order_number=number, lines=ids)
         await self.ctx.step("after_create")
@@ -191,6 +202,7 @@ class _Writer:
     async def _complete(self, found: SalesOrderHeader, outcome: Outcome) -> Written:
         """An adopted from_deal order: add any planned line it lacks (it is never reported done incomplete)."""
         present = _identities(found)
+        self._saw(found.lines)
         missing = [line for line in self.plan.lines if line.customers_line_number not in present]
         added = await self._write_lines(found.sales_order_number, missing) if missing else 0
         return Written(found.sales_order_number, outcome, added)

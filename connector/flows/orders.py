@@ -21,6 +21,7 @@ from connector.flows.order_plan import plan_for, read_deal
 from connector.flows.order_write import Frozen, Written, write_order
 from connector.flows.runner import JobHandle, Run
 from connector.mapping.config import MappingConfig
+from connector.mapping.money import order_total_check
 from connector.mapping.orders import OrderPlan, legal_entity_for, order_number, order_reference
 from connector.pipedrive.models import Deal, DealProduct
 from connector.queues import OrderBuild
@@ -122,7 +123,25 @@ async def _build(rt: Runtime, ctx: FlowContext, handle: JobHandle, deal_id: int)
         dimensions=dimensions or None,
     )
     written = await write_order(ctx, handle, d365, plan, frozen)
-    return _result(facts.deal, written, frozen, plan, customer.account, customer.how)
+    result = _result(facts.deal, written, frozen, plan, customer.account, customer.how)
+    await _check_total(ctx, cfg, plan, written, result)
+    return result
+
+
+async def _check_total(
+    ctx: FlowContext, cfg: MappingConfig, plan: OrderPlan, written: Written, result: OrderResult
+) -> None:
+    """The job records the deal value and D365's order total; a difference beyond rounding fails the job."""
+    amounts = [written.line_amounts.get(line.customers_line_number or 0) for line in plan.lines]
+    if any(amount is None for amount in amounts):
+        return  # an adopted order whose lines were not all read (never the case today): nothing to compare
+    record, problem = order_total_check(
+        plan.deal_value, plan.expected_total, [a for a in amounts if a is not None], cfg
+    )
+    result.detail.update(record)
+    if problem is not None:
+        await ctx.audit("order.total_mismatch", level="error", order_number=written.order_number, **record)
+        raise PermanentError(f"deal {result.deal_id}: order {written.order_number} was written, but {problem}")
 
 
 async def _freeze(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from connector.sandbox.demo_data import ACCOUNT_FIELD, ORDER_FIELD, PRODUCTS, pipedrive_seed
 from tests.fixtures.stack import E2E
 
@@ -222,3 +224,32 @@ async def test_every_demo_deal_won_at_once_gives_one_order_or_one_failed_job(e2e
         assert len([c for c in e2e.stack.d365.records("CustomersV3") if c["OrganizationName"].startswith(name)]) == 1
     assert len(customer_posts(e2e)) == len(new_orgs)
     assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 0
+
+
+async def test_the_job_records_the_deal_value_and_d365_order_total(e2e: E2E) -> None:
+    await e2e.win(102)
+    await e2e.drain()
+    job = await e2e.job(102)
+    assert job.state == "done"
+    order = e2e.orders("PD-102")[0]
+    total = sum(Decimal(str(line["LineAmount"])) for line in order["SalesOrderLines"])
+    assert Decimal(job.result["order_total"]) == total == Decimal(job.result["expected_order_total"])
+    assert job.result["deal_value"] is not None
+
+
+async def test_an_order_total_d365_computes_differently_fails_the_job_with_a_reason(
+    e2e: E2E, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D365 prices a line its own way (a trade agreement, a price unit): the order exists, the job says so."""
+    from connector.sandbox.d365 import rules
+
+    real = rules._line_amount
+    monkeypatch.setattr(rules, "_line_amount", lambda values: float(Decimal(str(real(values))) + Decimal("1.00")))
+    await e2e.win(102)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"failed": 1}
+    job = await e2e.job(102)
+    assert job.state == "failed"
+    assert "order PD102 was written, but D365's order total" in (job.last_error or "")
+    assert len(e2e.orders("PD-102")) == 1
+    assert "order.total_mismatch" in await e2e.events(102)
