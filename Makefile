@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .PHONY: demo test lint typecheck unit install bench clean checkov fuzz chaos
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json package-lock.json
+$(STAMP): requirements.txt requirements-dev.txt infra/requirements.txt pyproject.toml package.json package-lock.json
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -3,14 +3,16 @@
 #
 #   infra/deploy.sh [--skip-infra] [--skip-secrets] [--skip-code] [--show-keys]
 #
-# Configuration comes from environment variables (see docs/deploy-azure.md for the full list):
-#   required: RESOURCE_GROUP, LOCATION (first run), PIPEDRIVE_COMPANY_DOMAIN, D365_ENVIRONMENT_URL,
-#             D365_CLIENT_ID, D365_DEFAULT_LEGAL_ENTITY
-#   optional: ENVIRONMENT_NAME (prod), PIPEDRIVE_AUTH_MODE (api_token), PIPEDRIVE_WEBHOOK_USER,
-#             D365_TENANT_ID, D365_CREDENTIAL (client_secret), POLL_SCHEDULE, MAPPING_FILE,
-#             MAXIMUM_INSTANCE_COUNT, INSTANCE_MEMORY_MB, PARAMETERS_FILE (infra/main.parameters.json)
-#             MASTER_SCHEDULE, WEBHOOK_ROUTE (api/pipedrive/webhook), EVENTS_ROUTE (api/d365/events),
-#             ALERT_EMAIL, POLL_INTERVAL_MINUTES (5), THROTTLED_PERCENT_THRESHOLD (5)
+# Configuration comes from environment variables (docs/deploy-azure.md lists them all). The Bicep
+# parameters come from ONE file, infra/azd/main.parameters.json, which azd reads too: each parameter
+# names the variable that feeds it, an unset variable leaves the template's default (infra/params.py).
+#   this script's own: RESOURCE_GROUP (required), LOCATION (first run; AZURE_LOCATION in the file),
+#             ENVIRONMENT_NAME (prod; AZURE_ENV_NAME), DEPLOYER_PRINCIPAL_ID (signed-in user;
+#             AZURE_PRINCIPAL_ID), DEPLOYER_PRINCIPAL_TYPE (User), PARAMETERS_FILE (an extra ARM
+#             parameters file of your own, applied first), WEBHOOK_ROUTE, EVENTS_ROUTE (printed URLs)
+#   required by the template: PIPEDRIVE_COMPANY_DOMAIN, D365_ENVIRONMENT_URL, D365_DEFAULT_LEGAL_ENTITY,
+#             and D365_CLIENT_ID unless D365_CREDENTIAL=managed_identity
+#   optional: every other variable named in infra/azd/main.parameters.json (POLL_SCHEDULE, ALERT_EMAIL, ...)
 # Secrets are read from the environment if set, else prompted for with echo off; they are written
 # to Key Vault through a file descriptor (never on a command line, never printed):
 #   PIPEDRIVE_API_TOKEN | PIPEDRIVE_OAUTH_CLIENT_ID + PIPEDRIVE_OAUTH_CLIENT_SECRET +
@@ -31,7 +33,7 @@ for arg in "$@"; do
     --skip-secrets) skip_secrets=1 ;;
     --skip-code) skip_code=1 ;;
     --show-keys) show_keys=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -41,63 +43,48 @@ need() { [[ -n "${!1:-}" ]] || die "$1 is not set (see docs/deploy-azure.md)"; }
 log() { printf '\n==> %s\n' "$*"; }
 
 for cmd in az python3; do command -v "$cmd" >/dev/null || die "$cmd is required"; done
+# The project's virtualenv after `make install` (it has pathspec for package.py), else the system python3.
+python="$root/.venv/bin/python"; [[ -x "$python" ]] || python=python3
 az account show --output none 2>/dev/null || die "not logged in: run 'az login' (and 'az account set -s <subscription>')"
 
 need RESOURCE_GROUP
 ENVIRONMENT_NAME="${ENVIRONMENT_NAME:-prod}"
 PIPEDRIVE_AUTH_MODE="${PIPEDRIVE_AUTH_MODE:-api_token}"
 D365_CREDENTIAL="${D365_CREDENTIAL:-client_secret}"
-PARAMETERS_FILE="${PARAMETERS_FILE:-$here/main.parameters.json}"
 WEBHOOK_ROUTE="${WEBHOOK_ROUTE:-api/pipedrive/webhook}"
 EVENTS_ROUTE="${EVENTS_ROUTE:-api/d365/events}"
 deployment="ml-connector-$(date -u +%Y%m%d%H%M%S)"
 
 # ---- 1. Infrastructure ------------------------------------------------------------------------
 if [[ $skip_infra == 0 ]]; then
-  need PIPEDRIVE_COMPANY_DOMAIN; need D365_ENVIRONMENT_URL; need D365_DEFAULT_LEGAL_ENTITY
   # With D365_CREDENTIAL=managed_identity the app's own identity is used (its client id is an output).
   [[ "$D365_CREDENTIAL" == managed_identity ]] || need D365_CLIENT_ID
+  # The parameter file reads azd's names for the environment, region and deployer.
+  export AZURE_ENV_NAME="$ENVIRONMENT_NAME"
+  if [[ -n "${LOCATION:-}" ]]; then export AZURE_LOCATION="$LOCATION"; else unset AZURE_LOCATION; fi
+  # The signed-in user gets Key Vault Secrets Officer on the new vault so step 2 can write secrets.
+  AZURE_PRINCIPAL_ID="${DEPLOYER_PRINCIPAL_ID:-$(az ad signed-in-user show --query id --output tsv 2>/dev/null || true)}"
+  export AZURE_PRINCIPAL_ID AZURE_PRINCIPAL_TYPE="${DEPLOYER_PRINCIPAL_TYPE:-User}"
+  [[ -z "${D365_ENVIRONMENT_URL:-}" ]] || export D365_ENVIRONMENT_URL="${D365_ENVIRONMENT_URL%/}"
+  export PIPEDRIVE_AUTH_MODE D365_CREDENTIAL
+  resolved="$(mktemp)"
+  trap 'rm -f "$resolved"' EXIT
+  "$python" "$here/params.py" >"$resolved" || die "set the variables named above (see docs/deploy-azure.md)"
+  extra=()
+  [[ -z "${PARAMETERS_FILE:-}" ]] || extra=(--parameters "@$PARAMETERS_FILE")
+
   if ! az group show --name "$RESOURCE_GROUP" --output none 2>/dev/null; then
     need LOCATION
     log "Creating resource group $RESOURCE_GROUP in $LOCATION"
     az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
   fi
 
-  # The signed-in user gets Key Vault Secrets Officer on the new vault so step 2 can write secrets.
-  deployer_id="${DEPLOYER_PRINCIPAL_ID:-$(az ad signed-in-user show --query id --output tsv 2>/dev/null || true)}"
-  deployer_type="${DEPLOYER_PRINCIPAL_TYPE:-User}"
-
-  overrides=(
-    "environmentName=$ENVIRONMENT_NAME"
-    "pipedriveCompanyDomain=$PIPEDRIVE_COMPANY_DOMAIN"
-    "pipedriveAuthMode=$PIPEDRIVE_AUTH_MODE"
-    "d365EnvironmentUrl=${D365_ENVIRONMENT_URL%/}"
-    "d365ClientId=${D365_CLIENT_ID:-}"
-    "d365DefaultLegalEntity=$D365_DEFAULT_LEGAL_ENTITY"
-    "d365Credential=$D365_CREDENTIAL"
-    "deployerPrincipalId=$deployer_id"
-    "deployerPrincipalType=$deployer_type"
-  )
-  [[ -n "${LOCATION:-}" ]] && overrides+=("location=$LOCATION")
-  [[ -n "${PIPEDRIVE_WEBHOOK_USER:-}" ]] && overrides+=("pipedriveWebhookUser=$PIPEDRIVE_WEBHOOK_USER")
-  [[ -n "${D365_TENANT_ID:-}" ]] && overrides+=("d365TenantId=$D365_TENANT_ID")
-  [[ -n "${POLL_SCHEDULE:-}" ]] && overrides+=("pollSchedule=$POLL_SCHEDULE")
-  [[ -n "${MASTER_SCHEDULE:-}" ]] && overrides+=("masterSchedule=$MASTER_SCHEDULE")
-  [[ -n "${RECONCILE_SCHEDULE:-}" ]] && overrides+=("reconcileSchedule=$RECONCILE_SCHEDULE")
-  [[ -n "${MAPPING_FILE:-}" ]] && overrides+=("mappingFile=$MAPPING_FILE")
-  [[ -n "${MAXIMUM_INSTANCE_COUNT:-}" ]] && overrides+=("maximumInstanceCount=$MAXIMUM_INSTANCE_COUNT")
-  [[ -n "${INSTANCE_MEMORY_MB:-}" ]] && overrides+=("instanceMemoryMB=$INSTANCE_MEMORY_MB")
-  [[ -n "${ALERT_EMAIL:-}" ]] && overrides+=("alertEmail=$ALERT_EMAIL")
-  [[ -n "${POLL_INTERVAL_MINUTES:-}" ]] && overrides+=("pollIntervalMinutes=$POLL_INTERVAL_MINUTES")
-  [[ -n "${THROTTLED_PERCENT_THRESHOLD:-}" ]] && overrides+=("throttledPercentThreshold=$THROTTLED_PERCENT_THRESHOLD")
-
   log "Deploying infra/main.bicep as $deployment"
   az deployment group create \
     --resource-group "$RESOURCE_GROUP" \
     --name "$deployment" \
     --template-file "$here/main.bicep" \
-    --parameters "@$PARAMETERS_FILE" \
-    --parameters "${overrides[@]}" \
+    ${extra[@]+"${extra[@]}"} --parameters "@$resolved" \
     --output none
 else
   deployment="$(az deployment group list --resource-group "$RESOURCE_GROUP" \
@@ -170,7 +157,7 @@ if [[ $skip_code == 0 ]]; then
   fi
   package="$root/dist/ml-connector.zip"
   log "Packaging $root (honouring .funcignore)"
-  python3 "$here/package.py" --root "$root" --out "$package"
+  "$python" "$here/package.py" --root "$root" --out "$package"
   log "Deploying the package to $APP_NAME (remote build installs requirements.txt)"
   az functionapp deployment source config-zip \
     --resource-group "$RESOURCE_GROUP" --name "$APP_NAME" \

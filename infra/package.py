@@ -1,9 +1,9 @@
 """Build the function app's zip package from the repository, honouring `.funcignore`.
 
 Why our own packer: Core Tools (`func pack`) is not assumed on the operator's machine, and a plain
-`zip -r` would ship tests, the simulators, .venv and node_modules. `.funcignore` uses .gitignore
-syntax; this supports the subset a Functions project needs: comments, blank lines, `!` negation,
-a trailing `/` for directories, a leading `/` to anchor at the root, and `*`, `?`, `**` globs.
+`zip -r` would ship tests, the simulators, .venv and node_modules.
+`.funcignore` uses .gitignore syntax, matched here by `pathspec` (pinned in infra/requirements.txt)
+as git does: last matching rule wins, and a file under an excluded directory cannot be re-included.
 Dependencies are NOT vendored: the deployment asks for a remote build, which installs
 requirements.txt on Linux for the app's Python version.
 
@@ -13,11 +13,16 @@ Usage: python infra/package.py [--root DIR] [--out FILE]   (prints the packaged 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    from pathspec import GitIgnoreSpec
+except ImportError:  # deploy.sh runs this with the project's .venv, else the system python3
+    raise SystemExit(
+        "infra/package.py needs pathspec: pip install -r infra/requirements.txt (or make install)"
+    ) from None
 
 # Used only when the project has no .funcignore (it should; the platform area owns it).
 FALLBACK_IGNORE = """
@@ -51,67 +56,15 @@ htmlcov/
 """
 
 
-@dataclass(frozen=True)
-class Rule:
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-
-
-def _glob_to_regex(pattern: str, anchored: bool) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"^{prefix}{''.join(out)}$")
-
-
-def parse_rules(text: str) -> list[Rule]:
-    rules = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        line = line[1:] if negate else line
-        dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        anchored = line.startswith("/") or "/" in line
-        rules.append(Rule(_glob_to_regex(line.lstrip("/"), anchored), negate, dir_only))
-    return rules
-
-
-def is_ignored(rel_path: str, is_dir: bool, rules: list[Rule]) -> bool:
-    """Last matching rule wins, as in .gitignore."""
-    ignored = False
-    for rule in rules:
-        if rule.dir_only and not is_dir:
-            continue
-        if rule.regex.match(rel_path):
-            ignored = not rule.negate
-    return ignored
+def ignore_spec(funcignore: str) -> GitIgnoreSpec:
+    """`.funcignore` rules, then the always-ignored ones (later rules win, so those cannot be undone)."""
+    return GitIgnoreSpec.from_lines([*funcignore.splitlines(), *ALWAYS_IGNORE.splitlines()])
 
 
 def collect(root: Path) -> list[str]:
     """Relative POSIX paths of every file to ship, sorted."""
     ignore_file = root / ".funcignore"
-    text = ignore_file.read_text() if ignore_file.is_file() else FALLBACK_IGNORE
-    rules = parse_rules(text) + parse_rules(ALWAYS_IGNORE)
+    spec = ignore_spec(ignore_file.read_text() if ignore_file.is_file() else FALLBACK_IGNORE)
     files: list[str] = []
 
     def walk(directory: Path) -> None:
@@ -120,9 +73,10 @@ def collect(root: Path) -> list[str]:
             if entry.is_symlink():
                 continue
             if entry.is_dir():
-                if not is_ignored(rel, True, rules):
+                # Pruned as git does: nothing below an excluded directory is looked at (or re-included).
+                if not spec.match_file(rel + "/"):
                     walk(entry)
-            elif not is_ignored(rel, False, rules):
+            elif not spec.match_file(rel):
                 files.append(rel)
 
     walk(root)

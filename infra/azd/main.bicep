@@ -1,6 +1,8 @@
 // `azd up` entry point, in the Azure-Samples style: subscription scope, one resource group per azd
 // environment, then infra/main.bicep (the same template infra/deploy.sh deploys) inside it.
-// Parameters come from the azd environment through main.parameters.json beside this file.
+// Its parameters are main.bicep's, by the same names and with the same defaults (tests/infra checks
+// both), and come from main.parameters.json beside this file: the one parameter file, which
+// infra/deploy.sh resolves the same way (infra/params.py).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -12,43 +14,30 @@ param environmentName string
 @description('Azure region (AZURE_LOCATION); must offer Flex Consumption.')
 param location string
 
-@description('Object id of the user running azd (AZURE_PRINCIPAL_ID): Key Vault Secrets Officer so the hook can write secrets.')
-param principalId string = ''
-
-@allowed([
-  'User'
-  'ServicePrincipal'
-  'Group'
-])
-param principalType string = 'User'
-
 param pipedriveCompanyDomain string
-
-@allowed([
-  'api_token'
-  'oauth'
-])
 param pipedriveAuthMode string = 'api_token'
-
 param pipedriveWebhookUser string = 'pipedrive'
 param d365EnvironmentUrl string
+param d365TenantId string = tenant().tenantId
 param d365ClientId string = ''
 param d365DefaultLegalEntity string
-
-@allowed([
-  'client_secret'
-  'managed_identity'
-  'certificate'
-])
 param d365Credential string = 'client_secret'
-
 param pollSchedule string = '0 */5 * * * *'
 param masterSchedule string = '0 0 * * * *'
 param reconcileSchedule string = '30 */5 * * * *'
 param mappingFile string = 'config/mapping.yaml'
+param instanceMemoryMB int = 2048
+param maximumInstanceCount int = 40
+param alwaysReadyHttpInstances int = 0
+param logRetentionInDays int = 30
 param alertEmail string = ''
 param pollIntervalMinutes int = 5
 param throttledPercentThreshold int = 5
+param alertsEnabled bool = true
+
+@description('Object id of the user running azd (AZURE_PRINCIPAL_ID): Key Vault Secrets Officer so the hook can write secrets.')
+param deployerPrincipalId string = ''
+param deployerPrincipalType string = 'User'
 
 var tags = { 'azd-env-name': environmentName }
 
@@ -70,6 +59,7 @@ module app '../main.bicep' = {
     pipedriveAuthMode: pipedriveAuthMode
     pipedriveWebhookUser: pipedriveWebhookUser
     d365EnvironmentUrl: d365EnvironmentUrl
+    d365TenantId: d365TenantId
     d365ClientId: d365ClientId
     d365DefaultLegalEntity: d365DefaultLegalEntity
     d365Credential: d365Credential
@@ -77,11 +67,16 @@ module app '../main.bicep' = {
     masterSchedule: masterSchedule
     reconcileSchedule: reconcileSchedule
     mappingFile: mappingFile
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    logRetentionInDays: logRetentionInDays
     alertEmail: alertEmail
     pollIntervalMinutes: pollIntervalMinutes
     throttledPercentThreshold: throttledPercentThreshold
-    deployerPrincipalId: principalId
-    deployerPrincipalType: principalType
+    alertsEnabled: alertsEnabled
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
   }
 }
 

@@ -44,62 +44,82 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
+// The table of infra/README.md: who gets which role on which scope. An assignment's name is
+// guid(scope, principal, role), so re-deploying finds the same assignment instead of adding one.
+var app = {
+  id: principalId
+  type: 'ServicePrincipal'
 }
+var deployer = {
+  id: deployerPrincipalId
+  type: deployerPrincipalType
+}
+var assignments = [
+  {
+    scope: 'storage'
+    role: 'storageBlobDataOwner'
+    principal: app
+  }
+  {
+    scope: 'storage'
+    role: 'storageQueueDataContributor'
+    principal: app
+  }
+  {
+    scope: 'storage'
+    role: 'storageTableDataContributor'
+    principal: app
+  }
+  {
+    scope: 'vault'
+    role: 'keyVaultSecretsOfficer'
+    principal: app
+  }
+  {
+    scope: 'vault'
+    role: 'keyVaultSecretsOfficer'
+    principal: deployer
+  }
+  {
+    scope: 'appInsights'
+    role: 'monitoringMetricsPublisher'
+    principal: app
+  }
+]
 
-resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageQueueDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
+// A role assignment's scope must be a resource symbol, so one loop per kind of scope over the table.
+resource onStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for a in filter(assignments, x => x.scope == 'storage' && !empty(x.principal.id)): {
+    name: guid(storage.id, a.principal.id, roles[a.role])
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles[a.role])
+      principalId: a.principal.id
+      principalType: a.principal.type
+    }
   }
-}
+]
 
-resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageTableDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
+resource onVault 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for a in filter(assignments, x => x.scope == 'vault' && !empty(x.principal.id)): {
+    name: guid(vault.id, a.principal.id, roles[a.role])
+    scope: vault
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles[a.role])
+      principalId: a.principal.id
+      principalType: a.principal.type
+    }
   }
-}
+]
 
-resource secretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, principalId, roles.keyVaultSecretsOfficer)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
+resource onAppInsights 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for a in filter(assignments, x => x.scope == 'appInsights' && !empty(x.principal.id)): {
+    name: guid(appInsights.id, a.principal.id, roles[a.role])
+    scope: appInsights
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles[a.role])
+      principalId: a.principal.id
+      principalType: a.principal.type
+    }
   }
-}
-
-resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, principalId, roles.monitoringMetricsPublisher)
-  scope: appInsights
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
-  name: guid(vault.id, deployerPrincipalId, roles.keyVaultSecretsOfficer)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: deployerPrincipalId
-    principalType: deployerPrincipalType
-  }
-}
+]

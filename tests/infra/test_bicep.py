@@ -12,11 +12,15 @@ import json
 import re
 from pathlib import Path
 
+import pycep
 import pytest
 from pydantic import AliasChoices
 
 from connector.settings import Settings, load_settings
 from tests.infra import bicep_text as bt
+from tests.infra.scripts import load
+
+params = load("params")
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -24,6 +28,17 @@ MAIN = bt.strip_comments((INFRA / "main.bicep").read_text())
 FUNCAPP = bt.strip_comments((INFRA / "modules" / "functionapp.bicep").read_text())
 RBAC = bt.strip_comments((INFRA / "modules" / "rbac.bicep").read_text())
 DEPLOY_SH = (INFRA / "deploy.sh").read_text()
+PARAMETERS = INFRA / "azd" / "main.parameters.json"  # the one parameter file (azd and deploy.sh)
+# The environment of the docs' deploy.sh example (docs/deploy-azure.md), AZURE_* as deploy.sh exports them.
+EXAMPLE_ENVIRONMENT = {
+    "AZURE_ENV_NAME": "prod",
+    "AZURE_LOCATION": "westeurope",
+    "PIPEDRIVE_COMPANY_DOMAIN": "acme",
+    "PIPEDRIVE_AUTH_MODE": "api_token",
+    "D365_ENVIRONMENT_URL": "https://contoso.operations.dynamics.com",
+    "D365_CLIENT_ID": "00000000-0000-0000-0000-000000000000",
+    "D365_DEFAULT_LEGAL_ENTITY": "usmf",
+}
 
 # Built-in role ids the deployment may use, with the scope each may be assigned on. Documented in
 # infra/README.md and docs/deploy-azure.md ("RBAC"). Anything else fails the test.
@@ -152,10 +167,11 @@ def test_no_app_setting_looks_like_a_secret() -> None:
     # Nothing in infra reads keys out of a resource.
     for path in INFRA.rglob("*.bicep"):
         assert "listKeys(" not in path.read_text(), f"{path.name} reads account keys"
-    # And the parameters file carries no secret.
-    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    for name in params:
+    # And the parameter file carries no secret, nor reads one from the environment.
+    for name, entry in json.loads(PARAMETERS.read_text())["parameters"].items():
         assert not SECRET_NAME.search(name), f"main.parameters.json: {name}"
+        for variable in params.variables(entry["value"]):
+            assert not SECRET_NAME.search(variable), f"main.parameters.json: {name} reads {variable}"
 
 
 def test_only_documented_built_in_roles_on_narrow_scopes() -> None:
@@ -168,22 +184,34 @@ def test_only_documented_built_in_roles_on_narrow_scopes() -> None:
         text = path.read_text().lower()
         for role_id in FORBIDDEN_ROLE_IDS:
             assert role_id not in text, f"{path.name} uses a broad role {role_id}"
-    assignments = list(bt.blocks(RBAC, r"resource\s+\w+\s+'Microsoft\.Authorization/roleAssignments@[\w-]+'[^{]*"))
-    assert len(assignments) >= 5
-    used = set()
-    for _match, body in assignments:
+    # The table: one row per assignment, each a documented role on a scope that role may have.
+    table = pycep.BicepParser().parse(file_path=INFRA / "modules" / "rbac.bicep")["variables"]["assignments"]["value"]
+    assert len(table) >= 5
+    for row in table:
+        assert row["role"] in ALLOWED_ROLES, f"role {row['role']} is not in the documented table"
+        assert row["scope"] in ALLOWED_ROLES[row["role"]][2], f"{row['role']} assigned on {row['scope']}"
+        assert row["principal"] == "app" or row["role"] == "keyVaultSecretsOfficer", "the deployer only writes secrets"
+    used = {row["role"] for row in table}
+    assert used == set(ALLOWED_ROLES), f"roles declared but not assigned: {set(ALLOWED_ROLES) - used}"
+    # Every role assignment resource is a loop over that table, for the scope it is written on.
+    loops = list(bt.blocks(RBAC, r"resource\s+\w+\s+'Microsoft\.Authorization/roleAssignments@[\w-]+'[^{]*"))
+    scopes = set()
+    for match, body in loops:
+        head = re.search(r"for\s+(\w+)\s+in\s+filter\(assignments,\s*(\w+)\s*=>\s*\2\.scope\s*==\s*'(\w+)'", match[0])
+        assert head, f"a role assignment outside the `assignments` table: {match[0]}"
+        item, scope = head[1], head[3]
         fields = bt.entries(body)
         props = bt.entries(bt.block_after(body, r"properties\s*:"))
-        role = re.fullmatch(
-            r"subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions',\s*roles\.(\w+)\)",
-            props["roleDefinitionId"],
-        )
-        assert role, f"roleDefinitionId must be a built-in role from `roles`: {props['roleDefinitionId']}"
-        key = role.group(1)
-        assert fields["scope"] in ALLOWED_ROLES[key][2], f"{key} assigned on {fields['scope']}"
-        assert f"roles.{key}" in fields["name"], "assignment name must be guid(scope, principal, role)"
-        used.add(key)
-    assert used == set(ALLOWED_ROLES), f"roles declared but not assigned: {set(ALLOWED_ROLES) - used}"
+        assert fields["scope"] == scope, f"rows for {scope} assigned on {fields['scope']}"
+        role = f"roles[{item}.role]"
+        assert props["roleDefinitionId"] == f"subscriptionResourceId('Microsoft.Authorization/roleDefinitions', {role})"
+        assert fields["name"] == f"guid({scope}.id, {item}.principal.id, {role})", "name = guid(scope, principal, role)"
+        assert props["principalId"] == f"{item}.principal.id"
+        scopes.add(scope)
+    assert {row["scope"] for row in table} <= scopes, "a scope in the table has no assignment loop"
+    for path in INFRA.rglob("*.bicep"):
+        if path.name != "rbac.bicep":
+            assert "roleAssignments@" not in path.read_text(), f"{path.name} assigns roles outside rbac.bicep"
 
 
 def test_role_table_is_documented() -> None:
@@ -225,15 +253,15 @@ def _default_tables() -> set[str]:
 
 
 def test_bicep_defaults_make_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resolve each app setting from main.parameters.json / param defaults and validate with Settings."""
+    """Resolve each app setting from the parameter file (the documented example environment) / param
+    defaults and validate with Settings."""
     for env in env_names().values():
         monkeypatch.delenv(env, raising=False)
         monkeypatch.delenv(env.lower(), raising=False)
     param_defaults = bt.params(MAIN)
-    param_values = {
-        k: v["value"] for k, v in json.loads((INFRA / "main.parameters.json").read_text())["parameters"].items()
-    }
-    assert set(param_values) <= set(param_defaults), "main.parameters.json sets unknown parameters"
+    parameters = json.loads(PARAMETERS.read_text())["parameters"]
+    assert set(parameters) <= set(param_defaults), "main.parameters.json sets unknown parameters"
+    param_values = params.resolve(parameters, (INFRA / "main.bicep").read_text(), EXAMPLE_ENVIRONMENT)
     values: dict[str, object] = {}
     for name, expr in app_settings().items():
         if expr in param_values:

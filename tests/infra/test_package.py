@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.infra.scripts import load
+
+package = load("package")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("infra_package", ROOT / "infra" / "package.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-package = _load()
 
 
 def _tree(root: Path, files: list[str]) -> None:
@@ -110,3 +98,17 @@ def test_repository_package_leaves_out_tests_and_tooling() -> None:
     assert "connector/settings.py" in shipped
     for prefix in ("tests/", ".venv/", "node_modules/", ".git/", "infra/", ".hypothesis/", "dist/"):
         assert not any(p.startswith(prefix) for p in shipped), prefix
+
+
+def test_funcignore_is_read_as_git_reads_gitignore(tmp_path: Path) -> None:
+    _tree(tmp_path, [*FILES, "docs/guide/setup.md", "config/local-dev.yaml", "config/prod.yaml", "a/b/c/secret.json"])
+    (tmp_path / ".funcignore").write_text(
+        "docs/\n!docs/readme.md\n"  # a file below an excluded directory cannot be re-included
+        "config/[l]ocal-*.yaml\n"  # character classes
+        "**/secret.json\n"  # at any depth
+        "\\#notes.md\n"  # escaped '#': a pattern, not a comment
+    )
+    shipped = set(package.collect(tmp_path))
+    assert not any(p.startswith("docs/") for p in shipped)
+    assert "config/local-dev.yaml" not in shipped and "config/prod.yaml" in shipped
+    assert "a/b/c/secret.json" not in shipped
