@@ -1,15 +1,16 @@
-"""One retry and pacing policy for every outbound API call (Pipedrive and D365).
+"""One retry layer for every outbound API call (Pipedrive and D365), under the clients as an httpx transport.
 
-It lives in an httpx transport, under the clients, so both clients get the same behaviour and
-tests exercise it against the simulators over real HTTP:
+Both clients get the same behaviour, and tests exercise it against the simulators over real HTTP:
 
-- 429: wait `Retry-After` (seconds or HTTP date) or `x-ratelimit-reset` (Pipedrive, seconds).
-- `x-ratelimit-limit` known: start requests only while our own sliding log of the window has room,
-  one log per rate-limit class (Pipedrive's Search API has its own, lower limit).
-- `x-ratelimit-remaining` at or below a threshold: hold the next request until the window resets.
-- 5xx (as judged by the client's classifier) and timeouts/connection errors: capped exponential
-  backoff with jitter.
-- Everything else (other 4xx) is returned at once for the client to map to a typed error.
+- Every attempt starts through the credential's `RateLimitPacer` (connector.pacing).
+- An answer is classified once by the API's error table (connector.error_table); the row says
+  whether it is worth resending. A server-named wait (429, 503 with Retry-After) holds the pacer,
+  so the resend and every other request of the credential wait it out; other transient failures
+  back off exponentially with jitter; anything else goes back to the client at once.
+- Method safety: a request is resent only when that cannot repeat a write. A POST is resent only
+  when it never left (connect error or timeout, no pooled connection) or the server said it did
+  nothing (429, 503, a failed changeset); the client turns any other lost POST into
+  UnknownOutcomeError, so the flow looks before it creates again.
 - A wait longer than `max_inline_wait` raises RetryLaterError carrying the delay, so a queue worker
   re-queues with a visibility delay instead of sleeping in the function.
 """
@@ -17,23 +18,29 @@ tests exercise it against the simulators over real HTTP:
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from connector.errors import RetryLaterError
+from connector.error_table import ErrorTable, Failure, Row
+from connector.errors import (
+    ConnectorError,
+    PermanentError,
+    RateLimitedError,
+    RetryLaterError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from connector.pacing import RateClasses, RateLimitPacer, Sleep, only_default_class, server_wait
 
-Sleep = Callable[[float], Awaitable[None]]
-RetryableResponse = Callable[[httpx.Response], bool]
-# Decides whether a transport error is worth retrying for this request (default: always). A client
-# passes one when a retry could repeat a write the server may already have done (e.g. a POST that timed out).
-RetryableError = Callable[[httpx.Request, Exception], bool]
+# The transport errors after which a request went unanswered; each client maps them with `no_answer`.
+UNANSWERED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+Classify = Callable[[httpx.Response], Failure | None]
+Resendable = Callable[[httpx.Request], bool]
 
 
 class RetryPolicy(BaseModel):
@@ -54,204 +61,91 @@ class RetryPolicy(BaseModel):
     )
 
 
-def server_wait(response: httpx.Response, *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait, from Retry-After or x-ratelimit-reset; None if it did not say."""
-    value = response.headers.get("retry-after")
-    if value:
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
-            if parsed is not None:
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=UTC)
-                current = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
-                return max(0.0, (parsed - current).total_seconds())
-    reset = response.headers.get("x-ratelimit-reset")
-    if reset:
-        try:
-            return max(0.0, float(reset))
-        except ValueError:
-            return None
-    return None
+# --- method safety ------------------------------------------------------------------------------
 
 
-def default_retryable(response: httpx.Response) -> bool:
-    """429 and gateway-type 5xx are retryable; clients refine 500 (D365 business errors are not)."""
-    return response.status_code == 429 or response.status_code >= 500
+def idempotent(request: httpx.Request) -> bool:
+    """Sending it twice does what sending it once does: every method we use but POST."""
+    return request.method != "POST"
 
 
-DEFAULT_CLASS = "default"
-# Which rate-limit classes a request counts in, most specific first (its answer's headers describe
-# the first). Every request counts in DEFAULT_CLASS too, so a class of its own never undercounts.
-Classify = Callable[[httpx.Request], tuple[str, ...]]
+def never_left(exc: Exception) -> bool:
+    """The request failed before any of it reached the server (refused, no connection, no pooled slot)."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
-def default_class(request: httpx.Request) -> tuple[str, ...]:
-    return (DEFAULT_CLASS,)
+def resend_after_no_answer(request: httpx.Request, exc: Exception, resendable: Resendable = idempotent) -> bool:
+    return never_left(exc) or resendable(request)
 
 
-class _Budget:
-    """One rate-limit class's view: its limit, window, sliding log and server-ordered hold."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.not_before = 0.0
-        self.limit: int | None = None  # this class's x-ratelimit-limit; None: never pace from the log
-        self.window = 0.0  # the largest x-ratelimit-reset seen: the rolling window's length
-        self.in_flight = 0  # started, no answer yet: counted for as long as they run
-        self.answered: deque[float] = deque()  # answer times of requests still inside the window
-        self.answer = asyncio.Event()  # set by finished(): a waiter blocked on in-flight requests re-checks
+def resend_after_failure(request: httpx.Request, failure: Failure, resendable: Resendable = idempotent) -> bool:
+    """Whether the transport sends the request again after this failed answer (while attempts last)."""
+    return failure.resends and (failure.nothing_done or resendable(request))
 
 
-class RateLimitPacer:
-    """Paces requests of one credential under the server's rate limits; shared by all its requests.
+def no_answer(request: httpx.Request, exc: Exception, what: str) -> TransientError:
+    """The error for a request that got no answer: UnknownOutcomeError when it may have been acted on."""
+    name = type(exc).__name__
+    if not resend_after_no_answer(request, exc):
+        return UnknownOutcomeError(f"{what}: answer lost ({name}); it may have been saved")
+    return TransientError(f"{what}: no answer ({name})")
 
-    Each rate-limit class (Pipedrive: the general burst limit, and the Search API's own lower one)
-    has its own budget, learnt from the headers of its own answers; a search counts in both. Two
-    views per class, both needed:
 
-    - Our own sliding log (once `x-ratelimit-limit` is known): a request counts from its start until
-      one window after its response (the server counted it somewhere in between, so this never
-      undercounts), and a new one starts only while fewer than the budget are counted. Requests then
-      flow at the limit's rate instead of in bursts followed by a wait for the whole window. The
-      budget is the limit less `pace_below_remaining` and one slot of headroom, or, when
-      `instances` processes share the credential, an even split of the limit less
-      `pace_below_remaining` (the sum never exceeds the limit, so they never draw a 429).
-    - The server's view: on a 429, or `remaining` at or below `pace_below_remaining` (another
-      process on the same token, or the opening volley sent before any headers were known), hold
-      the class until the server's reset.
+def failure_error(request: httpx.Request, failure: Failure, what: str) -> ConnectorError:
+    """The error a failed answer means: its row's, or UnknownOutcomeError when the transport would have
+    resent it but for method safety (a POST that met a gateway 502/504 or an untyped 500 may have been saved)."""
+    error = failure.error(what)
+    if failure.resends and not resend_after_failure(request, failure):
+        return UnknownOutcomeError(f"{error}; it may have been saved", status=failure.status)
+    return error
 
-    APIs without these headers (D365) are never paced, only held by `hold()`. Waits longer than
-    `max_inline_wait` raise RetryLaterError. Pair every `wait()` with one `finished()` of the same classes.
-    """
 
-    def __init__(
-        self, policy: RetryPolicy, *, sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._policy = policy
-        self._sleep = sleep
-        self._clock = clock
-        self._budgets: dict[str, _Budget] = {}
+_FAILURE = "connector.failure"
 
-    def _budget(self, name: str) -> _Budget:
-        budget = self._budgets.get(name)
-        if budget is None:
-            budget = self._budgets[name] = _Budget()
-        return budget
 
-    def limit(self, rate_class: str = DEFAULT_CLASS) -> int | None:
-        """The last `x-ratelimit-limit` seen for a class (None before any)."""
-        return self._budget(rate_class).limit
+def failure_of(response: httpx.Response, classify: Classify) -> Failure | None:
+    """The answer's failure (None: it succeeded), classified once: by the transport, or now for an answer
+    that did not pass through one."""
+    extensions: dict[str, Any] = response.extensions
+    if _FAILURE not in extensions:
+        extensions[_FAILURE] = classify(response)
+    failure: Failure | None = extensions[_FAILURE]
+    return failure
 
-    def observe(self, response: httpx.Response, rate_class: str = DEFAULT_CLASS) -> None:
-        """Learn from a response's rate-limit headers (ignored when it has none)."""
-        remaining = response.headers.get("x-ratelimit-remaining")
-        if remaining is None:
-            return
-        try:
-            left = int(float(remaining))
-        except ValueError:
-            return
-        budget = self._budget(rate_class)
-        if left <= self._policy.pace_below_remaining or response.status_code == 429:
-            wait = server_wait(response)
-            if wait is not None:
-                budget.not_before = max(budget.not_before, self._clock() + wait)
-        try:
-            limit = int(float(response.headers["x-ratelimit-limit"]))
-            reset = max(0.0, float(response.headers["x-ratelimit-reset"]))
-        except (KeyError, ValueError):
-            return
-        # The window is the largest reset seen: the first answer on an empty rolling window reports
-        # (about) its whole length, later ones less. Whole-second values (Pipedrive's documented
-        # form) count as at least 1 s; fractions (the simulator's short test windows) as given.
-        budget.limit = limit
-        budget.window = max(budget.window, max(reset, 1.0) if reset.is_integer() else reset)
 
-    def finished(self, response: httpx.Response | None = None, classes: tuple[str, ...] = (DEFAULT_CLASS,)) -> None:
-        """A request started by `wait(classes)` got this answer (None: it failed): it now ages out."""
-        if response is not None:
-            self.observe(response, classes[0])
-        now = self._clock()
-        for name in classes:
-            budget = self._budget(name)
-            budget.in_flight = max(0, budget.in_flight - 1)
-            if budget.limit is not None and budget.window > 0:
-                budget.answered.append(now)
-            budget.answer.set()
+# --- the table of a transport built without an API's own: plain HTTP statuses ------------------
 
-    def hold(self, until_seconds: float, rate_class: str = DEFAULT_CLASS) -> None:
-        """Block new requests of a class for a while (after a 429 without rate-limit headers)."""
-        budget = self._budget(rate_class)
-        budget.not_before = max(budget.not_before, self._clock() + until_seconds)
 
-    async def wait(self, classes: tuple[str, ...] = (DEFAULT_CLASS,)) -> None:
-        """Return when a request of these classes may start, and count it as started in each.
+@dataclass(frozen=True)
+class HttpReading:
+    status: int
+    lines: list[str]
+    retry_after: float | None
 
-        Classes are taken one at a time in the given order (specific first): a slot won in one is
-        held while the request queues for the next, so a search waiting for its own window never
-        holds up other calls, and searches waiting for the general window do not starve their own.
-        """
-        taken: list[_Budget] = []
-        try:
-            for name in classes:
-                budget = self._budget(name)
-                async with budget.lock:
-                    await self._room(budget)
-                    budget.in_flight += 1
-                taken.append(budget)
-        except BaseException:
-            for budget in taken:  # give back what was won: this request will not start
-                budget.in_flight -= 1
-                budget.answer.set()
-            raise
 
-    async def _room(self, budget: _Budget) -> None:
-        while True:  # each wait is slept once (an injected test sleep may not move the clock)
-            held = budget.not_before - self._clock()
-            if held > 0:
-                await self._sleep(self._inline(held))
-            delay = self._log_delay(budget)
-            if delay is None:  # the window is full of requests still running: wait for an answer
-                budget.answer.clear()
-                await budget.answer.wait()
-                continue  # a 429 may have come in meanwhile: check everything again
-            if delay > 0:
-                await self._sleep(self._inline(delay))
-            return
+def _read_http(response: httpx.Response) -> HttpReading:
+    return HttpReading(response.status_code, [], server_wait(response))
 
-    def _inline(self, delay: float) -> float:
-        if delay > self._policy.max_inline_wait:
-            raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
-        return delay
 
-    def budget(self, limit: int) -> int:
-        """Requests this process may have counted in one window of a class with this limit."""
-        margin = self._policy.pace_below_remaining
-        instances = self._policy.instances
-        if instances == 1:
-            return max(1, limit - margin - 1)
-        return max(1, (limit - margin) // instances)
+def _http_message(reading: HttpReading, what: str) -> str:
+    return f"{what} -> {reading.status}"
 
-    def _log_delay(self, budget: _Budget) -> float | None:
-        """Seconds until the sliding log has room (0: now), None if only a running request can free it."""
-        if budget.limit is None or budget.window <= 0:
-            return 0.0
-        now = self._clock()
-        while budget.answered and budget.answered[0] <= now - budget.window:
-            budget.answered.popleft()
-        excess = budget.in_flight + len(budget.answered) - self.budget(budget.limit) + 1  # must age out first
-        if excess <= 0:
-            return 0.0
-        if excess > len(budget.answered):
-            return None
-        return budget.answered[excess - 1] + budget.window - now
+
+HTTP_ERRORS = ErrorTable(
+    _read_http,
+    [
+        Row(RateLimitedError, _http_message, statuses={429}),
+        Row(TransientError, _http_message, statuses=range(500, 600)),
+    ],
+    otherwise=Row(PermanentError, _http_message),
+)
+
+
+# --- the transport ------------------------------------------------------------------------------
 
 
 class _Retry(Exception):
-    """Internal signal: try again, after `delay` if the server named one."""
+    """Internal signal: try again, after `delay` (None: the backoff's)."""
 
     def __init__(
         self, delay: float | None, response: httpx.Response | None = None, cause: Exception | None = None
@@ -263,26 +157,30 @@ class _Retry(Exception):
 
 
 class RetryTransport(httpx.AsyncBaseTransport):
-    """Wraps a real transport with the shared retry/pacing policy."""
+    """Wraps a real transport with the shared retry and pacing policy.
+
+    `classify` is the API's error table (it may also find a failure inside a 2xx answer, as a D365
+    changeset's); `resendable` says which requests may be sent twice whatever happened to the first.
+    """
 
     def __init__(
         self,
         inner: httpx.AsyncBaseTransport | None = None,
         policy: RetryPolicy | None = None,
         *,
-        retryable: RetryableResponse = default_retryable,
+        classify: Classify = HTTP_ERRORS.failure,
+        resendable: Resendable = idempotent,
         pacer: RateLimitPacer | None = None,
         sleep: Sleep = asyncio.sleep,
-        retryable_error: RetryableError | None = None,
-        classify: Classify = default_class,
+        rate_classes: RateClasses = only_default_class,
     ) -> None:
-        self._classify = classify
         self._inner = inner or httpx.AsyncHTTPTransport()
         self.policy = policy or RetryPolicy()
-        self._retryable = retryable
-        self._retryable_error = retryable_error
+        self._classify = classify
+        self._resendable = resendable
         self._sleep = sleep
-        self.pacer = pacer or RateLimitPacer(self.policy, sleep=sleep)
+        self._pacer = pacer or RateLimitPacer(self.policy, sleep=sleep)
+        self._rate_classes = rate_classes
         self._backoff = wait_exponential_jitter(
             multiplier=self.policy.backoff_initial, max=self.policy.backoff_max, jitter=self.policy.jitter
         )
@@ -293,12 +191,16 @@ class RetryTransport(httpx.AsyncBaseTransport):
             return exc.delay
         return float(self._backoff(state))
 
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:  # a wait the pacer holds is slept there, once
+            await self._sleep(seconds)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
             retry=retry_if_exception_type(_Retry),
-            sleep=self._sleep,
+            sleep=self._pause,
             reraise=True,
         )
         try:
@@ -313,33 +215,37 @@ class RetryTransport(httpx.AsyncBaseTransport):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
-        classes = self._classify(request)
-        await self.pacer.wait(classes)
+        classes = self._rate_classes(request)
+        await self._pacer.wait(classes)
         response: httpx.Response | None = None
         try:
             response = await self._inner.handle_async_request(request)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            if self._retryable_error is not None and not self._retryable_error(request, exc):
-                raise
-            raise _Retry(None, cause=exc) from exc
+        except UNANSWERED as exc:
+            if resend_after_no_answer(request, exc, self._resendable):
+                raise _Retry(None, cause=exc) from exc
+            raise
         finally:
-            self.pacer.finished(response, classes)  # the answer (or failure) is in: the request starts ageing out
-        response.request = request  # lets `retryable` judge by method (httpx sets it later anyway)
-        if response.status_code < 400:
-            return response
+            self._pacer.finished(response, classes)  # the answer (or failure) is in: the request starts ageing out
+        response.request = request  # the table may judge by the request (httpx sets it later anyway)
         await response.aread()
-        if not self._retryable(response):
+        failure = failure_of(response, self._classify)
+        if failure is None:
             return response
-        delay = server_wait(response) if response.status_code in (429, 503) else None
-        if delay is not None and delay > self.policy.max_inline_wait:
+        if issubclass(failure.row.error, RetryLaterError):
+            raise failure.error(f"{request.method} {request.url.path}")  # a wait no worker should spend
+        if not resend_after_failure(request, failure, self._resendable):
+            return response
+        wait = failure.wait
+        if wait is None:
+            raise _Retry(None, response=response)
+        if wait > self.policy.max_inline_wait:
             raise RetryLaterError(
-                f"{request.method} {request.url.path} throttled; retry after {delay:.0f}s",
-                delay=delay,
+                f"{request.method} {request.url.path} throttled; retry after {wait:.0f}s",
+                delay=wait,
                 status=response.status_code,
             )
-        if response.status_code == 429 and delay is None:
-            delay = None  # unknown wait: exponential backoff
-        raise _Retry(delay, response=response)
+        self._pacer.hold(wait, classes[0])  # the resend and the credential's other requests wait it out
+        raise _Retry(0.0, response=response)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

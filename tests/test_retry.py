@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from connector.errors import RetryLaterError
+from connector.pacing import RateLimitPacer
 from connector.pipedrive.client import rate_classes
-from connector.retry import RateLimitPacer, RetryPolicy, RetryTransport
+from connector.retry import RetryPolicy, RetryTransport
 from connector.sandbox.pipedrive.envelope import ApiError
 from connector.sandbox.pipedrive.ratelimit import RateLimiter, RateLimits
 
@@ -302,7 +303,7 @@ def test_each_rate_limit_class_is_paced_on_its_own_budget() -> None:
     policy = POLICY.model_copy(update={"pace_below_remaining": 0})  # the default: budgets 9 and 39
 
     async def main() -> None:
-        transport = RetryTransport(server, policy, pacer=pacer(policy), classify=rate_classes)
+        transport = RetryTransport(server, policy, pacer=pacer(policy), rate_classes=rate_classes)
         stop = now() + 30.0
 
         async def worker(path: str) -> None:

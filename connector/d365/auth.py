@@ -1,4 +1,4 @@
-"""Entra ID bearer tokens for D365 F&O through azure-identity, as an `httpx.Auth`.
+"""Entra ID bearer tokens for D365 F&O through azure-identity, as a `RefreshingAuth`.
 
 Scope is `{environment URL}/.default` (no trailing slash, lower case: the token `aud` must match,
 reference §1). The token is cached and renewed before expiry (lifetimes are 60-90 min in Entra
@@ -8,9 +8,8 @@ token, so renewal builds a fresh credential from the factory, then retries the r
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +17,7 @@ import httpx
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
+from connector.api_auth import RefreshingAuth
 from connector.errors import AuthError, TransientError
 
 
@@ -36,10 +36,8 @@ def scope_for(environment_url: str) -> str:
     return environment_url.rstrip("/").lower() + "/.default"
 
 
-class D365TokenAuth(httpx.Auth):
-    """Bearer auth with a cached token, early renewal, and one forced renewal on 401."""
-
-    requires_request_body = False
+class D365TokenAuth(RefreshingAuth[str]):
+    """The Entra ID bearer token for one F&O environment (renewal rules: connector.api_auth)."""
 
     def __init__(
         self,
@@ -47,40 +45,20 @@ class D365TokenAuth(httpx.Auth):
         environment_url: str,
         *,
         renew_margin: float = 300.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time,  # azure-identity's `expires_on` is epoch seconds
     ) -> None:
+        super().__init__(margin=renew_margin, clock=clock)
         self._factory = credential_factory
         self._credential: AsyncTokenCredential | None = None
         self.scope = scope_for(environment_url)
-        self._renew_margin = renew_margin
-        self._clock = clock
-        self._token: str | None = None
-        self._expires_on = 0.0
-        self._fetched_at = 0.0
-        self._lock = asyncio.Lock()
-        self.renewals = 0  # tokens obtained so far; tests and metrics read it
 
-    def _fresh(self) -> bool:
-        if self._token is None:
-            return False
-        lifetime = max(0.0, self._expires_on - self._fetched_at)
-        margin = min(self._renew_margin, lifetime * 0.2)
-        return self._clock() < self._expires_on - margin
+    def bearer(self, token: str) -> str:
+        return token
 
-    async def token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        async with self._lock:
-            if rejected is not None and self._token != rejected:
-                assert self._token is not None
-                return self._token  # another request already renewed it
-            if force or not self._fresh():
-                await self._fetch(new_credential=force)
-            assert self._token is not None
-            return self._token
-
-    async def _fetch(self, *, new_credential: bool) -> None:
-        if new_credential and self._credential is not None:
-            await self._credential.close()
-            self._credential = None
+    async def _obtain(self, *, refused: bool) -> tuple[str, float]:
+        # azure-identity would hand back its cached token after a 401: renew from a new credential.
+        if refused:
+            await self.aclose()
         if self._credential is None:
             self._credential = self._factory()
         try:
@@ -90,26 +68,10 @@ class D365TokenAuth(httpx.Auth):
             raise AuthError(f"Entra ID refused the D365 credential: {_first_line(exc.message)}") from None
         except (OSError, httpx.HTTPError) as exc:
             raise TransientError(f"Entra ID token endpoint unreachable: {type(exc).__name__}") from None
-        if not new_credential and access.token == self._token:
+        if not refused and access.token == self._token:
             # azure-identity handed back its cached, nearly expired token: renew from a new credential.
-            await self._fetch(new_credential=True)
-            return
-        self._token = access.token
-        self._expires_on = float(access.expires_on)
-        self._fetched_at = self._clock()
-        self.renewals += 1
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self.token()
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            token = await self.token(force=True, rejected=token)
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request
-
-    def sync_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        raise RuntimeError("D365TokenAuth is async-only; use httpx.AsyncClient")
+            return await self._obtain(refused=True)
+        return access.token, float(access.expires_on)
 
     async def aclose(self) -> None:
         if self._credential is not None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.errors import ProtocolError
@@ -45,6 +46,10 @@ class BatchPart(BaseModel):
     headers: dict[str, str]
     body: bytes
     content_id: str | None = None
+
+    def as_response(self) -> httpx.Response:
+        """The part as an HTTP answer of its own (to read it with the same error table as any answer)."""
+        return httpx.Response(self.status, headers=self.headers, content=self.body)
 
     def json(self) -> dict[str, Any]:  # type: ignore[override]
         """The part's JSON object; {} for an empty body (204)."""
@@ -172,3 +177,28 @@ def parse_batch_response(content_type: str, body: bytes) -> list[BatchPart]:
         else:
             raise ProtocolError(f"$batch part has unexpected content type {ctype or 'none'!r}")
     return out
+
+
+_PARTS = "connector.d365.batch_parts"
+
+
+def batch_parts(response: httpx.Response) -> list[BatchPart]:
+    """The parts of a `$batch` answer, parsed once (the transport looks for a failed part, the client
+    then reads the results from the same parse)."""
+    extensions: dict[str, Any] = response.extensions
+    if _PARTS not in extensions:
+        extensions[_PARTS] = parse_batch_response(response.headers.get("content-type", ""), response.content)
+    parts: list[BatchPart] = extensions[_PARTS]
+    return parts
+
+
+def failed_part(response: httpx.Response) -> BatchPart | None:
+    """The error part of a changeset answer; None for any other answer, or one this module cannot read
+    (the client reports that when it reads the results)."""
+    if not response.headers.get("content-type", "").lower().startswith("multipart/"):
+        return None
+    try:
+        parts = batch_parts(response)
+    except ProtocolError:
+        return None
+    return next((p for p in parts if p.status >= 400), None)

@@ -16,16 +16,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError as PydanticValidationError
 
+from connector.api_auth import ApiAuth
 from connector.d365 import odata
-from connector.d365.batch import Operation, build_changeset, parse_batch_response
-from connector.d365.errors import (
-    d365_retryable,
-    d365_retryable_error,
-    error_from_response,
-    map_error,
-    protocol_error,
-    read_error,
-)
+from connector.d365.batch import Operation, batch_parts, build_changeset
+from connector.d365.errors import classify, protocol_error
 from connector.d365.lookups import MasterDataLookups, select_for
 from connector.d365.models import (
     Currency,
@@ -42,21 +36,13 @@ from connector.d365.models import (
     SalesOrderLine,
     SalesOrderLineCreate,
 )
-from connector.errors import (
-    ConfigError,
-    NotFoundError,
-    PermanentError,
-    RetryLaterError,
-    TransientError,
-    UnknownOutcomeError,
-)
-from connector.retry import RetryPolicy, RetryTransport, Sleep
+from connector.errors import ConfigError, NotFoundError, PermanentError
+from connector.paging import Page, follow_pages
+from connector.retry import UNANSWERED, RetryPolicy, RetryTransport, Sleep, failure_error, failure_of, no_answer
 from connector.telemetry import counting_transport
 
 E = TypeVar("E", bound=D365Entity)
 Key = Mapping[str, odata.Scalar]
-# A POST that met one of these may have been committed behind the gateway (reference §5): outcome unknown.
-_LOST_ANSWER_STATUSES = frozenset({500, 502, 504})
 
 ODATA_HEADERS = {"OData-Version": "4.0", "OData-MaxVersion": "4.0", "Accept": "application/json"}
 # Whole request URL, encoded. IIS (F&O's host) refuses longer query strings by default (maxQueryString).
@@ -76,7 +62,7 @@ class D365Client(MasterDataLookups):
     def __init__(
         self,
         environment_url: str,
-        auth: httpx.Auth,
+        auth: ApiAuth,
         *,
         policy: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -96,15 +82,14 @@ class D365Client(MasterDataLookups):
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         inner = transport or httpx.AsyncHTTPTransport(verify=tls)
         # `sleep` lets tests observe the waits; production uses asyncio.sleep.
-        self.transport = RetryTransport(
+        transport = RetryTransport(
             counting_transport(inner, "d365"),  # telemetry: every attempt, 429s per API
             self.policy,
-            retryable=d365_retryable,
-            retryable_error=d365_retryable_error,
+            classify=classify,
             sleep=sleep or asyncio.sleep,
         )
-        self._auth = auth
-        self._http = httpx.AsyncClient(auth=auth, transport=self.transport, timeout=timeout, headers=ODATA_HEADERS)
+        self.auth = auth
+        self._http = httpx.AsyncClient(auth=auth, transport=transport, timeout=timeout, headers=ODATA_HEADERS)
         self._host = urlsplit(self.data_url).netloc.lower()
 
     async def __aenter__(self) -> D365Client:
@@ -115,29 +100,20 @@ class D365Client(MasterDataLookups):
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        closer = getattr(self._auth, "aclose", None)
-        if closer is not None:
-            await closer()
+        await self.auth.aclose()
 
     # --- plumbing -------------------------------------------------------------------------------
 
     async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
-        """One request through the retry transport; a POST whose answer was lost is UnknownOutcomeError."""
+        """One request through the retry transport; a POST whose answer was lost is UnknownOutcomeError
+        (no answer after it left, or a gateway 502/504 or untyped 500: it may have been saved)."""
         try:
             response = await self._http.request(method, url, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise TransientError(f"{what}: D365 unreachable ({type(exc).__name__})") from None
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            if method == "POST":
-                raise UnknownOutcomeError(
-                    f"{what}: answer lost ({type(exc).__name__}); it may have been saved"
-                ) from None
-            raise TransientError(f"{what}: D365 unreachable ({type(exc).__name__})") from None
-        if response.status_code >= 400:
-            error = error_from_response(response, what)
-            if method == "POST" and response.status_code in _LOST_ANSWER_STATUSES and type(error) is TransientError:
-                raise UnknownOutcomeError(f"{error}; it may have been saved", status=response.status_code)
-            raise error
+        except UNANSWERED as exc:
+            raise no_answer(exc.request, exc, f"D365 {what}") from None
+        failure = failure_of(response, classify)
+        if failure is not None:
+            raise failure_error(response.request, failure, what)
         return response
 
     @staticmethod
@@ -174,26 +150,28 @@ class D365Client(MasterDataLookups):
         except ValueError as exc:
             raise PermanentError(f"{what}: {exc}") from None
 
-    def _check_next_link(self, link: object, what: str) -> str:
-        # Follow nextLink verbatim, but only to our own host: it carries our bearer token.
-        if not isinstance(link, str) or urlsplit(link).netloc.lower() != self._host:
+    def _own_host(self, url: str, what: str) -> str:
+        # nextLinks are followed verbatim, but only to our own host: the request carries our bearer token.
+        if urlsplit(url).netloc.lower() != self._host:
             raise protocol_error(what, "@odata.nextLink is missing or points to another host")
-        return link
+        return url
 
     # --- generic OData --------------------------------------------------------------------------
 
     async def iter_pages(self, entity_set: str, query: odata.Query) -> AsyncIterator[list[dict[str, Any]]]:
         """Each server page's `value` rows, following `@odata.nextLink` until there is none."""
         what = f"GET {entity_set}"
-        url: str | None = self._checked_url(odata.entity_path(entity_set), query, what)
-        while url is not None:
-            body = self._json(await self._send("GET", url, what), what)
+
+        async def fetch(url: str) -> Page[dict[str, Any], str]:
+            body = self._json(await self._send("GET", self._own_host(url, what), what), what)
             rows = body.get("value")
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise protocol_error(what, "collection response without a 'value' array of objects")
-            yield rows
             link = body.get("@odata.nextLink")
-            url = self._check_next_link(link, what) if link is not None else None
+            return Page(rows, None if link is None else str(link))  # checked when it is followed
+
+        async for rows in follow_pages(fetch, self._checked_url(odata.entity_path(entity_set), query, what), what=what):
+            yield rows
 
     async def iter_entities(
         self,
@@ -322,32 +300,18 @@ class D365Client(MasterDataLookups):
     async def execute_changeset(self, operations: Sequence[Operation]) -> list[dict[str, Any]]:
         """Run operations atomically in one `$batch` changeset; returns each operation's JSON ({} for 204).
 
-        A throttled or transiently failed changeset committed nothing, so it is resent after
-        Retry-After (or backoff) up to the policy; a wait past `max_inline_wait` -> RetryLaterError.
+        A changeset that failed inside (throttled or transient part) committed nothing: the retry
+        transport resends it like any answer that says so (see connector.retry).
         """
         what = "POST $batch (" + ", ".join(f"{op.method} {op.path.split('(')[0]}" for op in operations) + ")"
         content_type, body = build_changeset(self.data_url, operations)
-        for attempt in range(1, self.policy.max_attempts + 1):
-            response = await self._send(
-                "POST", self._url("$batch"), what, content=body, headers={"Content-Type": content_type}
-            )
-            parts = parse_batch_response(response.headers.get("content-type", ""), response.content)
-            failed = next((p for p in parts if p.status >= 400), None)
-            if failed is None:
-                if len(parts) != len(operations):
-                    raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")
-                return [p.json() for p in parts]
-            info = read_error(failed.status, failed.headers, failed.body)
-            error = map_error(info, what)
-            if not isinstance(error, TransientError) or attempt == self.policy.max_attempts:
-                raise error
-            delay = info.retry_after
-            if delay is None:
-                delay = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempt - 1))
-            if delay > self.policy.max_inline_wait:
-                raise RetryLaterError(f"{what}: {error}", delay=delay, status=failed.status)
-            self.transport.pacer.hold(delay)  # the resend (and other requests of this client) wait first
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = await self._send(
+            "POST", self._url("$batch"), what, content=body, headers={"Content-Type": content_type}
+        )
+        parts = batch_parts(response)
+        if len(parts) != len(operations):
+            raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")
+        return [p.json() for p in parts]
 
     # --- orders and customers (master-data lookups: lookups.py) ---------------------------------
 

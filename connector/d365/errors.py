@@ -6,7 +6,7 @@ with status 400 or 500 depending on version (reference §5, UNCONFIRMED which). 
 `innererror` names an exception type (AxODataWriteException, ODataArgumentException, ODataException,
 ...) was raised by F&O's own logic: it is permanent, whatever the status, and its message is the
 reason. Only 429, 5xx without such a body (gateway pages, bare 503s) and network errors are
-transient; the retry predicates below are derived from the same table. Messages never include
+transient; the retry transport decides from the same table (connector.error_table). Messages never include
 headers or request bodies, so tokens and secrets cannot leak through them.
 """
 
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
+from connector.d365.batch import failed_part
+from connector.error_table import ErrorTable, Failure, Row
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -32,7 +33,7 @@ from connector.errors import (
     TransientError,
     ValidationError,
 )
-from connector.retry import server_wait
+from connector.pacing import server_wait
 
 DUPLICATE_MARKER = "The record already exists"
 _INFOLOG_SPLIT = re.compile(r";\s*(?=(?:Info|Warning|Error):)")
@@ -60,7 +61,7 @@ class ODataErrorBody(BaseModel):
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """What we could read from an error response, whatever its shape."""
+    """What we could read from an error answer, whatever its shape (the D365 table's reading)."""
 
     status: int
     odata: _ErrorDetail | None
@@ -79,17 +80,21 @@ class ErrorInfo:
         """The .NET exception type F&O named in `innererror` ("" when there is none)."""
         return self.odata.innererror.type.strip() if self.odata and self.odata.innererror else ""
 
+    @property
+    def lines(self) -> list[str]:
+        return infolog_lines(self.inner_message) if self.inner_message else [describe(self)]
 
-def read_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+
+def read_error(response: httpx.Response) -> ErrorInfo:
     """Parse any error body without raising: OData JSON, empty, or an HTML/text gateway page."""
+    body = response.content
     odata: _ErrorDetail | None = None
     text = ""
     try:
         odata = ODataErrorBody.model_validate(json.loads(body)).error if body.strip() else None
     except (ValueError, PydanticValidationError):
         text = _excerpt(body)
-    response = httpx.Response(status, headers=dict(headers))
-    return ErrorInfo(status=status, odata=odata, text=text, retry_after=server_wait(response))
+    return ErrorInfo(status=response.status_code, odata=odata, text=text, retry_after=server_wait(response))
 
 
 def _excerpt(body: bytes) -> str:
@@ -113,99 +118,67 @@ def infolog_lines(message: str) -> list[str]:
     return lines
 
 
+def describe(info: ErrorInfo) -> str:
+    return info.inner_message or info.text or f"HTTP {info.status}"
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
 def is_business_error(info: ErrorInfo) -> bool:
     """F&O's own logic refused the request (a typed innererror): permanent at any status."""
     return bool(info.inner_type)
 
 
-def is_transient(info: ErrorInfo) -> bool:
-    return isinstance(map_error(info, ""), TransientError)
+def already_exists(info: ErrorInfo) -> bool:
+    return DUPLICATE_MARKER in info.inner_message
 
 
-def _method(response: httpx.Response) -> str:
-    try:
-        return response.request.method
-    except RuntimeError:  # a response built without its request
-        return ""
+def _throttled(info: ErrorInfo, what: str) -> str:
+    return f"{what} throttled by D365" + (
+        f"; retry after {info.retry_after:.0f}s" if info.retry_after is not None else ""
+    )
 
 
-def d365_retryable(response: httpx.Response) -> bool:
-    """Retry classifier for connector.retry.RetryTransport (body is already read there).
-
-    Only what the error table calls transient is resent. 429 and a bare 503 mean "not processed"
-    ([RETRY]): always safe to resend. A POST that met another 5xx may have been committed behind
-    the gateway, and resending could create a second record, so it goes back to the caller as
-    TransientError; the flow looks the record up before retrying.
-    """
-    status = response.status_code
-    if status < 500 and status not in (408, 429):
-        return False
-    if not is_transient(read_error(status, response.headers, response.content)):
-        return False
-    return status in (429, 503) or _method(response) != "POST"
+def _refused(info: ErrorInfo, what: str) -> str:
+    return f"{what} refused by D365: " + " ".join(info.lines)
 
 
-def d365_retryable_error(request: httpx.Request, exc: Exception) -> bool:
-    """Transport errors: resend unless a POST may have reached the server (only connect failures are safe)."""
-    return request.method != "POST" or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+def _not_found(info: ErrorInfo, what: str) -> str:
+    return f"{what}: not found in D365" + (f": {info.inner_message}" if info.inner_type else "")
 
 
-# --- the table ----------------------------------------------------------------------------------
+# 5xx without a typed body (gateway pages, bare 503s) and 408: the service, not the request, failed.
+UNAVAILABLE = frozenset({408, *range(500, 600)})
 
-Rule = tuple[Callable[[ErrorInfo], bool], Callable[[ErrorInfo, str], ConnectorError]]
-
-
-def _describe(info: ErrorInfo) -> str:
-    return info.inner_message or info.text or f"HTTP {info.status}"
-
-
-def _validation(info: ErrorInfo, what: str) -> ConnectorError:
-    lines = infolog_lines(info.inner_message) if info.inner_message else [_describe(info)]
-    return ValidationError(f"{what} refused by D365: " + " ".join(lines), lines=lines, status=info.status)
-
-
-RULES: list[Rule] = [
-    (
-        lambda i: i.status == 429,
-        lambda i, w: RateLimitedError(
-            f"{w} throttled by D365" + (f"; retry after {i.retry_after:.0f}s" if i.retry_after is not None else ""),
-            retry_after=i.retry_after,
-        ),
-    ),
-    (lambda i: i.status in (401, 403), lambda i, w: AuthError(f"{w}: D365 refused the credentials", status=i.status)),
-    (
-        lambda i: DUPLICATE_MARKER in i.inner_message,
-        lambda i, w: DuplicateError(f"{w}: {' '.join(infolog_lines(i.inner_message))}", status=i.status),
-    ),
-    (
-        lambda i: i.status == 404,
-        lambda i, w: NotFoundError(
-            f"{w}: not found in D365" + (f": {i.inner_message}" if i.inner_type else ""), status=i.status
-        ),
-    ),
-    (is_business_error, _validation),
-    (
-        lambda i: i.status >= 500 or i.status == 408,
-        lambda i, w: TransientError(f"{w}: D365 unavailable ({i.status}): {_describe(i)}", status=i.status),
-    ),
-    (lambda i: i.status == 400 or i.status == 422, _validation),
-    (
-        lambda i: i.status == 409 or i.status == 412,
-        lambda i, w: PermanentError(f"{w}: conflict in D365: {_describe(i)}", status=i.status),
-    ),
-]
+D365_ERRORS = ErrorTable(
+    read_error,
+    [
+        Row(RateLimitedError, _throttled, statuses={429}),
+        Row(AuthError, lambda i, w: f"{w}: D365 refused the credentials", statuses={401, 403}),
+        Row(DuplicateError, lambda i, w: f"{w}: {' '.join(infolog_lines(i.inner_message))}", marker=already_exists),
+        Row(NotFoundError, _not_found, statuses={404}),
+        Row(ValidationError, _refused, marker=is_business_error),
+        Row(TransientError, lambda i, w: f"{w}: D365 unavailable ({i.status}): {describe(i)}", statuses=UNAVAILABLE),
+        Row(ValidationError, _refused, statuses={400, 422}),
+        Row(PermanentError, lambda i, w: f"{w}: conflict in D365: {describe(i)}", statuses={409, 412}),
+    ],
+    otherwise=Row(PermanentError, lambda i, w: f"{w}: unexpected D365 answer {i.status}: {describe(i)}"),
+)
 
 
-def map_error(info: ErrorInfo, what: str) -> ConnectorError:
-    """First matching rule wins; `what` names the operation (e.g. `POST CustomersV3`)."""
-    for matches, build in RULES:
-        if matches(info):
-            return build(info, what)
-    return PermanentError(f"{what}: unexpected D365 answer {info.status}: {_describe(info)}", status=info.status)
+def classify(response: httpx.Response) -> Failure | None:
+    """The failure in a D365 answer: an error status, or the failed part of a changeset answered 200
+    (F&O committed none of that changeset, so it may be resent whatever the method)."""
+    if response.status_code >= 400:
+        return D365_ERRORS.classify(response)
+    failed = failed_part(response)
+    return None if failed is None else D365_ERRORS.classify(failed.as_response(), nothing_done=True)
 
 
 def error_from_response(response: httpx.Response, what: str) -> ConnectorError:
-    return map_error(read_error(response.status_code, response.headers, response.content), what)
+    """The table's error for an error answer, whatever the method (tests and tools; clients use `classify`)."""
+    return D365_ERRORS.classify(response).error(what)
 
 
 def protocol_error(what: str, problem: str, status: int | None = None) -> ProtocolError:

@@ -38,6 +38,9 @@ class D365Settings(Protocol):
     def d365_authority_host(self) -> str | None: ...
     @property
     def d365_ca_bundle(self) -> Path | None: ...
+    @property
+    def d365_default_legal_entity(self) -> str | None: ...
+    def retry_policy(self) -> RetryPolicy: ...
 
 
 class Secrets(Protocol):
@@ -76,18 +79,16 @@ async def open_d365(
     transport: httpx.AsyncBaseTransport | None = None,
     http_timeout: float = 60,
 ) -> D365Client:
-    """A ready client; `policy` defaults to `settings.retry_policy` when the settings object has one."""
+    """A ready client; `policy` overrides `settings.retry_policy()`."""
     factory = await credential_factory_for(settings, secrets)
     auth = D365TokenAuth(factory, settings.d365_environment_url)
-    if policy is None:
-        policy = getattr(settings, "retry_policy", None)
     verify: str | bool = str(settings.d365_ca_bundle) if settings.d365_ca_bundle else True
     return D365Client(
         settings.d365_environment_url,
         auth,
-        policy=policy,
+        policy=policy or settings.retry_policy(),
         transport=transport,
         verify=verify,
         timeout=http_timeout,
-        default_legal_entity=getattr(settings, "d365_default_legal_entity", None),
+        default_legal_entity=settings.d365_default_legal_entity,
     )

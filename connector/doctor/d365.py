@@ -10,8 +10,9 @@ guess.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from connector.api_auth import RefreshingAuth
 from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import AuthError, NotFoundError
 from connector.mapping.config import ConstantSource, MappingConfig
@@ -47,9 +48,8 @@ def legal_entities(rt: Runtime, cfg: MappingConfig) -> list[str]:
 async def d365_checks(rt: Runtime, cfg: MappingConfig | None) -> list[Check]:
     try:
         d365 = await rt.d365()
-        auth: Any = getattr(d365, "_auth", None)
-        if auth is not None:
-            await auth.token()
+        if isinstance(d365.auth, RefreshingAuth):
+            await d365.auth.current_token()
     except Exception as exc:  # azure-identity raises its own classes; every one means "no token"
         return [
             fail(AREA, "d365.auth", f"no token for {rt.settings.d365_environment_url}: {_short(exc)}",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connector import telemetry
 from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import AuthError, ConnectorError, PermanentError
 from connector.mapping.config import DealFieldSource, MappingConfig, OrgFieldSource
+from connector.pipedrive.auth import OAuth2RefreshAuth
 
 if TYPE_CHECKING:
     from connector.pipedrive.client import PipedriveClient
@@ -56,8 +57,9 @@ async def _auth(rt: Runtime, client: PipedriveClient) -> Check:
             return ok(
                 AREA, "pipedrive.auth", f"API token accepted for {who} (company {rt.settings.pipedrive_company_domain})"
             )
-        auth: Any = getattr(client, "_auth", None)
-        token = await auth.current_token()
+        if not isinstance(client.auth, OAuth2RefreshAuth):
+            raise AuthError(f"PIPEDRIVE_AUTH_MODE is oauth but the client holds {type(client.auth).__name__}")
+        token = await client.auth.current_token()
         granted = set((token.scope or "").replace(" ", ",").split(","))
         if "admin" in granted:
             return ok(AREA, "pipedrive.auth", "OAuth token refreshed; the app has the admin scope")

@@ -8,19 +8,19 @@ save it whenever it differs, so a future rotation cannot lock us out.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable, Generator
 from typing import Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from connector.api_auth import ApiAuth, RefreshingAuth
 from connector.errors import AuthError, ProtocolError, TransientError
-from connector.pipedrive.errors import api_messages
-from connector.retry import RetryPolicy, RetryTransport
+from connector.pipedrive.errors import PIPEDRIVE_ERRORS, read_answer
+from connector.retry import RetryPolicy, RetryTransport, failure_of
 
 REFRESH_TOKEN_SECRET = "pipedrive-oauth-refresh-token"
 
@@ -36,7 +36,7 @@ def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-class ApiTokenAuth(httpx.Auth):
+class ApiTokenAuth(ApiAuth):
     """`x-api-token` header on every request (the `?api_token=` query form is deprecated)."""
 
     def __init__(self, token: str) -> None:
@@ -66,15 +66,12 @@ class TokenResponse(BaseModel):
     api_domain: str | None = None
 
 
-class OAuth2RefreshAuth(httpx.Auth):
-    """Bearer token kept fresh: refreshed `margin` seconds before expiry, and once on a 401.
+class OAuth2RefreshAuth(RefreshingAuth[TokenResponse]):
+    """Bearer token from a refresh token (renewal rules: connector.api_auth).
 
     With `follow_api_domain`, each request is re-targeted to the token's `api_domain` host (the
-    official SDK resets its base path the same way after every token update). A second 401 after a
-    renewal is returned as is; the client turns it into AuthError.
+    official SDK resets its base path the same way after every token update).
     """
-
-    requires_response_body = False
 
     def __init__(
         self,
@@ -94,23 +91,18 @@ class OAuth2RefreshAuth(httpx.Auth):
     ) -> None:
         if not (client_id and client_secret and refresh_token):
             raise AuthError("Pipedrive OAuth needs a client id, client secret and refresh token")
+        super().__init__(margin=margin, clock=clock)
         self._token_url = token_url
         self._client_auth = httpx.BasicAuth(client_id, client_secret)
         self._refresh_token = refresh_token
         self._store = store
         self._secret_name = refresh_token_secret
-        self._margin = margin
         self._follow_api_domain = follow_api_domain
-        self._clock = clock
         self._transport = transport
         self._policy = policy or RetryPolicy(max_attempts=3)
         self._timeout = timeout
-        self._token: TokenResponse | None = None
         self._http: httpx.AsyncClient | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
         self.pacing_key = _fingerprint("oauth", client_id, refresh_token)
-        self.refresh_count = 0
 
     def __repr__(self) -> str:
         return "OAuth2RefreshAuth(<redacted>)"
@@ -119,35 +111,11 @@ class OAuth2RefreshAuth(httpx.Auth):
     def api_domain(self) -> str | None:
         return self._token.api_domain if self._token else None
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("OAuth2RefreshAuth is async-only; use httpx.AsyncClient")
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self.current_token()
-        self._apply(request, token)
-        response = yield request
-        if response.status_code == 401:
-            token = await self._renew(stale=token.access_token)
-            self._apply(request, token)
-            yield request
-
-    async def current_token(self) -> TokenResponse:
-        """A token valid for at least `margin` more seconds (refreshing if needed)."""
-        async with self._lock:
-            if self._token is None or self._clock() >= self._expires_at - self._margin:
-                await self._refresh_locked()
-            assert self._token is not None
-            return self._token
-
-    async def _renew(self, *, stale: str) -> TokenResponse:
-        async with self._lock:
-            if self._token is None or self._token.access_token == stale:
-                await self._refresh_locked()
-            assert self._token is not None
-            return self._token
+    def bearer(self, token: TokenResponse) -> str:
+        return token.access_token
 
     def _apply(self, request: httpx.Request, token: TokenResponse) -> None:
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        super()._apply(request, token)
         if self._follow_api_domain and token.api_domain:
             target = httpx.URL(token.api_domain)
             if (target.scheme, target.host, target.port) != (request.url.scheme, request.url.host, request.url.port):
@@ -160,9 +128,15 @@ class OAuth2RefreshAuth(httpx.Auth):
             await self._http.aclose()
             self._http = None
 
-    async def _refresh_locked(self) -> None:
+    async def _obtain(self, *, refused: bool) -> tuple[TokenResponse, float]:
         if self._http is None:
-            transport = RetryTransport(self._transport or httpx.AsyncHTTPTransport(), self._policy)
+            # A refresh creates nothing, so even this POST may be resent after a lost answer.
+            transport = RetryTransport(
+                self._transport or httpx.AsyncHTTPTransport(),
+                self._policy,
+                classify=PIPEDRIVE_ERRORS.failure,
+                resendable=lambda request: True,
+            )
             self._http = httpx.AsyncClient(transport=transport, timeout=self._timeout)
         try:
             response = await self._http.post(
@@ -172,30 +146,25 @@ class OAuth2RefreshAuth(httpx.Auth):
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"Pipedrive OAuth token endpoint unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"Pipedrive OAuth refresh -> {response.status_code}", status=response.status_code)
-        if response.status_code != 200:
-            try:
-                reasons = api_messages(response.json())
-            except ValueError:
-                reasons = []
-            reason = "; ".join(reasons) or response.reason_phrase
+        failure = failure_of(response, PIPEDRIVE_ERRORS.failure)
+        if failure is not None:
+            if issubclass(failure.row.error, TransientError):
+                raise TransientError(f"Pipedrive OAuth refresh -> {failure.status}", status=failure.status)
+            reason = "; ".join(failure.reading.lines) or response.reason_phrase
             raise AuthError(
-                f"Pipedrive OAuth refresh rejected ({response.status_code}): {reason}; re-install the app",
-                status=response.status_code,
+                f"Pipedrive OAuth refresh rejected ({failure.status}): {reason}; re-install the app",
+                status=failure.status,
             )
         try:
             token = TokenResponse.model_validate_json(response.content)
         except PydanticValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
             raise ProtocolError(f"Pipedrive OAuth token response malformed: {fields}") from None
-        self._token = token
-        self._expires_at = self._clock() + token.expires_in
-        self.refresh_count += 1
         if token.refresh_token and token.refresh_token != self._refresh_token:
             self._refresh_token = token.refresh_token
             if self._store is not None:
                 await self._store.set(self._secret_name, token.refresh_token)
+        return token, self._clock() + token.expires_in
 
 
 async def exchange_authorization_code(
@@ -218,10 +187,7 @@ async def exchange_authorization_code(
         except httpx.HTTPError as exc:
             raise TransientError(f"Pipedrive OAuth token endpoint unreachable: {type(exc).__name__}") from None
     if response.status_code != 200:
-        try:
-            reasons = api_messages(response.json())
-        except ValueError:
-            reasons = []
+        reasons = read_answer(response).lines
         raise AuthError(
             f"Pipedrive OAuth code exchange rejected ({response.status_code}): {'; '.join(reasons)}",
             status=response.status_code,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime, timedelta
-from datetime import time as dt_time
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -20,8 +19,10 @@ import httpx
 from pydantic import BaseModel, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from connector.errors import ProtocolError, RetryLaterError, TransientError, ValidationError
-from connector.pipedrive.errors import decode_envelope, error_for
+from connector.api_auth import ApiAuth
+from connector.errors import ProtocolError, TransientError, ValidationError
+from connector.pacing import DEFAULT_CLASS, RateLimitPacer
+from connector.pipedrive.errors import PIPEDRIVE_ERRORS, call_name, decode_envelope
 from connector.pipedrive.models import (
     Deal,
     DealProduct,
@@ -34,7 +35,7 @@ from connector.pipedrive.models import (
     Webhook,
 )
 from connector.pipedrive.paging import MAX_LIMIT, iter_cursor
-from connector.retry import DEFAULT_CLASS, RateLimitPacer, RetryPolicy, RetryTransport, server_wait
+from connector.retry import UNANSWERED, RetryPolicy, RetryTransport, failure_error, failure_of, no_answer
 from connector.telemetry import counting_transport
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,31 +69,6 @@ def rate_classes(request: httpx.Request) -> tuple[str, ...]:
     return (DEFAULT_CLASS,)
 
 
-def seconds_to_utc_midnight(now: datetime | None = None) -> float:
-    current = now or datetime.now(UTC)
-    midnight = datetime.combine(current.date() + timedelta(days=1), dt_time.min, tzinfo=UTC)
-    return max(1.0, (midnight - current).total_seconds())
-
-
-def pipedrive_retryable(response: httpx.Response) -> bool:
-    """Retry 429 and 5xx, except a 429 for the exhausted *daily* token budget: that one will not
-    clear for hours, so raise RetryLaterError at once instead of spending retries on it.
-
-    Budget exhaustion is read from `x-daily-ratelimit-token-remaining: 0` (observed live,
-    undocumented: UNCONFIRMED); the delay is the server's Retry-After if long, else the time to UTC
-    midnight (the reset happens at midnight in the server's zone, which is UNCONFIRMED).
-    """
-    if response.status_code == 429 and response.headers.get("x-daily-ratelimit-token-remaining", "").strip() == "0":
-        wait = server_wait(response)
-        delay = wait if wait is not None and wait > 60 else seconds_to_utc_midnight()
-        raise RetryLaterError(
-            f"Pipedrive daily API token budget exhausted; retry after {delay:.0f}s",
-            delay=delay,
-            status=429,
-        )
-    return response.status_code == 429 or response.status_code >= 500
-
-
 def rfc3339(moment: datetime) -> str:
     """Whole-second UTC RFC 3339; fractional seconds are reported rejected by `updated_since`."""
     if moment.tzinfo is None:
@@ -117,26 +93,25 @@ class PipedriveClient:
     def __init__(
         self,
         base_url: str,
-        auth: httpx.Auth,
+        auth: ApiAuth,
         *,
         policy: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30,
     ) -> None:
         self.policy = policy or RetryPolicy()
-        pacer = shared_pacer(getattr(auth, "pacing_key", None), self.policy)
-        self._transport = RetryTransport(
+        retrying = RetryTransport(
             counting_transport(transport or httpx.AsyncHTTPTransport(), "pipedrive"),  # telemetry: 429s per API
             self.policy,
-            retryable=pipedrive_retryable,
-            pacer=pacer,
-            classify=rate_classes,
+            classify=PIPEDRIVE_ERRORS.failure,
+            pacer=shared_pacer(auth.pacing_key, self.policy),
+            rate_classes=rate_classes,
         )
-        self._auth = auth
+        self.auth = auth
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=auth,
-            transport=self._transport,
+            transport=retrying,
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "ml-connector"},
         )
@@ -151,22 +126,24 @@ class PipedriveClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        closer = getattr(self._auth, "aclose", None)
-        if closer is not None:
-            await closer()
+        await self.auth.aclose()
 
     # --- transport ----------------------------------------------------------------------------
 
     async def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> dict[str, Any]:
-        """One call; returns the decoded success envelope or raises a typed ConnectorError."""
+        """One call; returns the decoded success envelope or raises a typed ConnectorError (a create whose
+        answer was lost is UnknownOutcomeError: look before creating again)."""
         try:
             response = await self._http.request(method, path, params=params, json=json)
+        except UNANSWERED as exc:
+            raise no_answer(exc.request, exc, call_name(exc.request)) from None
         except httpx.HTTPError as exc:
             raise TransientError(f"Pipedrive {method} {path}: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise error_for(response)
+        failure = failure_of(response, PIPEDRIVE_ERRORS.failure)
+        if failure is not None:
+            raise failure_error(response.request, failure, call_name(response.request))
         return decode_envelope(response)
 
     async def _one(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
@@ -175,16 +152,28 @@ class PipedriveClient:
             raise ProtocolError(f"Pipedrive {method} {path}: response has no data")
         return validate(model, envelope["data"], f"{method} {path}")
 
-    async def _iter(
-        self, model: type[M], path: str, params: dict[str, Any] | None = None, *, limit: int = MAX_LIMIT
-    ) -> AsyncIterator[M]:
-        where = f"GET {path}"
-
+    def _items(
+        self, path: str, params: dict[str, Any] | None, *, limit: int = MAX_LIMIT, items_key: str | None = None
+    ) -> AsyncIterator[Any]:
         async def fetch(query: dict[str, Any]) -> dict[str, Any]:
             return await self.request("GET", path, params=query)
 
-        async for raw in iter_cursor(fetch, params or {}, where=where, limit=limit):
-            yield validate(model, raw, where)
+        return iter_cursor(fetch, params or {}, where=f"GET {path}", limit=limit, items_key=items_key)
+
+    async def _iter(
+        self, model: type[M], path: str, params: dict[str, Any] | None = None, *, limit: int = MAX_LIMIT
+    ) -> AsyncIterator[M]:
+        async for raw in self._items(path, params, limit=limit):
+            yield validate(model, raw, f"GET {path}")
+
+    async def _search_hits(self, model: type[M], path: str, params: dict[str, Any]) -> AsyncIterator[M]:
+        """The `item` of every search result (`data.items[].item`), as `model`."""
+        where = f"GET {path}"
+        async for raw in self._items(path, params, limit=100, items_key="items"):
+            item = raw.get("item") if isinstance(raw, dict) else None
+            if not isinstance(item, dict):
+                raise ProtocolError(f"Pipedrive {where}: search result without an `item` object")
+            yield validate(model, item, where)
 
     # --- deals --------------------------------------------------------------------------------
 
@@ -257,18 +246,8 @@ class PipedriveClient:
         value = value.strip()
         if not value:
             raise ValidationError("find_organizations_by_field: empty value", lines=["value: empty"])
-        where = "GET /api/v2/organizations/search"
         params = {"term": value, "fields": "custom_fields", "exact_match": "true"}
-
-        async def fetch(query: dict[str, Any]) -> dict[str, Any]:
-            return await self.request("GET", "/api/v2/organizations/search", params=query)
-
-        ids: list[int] = []
-        async for raw in iter_cursor(fetch, params, where=where, limit=100, items_key="items"):
-            item = raw.get("item") if isinstance(raw, dict) else None
-            if not isinstance(item, dict):
-                raise ProtocolError(f"Pipedrive {where}: search result without an `item` object")
-            ids.append(validate(_OrgHit, item, where).id)
+        ids = [hit.id async for hit in self._search_hits(_OrgHit, "/api/v2/organizations/search", params)]
         found = []
         for org_id in dict.fromkeys(ids):
             org = await self.get_organization(org_id)
@@ -308,18 +287,9 @@ class PipedriveClient:
         code = code.strip()
         if not code:
             raise ValidationError("search_product_by_code: empty code", lines=["code: empty"])
-        where = "GET /api/v2/products/search"
         params = {"term": code, "fields": "code", "exact_match": "true"}
-
-        async def fetch(query: dict[str, Any]) -> dict[str, Any]:
-            return await self.request("GET", "/api/v2/products/search", params=query)
-
         hits: list[tuple[int, str]] = []
-        async for raw in iter_cursor(fetch, params, where=where, limit=100, items_key="items"):
-            item = raw.get("item") if isinstance(raw, dict) else None
-            if not isinstance(item, dict):
-                raise ProtocolError(f"Pipedrive {where}: search result without an `item` object")
-            found = validate(_SearchHit, item, where)
+        async for found in self._search_hits(_SearchHit, "/api/v2/products/search", params):
             if found.code is not None and found.code.casefold() == code.casefold():
                 hits.append((found.id, found.code))
         if not hits:
@@ -380,6 +350,6 @@ class _SearchHit(BaseModel):
 
     @field_validator("code", mode="before")
     @classmethod
-    def _code_text(cls, value: Any) -> Any:
+    def integer_code_as_text(cls, value: Any) -> Any:
         # The spec example types `code` as an integer (UNCONFIRMED quirk): compare it as text.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value

@@ -6,6 +6,7 @@ from typing import Protocol
 
 import httpx
 
+from connector.api_auth import ApiAuth
 from connector.errors import ConfigError
 from connector.pipedrive.auth import REFRESH_TOKEN_SECRET, ApiTokenAuth, OAuth2RefreshAuth
 from connector.pipedrive.client import PipedriveClient
@@ -27,6 +28,7 @@ class PipedriveSettings(Protocol):
     def pipedrive_base_url(self) -> str | None: ...
     @property
     def pipedrive_oauth_token_url(self) -> str: ...
+    def retry_policy(self) -> RetryPolicy: ...
 
 
 class Secrets(Protocol):
@@ -47,9 +49,11 @@ async def open_pipedrive(
     transport: httpx.AsyncBaseTransport | None = None,
     http_timeout: float = 30,
 ) -> PipedriveClient:
-    """A ready client for the configured auth mode; secrets are read now, never logged."""
+    """A ready client for the configured auth mode; secrets are read now, never logged.
+    `policy` overrides `settings.retry_policy()`."""
     mode = settings.pipedrive_auth_mode
-    auth: httpx.Auth
+    auth: ApiAuth
+    policy = policy or settings.retry_policy()
     if mode == "api_token":
         auth = ApiTokenAuth(await secrets.get(API_TOKEN_SECRET))
     elif mode == "oauth":

@@ -1,7 +1,7 @@
 """Cursor paging over Pipedrive v2 list endpoints, as an async iterator of raw items.
 
 v2 lists take `cursor` and `limit` (max 500) and answer `additional_data.next_cursor`, null at the
-end (reference/pipedrive-api.md section 4). A repeated cursor would loop forever: it is an error.
+end (reference/pipedrive-api.md section 4). A repeated cursor is refused by connector.paging.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from connector.errors import ProtocolError
+from connector.paging import Page, follow_pages
 
 MAX_LIMIT = 500
 FetchPage = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -53,18 +54,14 @@ async def iter_cursor(
     """Yield every item across pages; one request per page, fetched lazily."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be 1..{MAX_LIMIT}")
-    cursor: str | None = None
-    seen: set[str] = set()
-    while True:
+
+    async def page(cursor: str | None) -> Page[Any, str | None]:
         query = {**params, "limit": limit}
         if cursor is not None:
             query["cursor"] = cursor
         envelope = await fetch(query)
-        for item in page_items(envelope, where, items_key=items_key):
+        return Page(page_items(envelope, where, items_key=items_key), next_cursor(envelope, where))
+
+    async for items in follow_pages(page, None, what=f"Pipedrive {where}"):
+        for item in items:
             yield item
-        cursor = next_cursor(envelope, where)
-        if cursor is None:
-            return
-        if cursor in seen:
-            raise ProtocolError(f"Pipedrive {where}: next_cursor repeated; refusing to loop")
-        seen.add(cursor)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from connector.api_auth import ApiAuth
 from connector.d365.client import D365Client
 from connector.doctor.d365 import d365_checks
 from connector.mapping.config import parse_mapping
@@ -51,9 +52,8 @@ def odata(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"value": rows})
 
 
-class NoAuth(httpx.Auth):
-    async def token(self) -> str:
-        return "t"
+class NoAuth(ApiAuth):
+    """No credentials at all (the doctor has no token to check)."""
 
 
 MAPPING: dict[str, Any] = {

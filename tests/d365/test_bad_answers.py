@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from connector.api_auth import ApiAuth
 from connector.d365.batch import Operation
 from connector.d365.client import D365Client
 from connector.errors import ProtocolError
@@ -24,7 +25,7 @@ TRUNCATED = (
 )
 
 
-class StaticBearer(httpx.Auth):
+class StaticBearer(ApiAuth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = "Bearer test"
         yield request
@@ -51,6 +52,12 @@ async def _foreign_next(_: web.Request) -> web.Response:
     )
 
 
+async def _next_link_back(request: web.Request) -> web.Response:
+    # A page that names a page already read (here: itself) would keep a reader looping forever.
+    back = str(request.url) if "$skip" in request.query_string else f"{request.url.with_query(None)}?$skip=1"
+    return web.json_response({"value": [{"UnitSymbol": "pcs"}], "@odata.nextLink": back})
+
+
 async def _bad_record(_: web.Request) -> web.Response:
     # Lookups are $filter queries: the row matches the key but a field has the wrong type.
     return web.json_response({"value": [{"dataAreaId": "usmf", "CustomerAccount": "US-001", "PartyType": 7}]})
@@ -63,6 +70,7 @@ async def broken() -> AsyncIterator[D365Client]:
     app.router.add_get("/data/LegalEntities", _html)
     app.router.add_get("/data/CustomerGroups", _no_value)
     app.router.add_get("/data/Currencies", _foreign_next)
+    app.router.add_get("/data/Units", _next_link_back)
     app.router.add_get("/data/{tail:CustomersV3.*}", _bad_record)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -95,6 +103,14 @@ async def test_next_link_to_another_host_is_not_followed(broken: D365Client) -> 
         async for row in broken.iter_entities("Currencies"):
             rows.append(row)
     assert rows == [{"CurrencyCode": "USD"}]
+
+
+async def test_a_next_link_to_a_page_already_read_is_not_followed(broken: D365Client) -> None:
+    rows = []
+    with pytest.raises(ProtocolError, match="already read"):
+        async for row in broken.iter_entities("Units"):
+            rows.append(row)
+    assert rows == [{"UnitSymbol": "pcs"}] * 2  # the first page, then the page that names itself
 
 
 async def test_record_of_the_wrong_shape(broken: D365Client) -> None:

@@ -10,6 +10,7 @@ import pytest
 from connector.d365.client import D365Client
 from connector.d365.factory import open_d365
 from connector.errors import AuthError, RetryLaterError, TransientError
+from connector.retry import RetryPolicy
 from connector.sandbox.d365 import D365Sandbox
 from connector.sandbox.d365.seed import default_seed
 
@@ -51,10 +52,10 @@ async def test_token_renewed_before_expiry_without_a_401(d365_sim: D365Sandbox, 
     auth = make_auth(d365_sim, clock=lambda: now[0])
     async with make_client(d365_sim, waits, auth=auth) as d365:
         await d365.find_customer("US-001", "usmf")
-        token = await auth.token()
+        token = await auth.current_token()
         now[0] = 1e12  # far past expires_on: the cached token must not be used
         assert await d365.find_customer("US-001", "usmf") is not None
-        assert auth.renewals == 2 and await auth.token() != token
+        assert auth.renewals == 2 and await auth.current_token() != token
         assert 401 not in [r.status for r in d365_sim.requests()]
 
 
@@ -132,7 +133,7 @@ async def test_open_d365_from_settings_and_secret_store(d365_sim: D365Sandbox) -
     settings = SimpleNamespace(
         d365_environment_url=d365_sim.base_url, d365_tenant_id=d365_sim.tenant_id, d365_client_id=d365_sim.client_id,
         d365_credential="client_secret", d365_certificate_path=None, d365_authority_host=d365_sim.authority,
-        d365_ca_bundle=d365_sim.ca_cert_path, d365_default_legal_entity="usmf",
+        d365_ca_bundle=d365_sim.ca_cert_path, d365_default_legal_entity="usmf", retry_policy=RetryPolicy,
     )  # fmt: skip
     async with await open_d365(settings, Secrets()) as d365:
         assert d365.default_legal_entity == "usmf"

@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from connector.d365.errors import d365_retryable, error_from_response
+from connector.d365.errors import classify, error_from_response
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -22,6 +22,7 @@ from connector.errors import (
     TransientError,
     ValidationError,
 )
+from connector.retry import resend_after_failure
 
 ARGUMENT = {
     "error": {
@@ -120,7 +121,8 @@ def test_error_table_row(
     assert type(error) is cls
     assert text in str(error)
     assert "stacktrace" not in str(error) and "   at " not in str(error)
-    assert d365_retryable(response) is transient
+    failure = classify(response)
+    assert failure is not None and resend_after_failure(response.request, failure) is transient
 
 
 def test_typed_innererror_message_is_the_reason() -> None:

@@ -13,7 +13,7 @@ import pytest
 from connector.d365 import odata
 from connector.d365.batch import Operation, build_changeset, parse_batch_response
 from connector.d365.dimensions import format_dimensions
-from connector.d365.errors import d365_retryable, error_from_response, infolog_lines
+from connector.d365.errors import classify, error_from_response, infolog_lines
 from connector.d365.events import InvalidEventError, parse_business_event, parse_business_events
 from connector.d365.models import Customer, CustomerCreate, SalesOrderHeaderCreate, SalesOrderLineCreate
 from connector.errors import (
@@ -25,9 +25,16 @@ from connector.errors import (
     TransientError,
     ValidationError,
 )
+from connector.retry import resend_after_failure, resend_after_no_answer
 
 REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 SAMPLES = REF / "samples"
+
+
+def d365_retryable(response: httpx.Response) -> bool:
+    """Whether the retry transport resends a request that got this D365 answer."""
+    failure = classify(response)
+    return failure is not None and resend_after_failure(response.request, failure)
 
 
 def _sample(name: str) -> dict:
@@ -127,7 +134,9 @@ def test_read_model_parses_recorded_real_customer() -> None:
 
 def _resp(status: int, body: object = b"", headers: dict[str, str] | None = None) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.Response(status, content=content, headers=headers or {})
+    return httpx.Response(
+        status, content=content, headers=headers or {}, request=httpx.Request("GET", "https://x/data/X")
+    )
 
 
 def test_error_table() -> None:
@@ -162,8 +171,6 @@ def test_business_errors_are_not_retried_but_gateway_errors_are() -> None:
 
 
 def test_a_post_is_not_resent_after_an_ambiguous_failure() -> None:
-    from connector.d365.errors import d365_retryable_error
-
     def answer(method: str, status: int) -> httpx.Response:
         return httpx.Response(
             status, content=b"<html>gateway</html>", request=httpx.Request(method, "https://x/data/$batch")
@@ -173,9 +180,9 @@ def test_a_post_is_not_resent_after_an_ambiguous_failure() -> None:
     assert d365_retryable(answer("POST", 503)) and d365_retryable(answer("POST", 429))
     assert d365_retryable(answer("GET", 502)) and d365_retryable(answer("PATCH", 504))
     post, get = httpx.Request("POST", "https://x/data/X"), httpx.Request("GET", "https://x/data/X")
-    assert not d365_retryable_error(post, httpx.ReadTimeout("slow"))
-    assert d365_retryable_error(post, httpx.ConnectError("refused"))
-    assert d365_retryable_error(get, httpx.ReadTimeout("slow"))
+    assert not resend_after_no_answer(post, httpx.ReadTimeout("slow"))
+    assert resend_after_no_answer(post, httpx.ConnectError("refused"))
+    assert resend_after_no_answer(get, httpx.ReadTimeout("slow"))
 
 
 def test_infolog_lines_of_write_returned_recid_zero() -> None:

@@ -213,3 +213,13 @@ async def test_products_by_ids_in_one_call(pd: PipedriveSandbox, client: Pipedri
     found = await client.get_products([3, 1, 999, 1])
     assert {pid: p.code for pid, p in found.items()} == {1: "W-100", 3: "g-300"}
     assert len(api_calls(pd, "/api/v2/products")) == 1
+
+
+async def test_a_cursor_already_followed_is_refused(pd: PipedriveSandbox, client: PipedriveClient) -> None:
+    page = {"success": True, "data": [{"id": 100, "status": "won"}], "additional_data": {"next_cursor": "c1"}}
+    pd.inject_fault("/api/v2/deals", 200, body=page, times=5)  # every page names the same next page
+    seen = []
+    with pytest.raises(ProtocolError, match="already read"):
+        async for deal in client.iter_deals():
+            seen.append(deal.id)
+    assert seen == [100, 100] and len(api_calls(pd, "/api/v2/deals")) == 2

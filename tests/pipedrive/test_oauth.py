@@ -14,6 +14,7 @@ from connector.errors import AuthError, ConfigError
 from connector.pipedrive.auth import OAuth2RefreshAuth, exchange_authorization_code
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.factory import open_pipedrive
+from connector.retry import RetryPolicy
 from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.secrets import LocalSecretStore
 
@@ -65,7 +66,7 @@ async def test_expiry_mid_run_refreshes_once_without_losing_a_request(pd: Pipedr
             if len(seen) == 3:
                 assert pd.expire_access_tokens() >= 1  # the token dies between page 1 and page 2
     assert seen == [100 + i for i in range(WON_DEALS)]
-    assert auth.refresh_count == 2
+    assert auth.renewals == 2
     statuses = [s for path, s in api_log(pd)]
     assert statuses == [200, 401, 200, 200]  # page 2 failed once, was renewed and re-sent
     page2 = [e for e in pd.requests() if e["path"] == "/api/v2/deals"][1:3]
@@ -79,7 +80,7 @@ async def test_token_is_refreshed_before_expiry_without_a_401(pd: PipedriveSandb
         await client.get_deal(100)
         clock.now += 3599 - 59  # inside the safety margin: refresh proactively
         await client.get_deal(101)
-    assert auth.refresh_count == 2
+    assert auth.renewals == 2
     assert all(status == 200 for _, status in api_log(pd))
 
 
@@ -90,7 +91,7 @@ async def test_concurrent_requests_share_one_renewal(pd: PipedriveSandbox) -> No
         pd.expire_access_tokens()
         deals = await asyncio.gather(*(client.get_deal(100 + i) for i in range(5)))
     assert [d.id for d in deals] == [100, 101, 102, 103, 104]
-    assert auth.refresh_count == 2
+    assert auth.renewals == 2
 
 
 async def test_requests_follow_api_domain(pd: PipedriveSandbox) -> None:
@@ -108,7 +109,7 @@ async def test_second_401_after_renewal_fails_clearly(pd: PipedriveSandbox) -> N
         with pytest.raises(AuthError) as denied:
             await client.get_deal(100)
     assert denied.value.status == 401
-    assert auth.refresh_count == 2
+    assert auth.renewals == 2
     assert api_log(pd) == [("/api/v2/deals/100", 401), ("/api/v2/deals/100", 401)]
 
 
@@ -134,6 +135,9 @@ class PdSettings:
     pipedrive_auth_mode: str
     pipedrive_base_url: str | None
     pipedrive_oauth_token_url: str
+
+    def retry_policy(self) -> RetryPolicy:
+        return FAST
 
 
 async def test_factory_builds_both_auth_modes(pd: PipedriveSandbox, tmp_path: Path) -> None:
