@@ -192,7 +192,7 @@ class RateLimitPacer:
             raise RetryLaterError(f"rate limit window resets in {delay:.1f}s", delay=delay, status=429)
         return delay
 
-    def budget(self, limit: int) -> int:
+    def share_of(self, limit: int) -> int:
         """Requests this process may have counted in one window of a class with this limit."""
         margin = self._policy.pace_below_remaining
         instances = self._policy.instances
@@ -207,7 +207,7 @@ class RateLimitPacer:
         now = self._clock()
         while budget.answered and budget.answered[0] <= now - budget.window:
             budget.answered.popleft()
-        excess = budget.in_flight + len(budget.answered) - self.budget(budget.limit) + 1  # must age out first
+        excess = budget.in_flight + len(budget.answered) - self.share_of(budget.limit) + 1  # must age out first
         if excess <= 0:
             return 0.0
         if excess > len(budget.answered):

@@ -34,7 +34,7 @@ def select_for(model: type[D365Entity]) -> list[str]:
     return [n for n in names if not n.startswith("@") and n != "SalesOrderLines"]
 
 
-def _attr(odata_name: str) -> str:
+def customer_attribute(odata_name: str) -> str:
     """The Customer model attribute behind an OData property name (e.g. NameAlias -> name_alias)."""
     for name, info in Customer.model_fields.items():
         if info.alias == odata_name:
@@ -70,7 +70,9 @@ class MasterDataLookups:
             legal_entity=legal_entity,
             select=select if field in select else [*select, field],
         )
-        return [c async for c in rows if str(getattr(c, _attr(field), "") or "").casefold() == value.casefold()]
+        return [
+            c async for c in rows if str(getattr(c, customer_attribute(field), "") or "").casefold() == value.casefold()
+        ]
 
     def iter_customers(self: _Reads, legal_entity: str) -> AsyncIterator[Customer]:
         """All customers of one company, in key order (stable across pages)."""
