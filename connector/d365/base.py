@@ -13,30 +13,30 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 
-def _decimal_to_json(value: Decimal) -> int | float:
+def decimal_as_json_number(value: Decimal) -> int | float:
     """OData Edm.Decimal travels as a JSON number (`389.45`, `0`), never as a string."""
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def _odata_date(value: date) -> str:
+def date_as_odata_noon_utc(value: date) -> str:
     """Date-only fields serialize as `YYYY-MM-DDT12:00:00Z` in F&O (reference §9)."""
     return f"{value.isoformat()}T12:00:00Z"
 
 
-def _lower(value: object) -> object:
+def company_id_lower_case(value: object) -> object:
     """F&O returns company ids lower case and compares them case-insensitively (reference §9)."""
     return value.lower() if isinstance(value, str) else value
 
 
-def _none_to_empty(value: object) -> object:
+def null_as_empty_text(value: object) -> object:
     """Tolerate `null` where F&O usually sends `""` (nullable Edm.String)."""
     return "" if value is None else value
 
 
-Text = Annotated[str, BeforeValidator(_none_to_empty)]
-ODataDecimal = Annotated[Decimal, PlainSerializer(_decimal_to_json, when_used="json")]
-ODataDate = Annotated[date, PlainSerializer(_odata_date, when_used="json")]
-CompanyId = Annotated[str, BeforeValidator(_lower), Field(min_length=1, max_length=4)]
+Text = Annotated[str, BeforeValidator(null_as_empty_text)]
+ODataDecimal = Annotated[Decimal, PlainSerializer(decimal_as_json_number, when_used="json")]
+ODataDate = Annotated[date, PlainSerializer(date_as_odata_noon_utc, when_used="json")]
+CompanyId = Annotated[str, BeforeValidator(company_id_lower_case), Field(min_length=1, max_length=4)]
 # 1900-01-01 is F&O's "empty" date; keep it as a datetime, callers test `is_empty_date`.
 EMPTY_DATE = datetime(1900, 1, 1, tzinfo=UTC)
 

@@ -23,6 +23,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
+from connector.d365.base import date_as_odata_noon_utc
+
 NAMESPACE = "Microsoft.Dynamics.DataEntities"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # encodeURIComponent's unreserved set, as used by real F&O clients ([NANGO]).
@@ -70,7 +72,7 @@ def literal(value: Scalar) -> str:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
-        return f"{value.isoformat()}T12:00:00Z"
+        return date_as_odata_noon_utc(value)
     return quote_string(value)
 
 
