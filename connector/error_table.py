@@ -3,8 +3,8 @@
 Each client keeps ONE such table (connector/d365/errors.py, connector/pipedrive/errors.py). The retry
 transport (connector.retry) classifies an answer with it, and the caller raises the row's error from
 that same classification: the body is parsed once, and what is resent cannot drift from what the
-flows are told (a row is resent in-process exactly when its error class is transient, unless the
-row says otherwise).
+flows are told (a row is resent in-process when its error class is transient and its wait short,
+unless the row says otherwise).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Row(Generic[R]):
     message: Callable[[R, str], str]  # (reading, the operation's name) -> the error's text
     statuses: Container[int] | None = None
     marker: Callable[[R], bool] | None = None
-    resend: bool | None = None  # resend in-process; None: exactly when `error` is transient
+    resend: bool | None = None  # resend in-process; None: when `error` is transient (a RetryLater wait is not)
 
     def matches(self, reading: R) -> bool:
         return (self.statuses is None or reading.status in self.statuses) and (
@@ -58,7 +58,9 @@ class Row(Generic[R]):
 
     @property
     def resends(self) -> bool:
-        return issubclass(self.error, TransientError) if self.resend is None else self.resend
+        if self.resend is not None:
+            return self.resend
+        return issubclass(self.error, TransientError) and not issubclass(self.error, RetryLaterError)
 
     def build(self, reading: R, what: str) -> ConnectorError:
         text, status = self.message(reading, what), reading.status
