@@ -47,7 +47,7 @@ fuzz: $(STAMP)
 test: lint typecheck checkov unit
 
 demo: $(STAMP)
-	$(PY) -m connector.demo
+	$(PY) -m connector.dev.demo
 
 bench: $(STAMP)
 	$(PY) bench/run.py
@@ -55,7 +55,7 @@ bench: $(STAMP)
 # 1,000 won deals per numbering mode, three `ml-connector serve` workers killed with SIGKILL, faults and
 # lost answers in both APIs; one line of figures per mode, non-zero exit on a duplicate, lost deal or leak.
 chaos: $(STAMP)
-	$(PY) -m connector.sandbox.chaos --preset full --numbering both
+	$(PY) -m connector.dev.chaos --preset full --numbering both
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -8,9 +8,9 @@ import time
 import httpx
 
 from bench.harness import bench_stack, seeds
-from connector.localhost import LocalHost
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.d365.events import envelope
+from connector.dev.localhost import LocalHost
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.d365.events import envelope
 
 DEALS = 1000
 EVENTS = 200

@@ -24,9 +24,9 @@ from bench.harness import (
     us_deal,
 )
 from bench.report import table
+from connector.dev.sandbox.azurite import Azurite
 from connector.flows.poll import poll_won_deals
 from connector.mapping.config import OrderConfig
-from connector.sandbox.azurite import Azurite
 
 KNOWN_ORG, KNOWN_PERSON = 1, 1  # Contoso: carries its D365 account on the organization field
 NEW_ORG = 901

@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from connector.localhost import PumpStats, QueuePump
+from connector.dev.localhost import PumpStats, QueuePump
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.demo_data import PRODUCTS, d365_seed, pipedrive_seed
+from connector.dev.sandbox.stack import DEMO_MAPPING, LocalStack
 from connector.runtime import Runtime, close_runtime, get_runtime
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.demo_data import PRODUCTS, d365_seed, pipedrive_seed
-from connector.sandbox.stack import DEMO_MAPPING, LocalStack
 
 BENCH_PRODUCT_BASE = 1000  # Pipedrive ids of the extra products: 1001..1000+n
 PUMP_BATCH = 8  # host.json extensions.queues.batchSize

@@ -21,10 +21,10 @@ from typing import Any
 
 from bench.harness import Bench, bench_stack
 from bench.report import table
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, d365_seed, pipedrive_seed
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimits
 from connector.flows.master_diff import master_diff
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.demo_data import ACCOUNT_FIELD, d365_seed, pipedrive_seed
-from connector.sandbox.pipedrive.ratelimit import RateLimits
 
 ADOPT_SHARE = 10  # every tenth record already exists in Pipedrive (adopted, not created)
 GROWTH = RateLimits()

@@ -25,11 +25,11 @@ import httpx
 from bench.harness import BENCH_PRODUCT_BASE, Bench, bench_stack, seeds, us_deal
 from bench.report import table
 from bench.throughput import _workers
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimits
+from connector.dev.sandbox.pipedrive.store import Event
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from connector.flows.poll import poll_won_deals
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.pipedrive.ratelimit import RateLimits
-from connector.sandbox.pipedrive.store import Event
-from connector.sandbox.stack import WEBHOOK_USER
 
 FIRST_DEAL = 40_000
 PRODUCTS = 20

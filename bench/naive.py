@@ -14,9 +14,9 @@ import time
 from bench.harness import BENCH_PRODUCT_BASE, Bench, bench_org, bench_stack, calls_since, seeds, us_deal
 from bench.report import table
 from connector.d365 import odata
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimits
 from connector.runtime import Runtime
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.pipedrive.ratelimit import RateLimits
 
 KNOWN_ORG = 1  # Contoso Retail San Diego, a D365 customer in usmf
 FIRST_DEAL = 30_000

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 
 async def _api_benchmarks(args: argparse.Namespace) -> list[str]:
     from bench import calls, masters, throughput
-    from connector.sandbox.azurite import Azurite
+    from connector.dev.sandbox.azurite import Azurite
 
     azurite = Azurite()
     await asyncio.to_thread(azurite.start)

@@ -20,9 +20,9 @@ from typing import Any
 
 from bench.harness import BENCH_PRODUCT_BASE, Bench, bench_org, bench_stack, calls_since, drain_all, seeds, us_deal
 from bench.report import table
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimits
 from connector.flows.poll import poll_won_deals
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.pipedrive.ratelimit import RateLimits
 
 FIRST_DEAL, FIRST_ORG, ORGS, PRODUCTS = 20_000, 950, 10, 20
 # Real F&O service protection per user (d365-fo-odata.md section 6); the simulator's default is off.

@@ -30,7 +30,7 @@ def _peak_rss_mb() -> float:
 
 
 async def main(batch_size: int) -> None:
-    from connector.localhost import QueuePump
+    from connector.dev.localhost import QueuePump
     from connector.runtime import close_runtime, get_runtime
 
     rt = await get_runtime()

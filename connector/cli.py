@@ -3,6 +3,9 @@ webhook).
 
 Human output is rich tables; `--json` prints one JSON document for scripts. Configuration comes from
 the same settings as the function app (environment / .env), so a command sees what the app sees.
+This module ships in the deployment zip but never runs there (the host runs function_app.py); `serve`
+and the `--run`/`sync` drains use the local runner of the development package `connector.dev`, which
+the zip leaves out, so they import it inside the command: the CLI runs from a checkout, which has it.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ def _emit(as_json: bool, payload: Any, render: Callable[[], None]) -> None:
 @app.command()
 def sync(as_json: bool = JsonOpt) -> None:
     """One poll of won deals and one drain of the order queue, without the Functions host."""
+    from connector.dev.localhost import QueuePump
     from connector.flows.poll import poll_won_deals
-    from connector.localhost import QueuePump
 
     async def work(rt: Any) -> dict[str, Any]:
         _ = rt.mapping  # a bad mapping file fails now, naming the key, before anything is queued
@@ -103,9 +106,9 @@ def replay(
     as_json: bool = JsonOpt,
 ) -> None:
     """Re-queue deals; the same dedupe applies, so a replay never creates a second order."""
+    from connector.dev.localhost import QueuePump
     from connector.flows.replay import ReplayResult, parse_deal_ids, replay_deals, replay_failed, replay_poison
     from connector.inputs import BadInput
-    from connector.localhost import QueuePump
 
     if not (deal_ids or failed or poison):
         console.print("[red]error:[/red] give deal ids, --failed or --poison")
@@ -157,8 +160,8 @@ def push_masters(
     as_json: bool = JsonOpt,
 ) -> None:
     """Diff D365 products/customers against what was last pushed: queue a push for each change, or push now."""
+    from connector.dev.localhost import QueuePump
     from connector.flows.master_diff import master_diff
-    from connector.localhost import QueuePump
 
     if entity not in ("products", "customers", "all"):
         console.print(f"[red]error:[/red] --entity must be products, customers or all, not {entity!r}")
@@ -331,7 +334,7 @@ def serve(
     address is refused until a key exists.
     """
     from connector.admin_key import SECRET_NAME, resolve_admin_key
-    from connector.localhost import LocalHost
+    from connector.dev.localhost import LocalHost
     from connector.logging_setup import configure_logging
 
     configure_logging()  # the function app's logging, scrubbing included

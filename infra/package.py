@@ -1,7 +1,7 @@
 """Build the function app's zip package from the repository, honouring `.funcignore`.
 
 Why our own packer: Core Tools (`func pack`) is not assumed on the operator's machine, and a plain
-`zip -r` would ship tests, the simulators, .venv and node_modules.
+`zip -r` would ship tests, the development package (`connector/dev/`), .venv and node_modules.
 `.funcignore` uses .gitignore syntax, matched here by `pathspec` (pinned in infra/requirements.txt)
 as git does: last matching rule wins, and a file under an excluded directory cannot be re-included.
 Dependencies are NOT vendored: the deployment asks for a remote build, which installs
@@ -38,7 +38,7 @@ tests/
 bench/
 docs/
 infra/
-connector/sandbox/
+connector/dev/
 local.settings.json
 .ml-connector/
 """

@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from connector.dev.sandbox.pipedrive.envelope import ApiError
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimiter, RateLimits
 from connector.errors import RetryLaterError
 from connector.pacing import RateLimitPacer
 from connector.pipedrive.client import rate_classes
 from connector.retry import RetryPolicy, RetryTransport
-from connector.sandbox.pipedrive.envelope import ApiError
-from connector.sandbox.pipedrive.ratelimit import RateLimiter, RateLimits
 
 T = TypeVar("T")
 POLICY = RetryPolicy(

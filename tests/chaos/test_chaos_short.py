@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.chaos import ChaosConfig, run_chaos
+from connector.dev.chaos import ChaosConfig, run_chaos
+from connector.dev.sandbox.azurite import Azurite
 
 MODES = ["from_deal", "d365_sequence"]
 

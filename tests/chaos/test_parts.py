@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connector.dev.chaos.config import ChaosConfig
+from connector.dev.chaos.judge import _short, leaks
+from connector.dev.chaos.monkey import schedule
+from connector.dev.chaos.seed import chaos_data, write_mapping
+from connector.dev.sandbox.stack import numbers_from_deal
 from connector.mapping.config import load_mapping
-from connector.sandbox.chaos.config import ChaosConfig
-from connector.sandbox.chaos.judge import _short, leaks
-from connector.sandbox.chaos.monkey import schedule
-from connector.sandbox.chaos.seed import chaos_data, write_mapping
-from connector.sandbox.stack import numbers_from_deal
 
 
 def test_schedule_is_seeded_and_holds_the_kills() -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from connector.localhost import LocalHost
+from connector.dev.localhost import LocalHost
 from tests.fixtures.stack import E2E
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from connector.dev.sandbox.stack import DEMO_MAPPING
 from connector.doctor import DoctorReport, run_doctor
 from connector.runtime import Runtime
-from connector.sandbox.stack import DEMO_MAPPING
 from connector.secrets import LocalSecretStore, SecretNames
 from connector.settings import load_settings
 from tests.e2e.test_cli import cli

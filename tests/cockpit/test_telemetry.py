@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from connector import telemetry
+from connector.dev.localhost import QueuePump
 from connector.functions import traced
-from connector.localhost import QueuePump
 from tests.fixtures.stack import E2E
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from connector.d365.auth import D365TokenAuth, client_secret_factory
 from connector.d365.client import D365Client
+from connector.dev.sandbox.d365 import D365Sandbox
 from connector.retry import RetryPolicy
-from connector.sandbox.d365 import D365Sandbox
 
 # No backoff or jitter, so waits we record are exactly what the server asked for.
 POLICY = RetryPolicy(max_attempts=4, backoff_initial=0, backoff_max=0, jitter=0, max_inline_wait=30)

@@ -9,10 +9,10 @@ import pytest
 
 from connector.d365.client import D365Client
 from connector.d365.factory import open_d365
+from connector.dev.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365.seed import default_seed
 from connector.errors import AuthError, RetryLaterError, TransientError
 from connector.retry import RetryPolicy
-from connector.sandbox.d365 import D365Sandbox
-from connector.sandbox.d365.seed import default_seed
 
 from .conftest import Waits, make_auth, make_client
 

@@ -10,6 +10,7 @@ import pytest
 from connector.d365.batch import Operation
 from connector.d365.client import D365Client
 from connector.d365.models import CustomerCreate, SalesOrderHeaderCreate, SalesOrderLineCreate
+from connector.dev.sandbox.d365 import D365Sandbox
 from connector.errors import (
     ConfigError,
     DuplicateError,
@@ -18,7 +19,6 @@ from connector.errors import (
     TransientError,
     ValidationError,
 )
-from connector.sandbox.d365 import D365Sandbox
 
 from .conftest import Waits
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from connector.d365.client import D365Client
 from connector.d365.events import BusinessEvent, InvalidEventError, parse_business_event
 from connector.d365.models import CustomerCreate
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 
 async def test_delivered_events_parse_and_the_test_event_is_recognised(d365_sim: D365Sandbox, d365: D365Client) -> None:

@@ -13,9 +13,9 @@ import pytest
 
 from connector.d365 import odata
 from connector.d365.client import D365Client
+from connector.dev.sandbox.d365 import D365Sandbox
 from connector.errors import PermanentError
 from connector.flows.items import existing_items
-from connector.sandbox.d365 import D365Sandbox
 
 from .conftest import Waits, make_client
 

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 from connector.d365.client import D365Client
 from connector.d365.models import SalesOrderLine
+from connector.dev.sandbox.d365 import D365Sandbox
 from connector.mapping.money import order_total_check
 from connector.mapping.orders import build_order
-from connector.sandbox.d365 import D365Sandbox
 from tests.mapping.factories import cfg, deal, line, product
 
 SCREWS = {"dataAreaId": "usmf", "ItemNumber": "SCREW/M4", "SalesUnitSymbol": "pcs", "SalesPrice": 12,

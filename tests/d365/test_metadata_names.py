@@ -1,6 +1,6 @@
 """Every entity set, key and property name the D365 CLIENT uses exists in the reference metadata.
 
-The schema logic lives in one place, the simulator's `connector.sandbox.d365.metadata`; here we
+The schema logic lives in one place, the simulator's `connector.dev.sandbox.d365.metadata`; here we
 feed it the client's names (models + names used in filters/keys/expand), built from the reference
 files themselves so a misspelled or invented field fails the build.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from connector.d365.models import ENTITY_MODELS, D365Entity, names_used
 
-metadata = pytest.importorskip("connector.sandbox.d365.metadata")
+metadata = pytest.importorskip("connector.dev.sandbox.d365.metadata")
 REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 
 

@@ -11,8 +11,8 @@ import os
 import signal
 import sys
 
+from connector.dev.localhost import QueuePump
 from connector.flows.context import step_subject
-from connector.localhost import QueuePump
 from connector.runtime import close_runtime, get_runtime
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.demo_data import PRODUCTS, pipedrive_seed
+from connector.dev.sandbox.stack import DEMO_MAPPING
 from connector.flows.context import step_subject
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.demo_data import PRODUCTS, pipedrive_seed
-from connector.sandbox.stack import DEMO_MAPPING
 from tests.fixtures.stack import E2E, open_e2e
 
 NUMBERING = ("from_deal", "d365_sequence")

@@ -12,8 +12,8 @@ import azure.functions as func
 import httpx
 import pytest
 
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from connector.queues import OrderBuild, poison_name
-from connector.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.platform import app_function
 from tests.fixtures.stack import E2E
 

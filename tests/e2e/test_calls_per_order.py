@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.stack import DEMO_MAPPING
 from connector.mapping.config import OrderConfig
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.stack import DEMO_MAPPING
 from tests.fixtures.stack import open_e2e
 
 NUMBERING = ("from_deal", "d365_sequence")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.stack import DEMO_MAPPING
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.stack import DEMO_MAPPING
 from tests.fixtures.stack import E2E, open_e2e
 
 ESTONIAN_ORG = {

@@ -17,9 +17,9 @@ import httpx
 import pytest
 import yaml
 
-from connector.localhost import LocalHost
-from connector.sandbox.azurite import Azurite
-from connector.sandbox.stack import DEMO_MAPPING
+from connector.dev.localhost import LocalHost
+from connector.dev.sandbox.azurite import Azurite
+from connector.dev.sandbox.stack import DEMO_MAPPING
 from tests.e2e.test_masters import FUNCTION_KEY, drain_masters, events_url, orgs
 from tests.fixtures.stack import E2E, open_e2e
 

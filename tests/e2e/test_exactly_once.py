@@ -11,12 +11,12 @@ from typing import Any
 import azure.functions as func
 import httpx
 
+from connector.dev.localhost import QueuePump
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from connector.flows.orders import build_order_for_deal
 from connector.flows.poll import CHECKPOINT, poll_won_deals
 from connector.flows.replay import replay_deals
-from connector.localhost import QueuePump
 from connector.queues import OrderBuild
-from connector.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.platform import app_function
 from tests.fixtures.stack import E2E
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import httpx
 
+from connector.dev.localhost import QueuePump
+from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed
 from connector.flows.replay import replay_deals, replay_failed
-from connector.localhost import QueuePump
 from connector.pipedrive.models import ProductInput
-from connector.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed
 from tests.fixtures.stack import E2E, VirtualClock
 
 REASON = "has no code; set its code to a D365 item number"

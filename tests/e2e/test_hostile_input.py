@@ -14,8 +14,8 @@ import httpx
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from connector.sandbox.d365.events import envelope
-from connector.sandbox.stack import WEBHOOK_USER
+from connector.dev.sandbox.d365.events import envelope
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.platform import app_function
 from tests.fixtures.stack import E2E
 from tests.pipedrive.test_webhook_payloads import v1_won, v2_won
@@ -378,7 +378,7 @@ async def test_cli_replay_refuses_bad_ids_and_queues_nothing(e2e: E2E) -> None:
 
 
 async def test_key_vault_unreachable_is_a_json_503(e2e: E2E, post: Post, monkeypatch: pytest.MonkeyPatch) -> None:
-    from connector.sandbox.azurite import free_port
+    from connector.dev.sandbox.azurite import free_port
     from connector.secrets import KeyVaultSecretStore
     from tests.platform.keyvault_sim import StaticCredential
 

@@ -9,8 +9,8 @@ import logging
 import httpx
 import pytest
 
-from connector.sandbox.demo_data import ACCOUNT_FIELD, ORDER_FIELD
-from connector.sandbox.stack import WEBHOOK_USER
+from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, ORDER_FIELD
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.stack import E2E
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from connector.dev.sandbox.azurite import Azurite
 from connector.flows.context import step_subject
 from connector.flows.reconciler import reconcile_jobs
-from connector.sandbox.azurite import Azurite
 from connector.state.tables import now
 from tests.e2e.matrix import CELLS, Cell, assert_exactly_once, extra_deals, open_cell
 from tests.fixtures.stack import E2E

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from connector.localhost import LocalHost
-from connector.sandbox.stack import WEBHOOK_USER
+from connector.dev.localhost import LocalHost
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.stack import E2E
 
 

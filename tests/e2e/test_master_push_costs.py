@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from connector.dev.sandbox.demo_data import PRODUCTS, UNMAPPED_CODE_FIX
 from connector.flows.master_diff import master_diff
 from connector.flows.masters import PRODUCT_MAP, company_currency
-from connector.sandbox.demo_data import PRODUCTS, UNMAPPED_CODE_FIX
 from tests.e2e.test_masters import drain_masters, orgs, prices, products
 from tests.fixtures.stack import E2E
 

@@ -13,11 +13,11 @@ import azure.functions as func
 import httpx
 import pytest
 
+from connector.dev.localhost import LocalHost, PumpStats, QueuePump
+from connector.dev.sandbox.d365.events import envelope
+from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, PRODUCTS, UNMAPPED_CODE_FIX
 from connector.flows.master_diff import master_diff
 from connector.flows.masters import ORG_MAP, PRODUCT_MAP
-from connector.localhost import LocalHost, PumpStats, QueuePump
-from connector.sandbox.d365.events import envelope
-from connector.sandbox.demo_data import ACCOUNT_FIELD, PRODUCTS, UNMAPPED_CODE_FIX
 from tests.fixtures.platform import app_function
 from tests.fixtures.stack import E2E
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import connector.flows
+from connector.dev.localhost import QueuePump
+from connector.dev.sandbox.azurite import Azurite
 from connector.flows.poll import poll_won_deals
-from connector.localhost import QueuePump
 from connector.queues import OrderBuild
-from connector.sandbox.azurite import Azurite
 from tests.e2e.matrix import (
     ALL_STEPS,
     CELLS,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.demo_data import ACCOUNT_FIELD, ORDER_FIELD, PRODUCTS, pipedrive_seed
+from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, ORDER_FIELD, PRODUCTS, pipedrive_seed
 from tests.fixtures.stack import E2E
 
 # Deal -> (legal entity, customer account or None when created, dimension display value).
@@ -241,7 +241,7 @@ async def test_an_order_total_d365_computes_differently_fails_the_job_with_a_rea
     e2e: E2E, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """D365 prices a line its own way (a trade agreement, a price unit): the order exists, the job says so."""
-    from connector.sandbox.d365 import rules
+    from connector.dev.sandbox.d365 import rules
 
     real = rules._line_amount
     monkeypatch.setattr(rules, "_line_amount", lambda values: float(Decimal(str(real(values))) + Decimal("1.00")))

@@ -14,9 +14,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from connector.admin_key import SECRET_NAME, resolve_admin_key
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from connector.errors import ConfigError
 from connector.logging_setup import configure_logging
-from connector.sandbox.stack import WEBHOOK_USER
 from connector.secrets import LocalSecretStore
 from tests.fixtures.stack import E2E
 

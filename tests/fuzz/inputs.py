@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from connector.sandbox.d365.events import envelope
+from connector.dev.sandbox.d365.events import envelope
 from tests.pipedrive.test_webhook_payloads import v1_won, v2_won
 
 MAX_ID = 2**63 - 1

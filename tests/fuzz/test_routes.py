@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.dev.sandbox.stack import WEBHOOK_USER
 from connector.logging_setup import configure_logging
-from connector.sandbox.stack import WEBHOOK_USER
 from tests.fixtures.platform import app_function
 from tests.fixtures.stack import E2E
 from tests.fuzz import inputs

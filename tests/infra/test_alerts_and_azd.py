@@ -74,7 +74,9 @@ def test_the_alert_parameters_flow_from_main_to_the_module() -> None:
     for name in ("alertEmail", "pollIntervalMinutes", "throttledPercentThreshold", "alertsEnabled"):
         assert name in main["parameters"], name
         assert params[name] == name, name
-    assert "appInsightsId" in json.dumps(params["appInsightsId"]) and "monitoring" in json.dumps(params["appInsightsId"])
+    assert "appInsightsId" in json.dumps(params["appInsightsId"]) and "monitoring" in json.dumps(
+        params["appInsightsId"]
+    )
     assert main["parameters"]["alertEmail"]["default"] == ""
 
 

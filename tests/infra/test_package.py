@@ -27,8 +27,8 @@ FILES = [
     "connector/__init__.py",
     "connector/settings.py",
     "connector/__pycache__/settings.cpython-311.pyc",
-    "connector/sandbox/__init__.py",
-    "connector/sandbox/pipedrive/app.py",
+    "connector/dev/__init__.py",
+    "connector/dev/sandbox/pipedrive/app.py",
     "config/mapping.yaml",
     "config/demo-mapping.yaml",
     "tests/test_x.py",
@@ -46,7 +46,7 @@ FILES = [
 def test_funcignore_rules_are_applied(tmp_path: Path) -> None:
     _tree(tmp_path, FILES)
     (tmp_path / ".funcignore").write_text(
-        "# comment\n\n.venv/\nnode_modules/\n__pycache__/\ntests\n/connector/sandbox/\n*.md\n!docs/readme.md\n"
+        "# comment\n\n.venv/\nnode_modules/\n__pycache__/\ntests\n/connector/dev/\n*.md\n!docs/readme.md\n"
         "config/demo-*.yaml\n"
     )
     shipped = set(package.collect(tmp_path))
@@ -76,7 +76,7 @@ def test_fallback_without_funcignore_excludes_dev_only_code(tmp_path: Path) -> N
     _tree(tmp_path, FILES)
     shipped = set(package.collect(tmp_path))
     assert "connector/settings.py" in shipped and "config/mapping.yaml" in shipped
-    for prefix in ("tests/", ".venv/", "node_modules/", "connector/sandbox/", "docs/"):
+    for prefix in ("tests/", ".venv/", "node_modules/", "connector/dev/", "docs/"):
         assert not any(p.startswith(prefix) for p in shipped), prefix
     assert not any("__pycache__" in p for p in shipped)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimits
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
 from connector.retry import RetryPolicy
-from connector.sandbox.pipedrive.ratelimit import RateLimits
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 
 TOKEN = "sandbox-api-token-0001"
 CLIENT_ID = "ml-connector-app"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.errors import (
     AuthError,
     NotFoundError,
@@ -20,7 +21,6 @@ from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.errors import decode_envelope, error_for
 from connector.pipedrive.models import AddressInput, OrganizationInput, ProductInput, ProductPriceInput
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 
 from .conftest import FAST, ORDER_NO, ORG_ACCOUNT, TOKEN, WON_DEALS
 

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.errors import RateLimitedError, TransientError, UnknownOutcomeError
 from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.models import OrganizationInput, ProductInput
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 
 from .conftest import FAST, TOKEN, seed
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.errors import AuthError, ConfigError
 from connector.pipedrive.auth import OAuth2RefreshAuth, exchange_authorization_code
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.factory import open_pipedrive
 from connector.retry import RetryPolicy
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.secrets import LocalSecretStore
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, FAST, REDIRECT, TOKEN, WON_DEALS

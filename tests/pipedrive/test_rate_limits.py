@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connector.dev.sandbox.pipedrive.ratelimit import RateLimits
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.errors import RetryLaterError
 from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
-from connector.sandbox.pipedrive.ratelimit import RateLimits
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 
 from .conftest import FAST, TOKEN, WON_DEALS
 

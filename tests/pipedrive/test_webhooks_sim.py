@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.errors import WebhookAuthError, WebhookPayloadError
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import WebhookEvent
 from connector.pipedrive.webhooks import parse_webhook, verify_request
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
 
 from .conftest import ORDER_NO, REGION, TAGS
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from connector.sandbox.d365.tokens import loopback_certificate
+from connector.dev.sandbox.d365.tokens import loopback_certificate
 
 TOKEN = "kv-test-token"
 

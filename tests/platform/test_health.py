@@ -9,8 +9,8 @@ import azure.functions as func
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.dev.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from connector.runtime import close_runtime, get_runtime
-from connector.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from connector.settings import get_settings
 from tests.fixtures.platform import BASE_ENV, app_function
 

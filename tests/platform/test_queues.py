@@ -125,7 +125,7 @@ async def test_delayed_message_is_invisible_until_due(queues: Queues, storage_co
 
 
 def dead_storage() -> str:
-    from connector.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
+    from connector.dev.sandbox.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 
     port = free_port()
     return (

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from azure.identity.aio import ClientSecretCredential
 
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from azure.identity.aio import ClientSecretCredential
 
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 
 async def test_token_via_azure_identity_is_accepted_and_scoped_to_environment(

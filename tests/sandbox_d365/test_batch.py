@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.sandbox.d365 import D365Sandbox
-from connector.sandbox.d365.seed import default_seed
-from connector.sandbox.stack import DEMO_MAPPING, ROOT, from_deal_mapping, numbers_from_deal
+from connector.dev.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365.seed import default_seed
+from connector.dev.sandbox.stack import DEMO_MAPPING, ROOT, from_deal_mapping, numbers_from_deal
 
 
 def op(method: str, url: str, body: dict[str, object] | None, content_id: int) -> str:

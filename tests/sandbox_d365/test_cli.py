@@ -1,4 +1,4 @@
-"""`python -m connector.sandbox.d365` prints its base URL and serves the seed it was given."""
+"""`python -m connector.dev.sandbox.d365` prints its base URL and serves the seed it was given."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 
 def test_module_entry_point_prints_base_url_and_loads_seed(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_module_entry_point_prints_base_url_and_loads_seed(tmp_path: Path) -> No
     seed_file = tmp_path / "seed.json"
     seed_file.write_text(json.dumps(seed))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector.sandbox.d365", "--port", "0", "--seed", str(seed_file)],
+        [sys.executable, "-m", "connector.dev.sandbox.d365", "--port", "0", "--seed", str(seed_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

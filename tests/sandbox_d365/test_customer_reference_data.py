@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 from .test_writes import infolog
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 
 async def test_injected_faults_answer_then_clear(d365_sim: D365Sandbox, api: httpx.AsyncClient) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandbox.d365.metadata import load_schema
-from connector.sandbox.d365.odata_filter import ODataQueryError, evaluate, parse_filter
+from connector.dev.sandbox.d365.metadata import load_schema
+from connector.dev.sandbox.d365.odata_filter import ODataQueryError, evaluate, parse_filter
 
 SCHEMA = load_schema()
 CUSTOMERS = SCHEMA.entity_sets["CustomersV3"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connector.sandbox.d365 import D365Sandbox
+from connector.dev.sandbox.d365 import D365Sandbox
 
 ITEM = {"dataAreaId": "usmf", "ItemNumber": "105E11/74N", "ProductType": "Item", "SalesUnitSymbol": "pcs"}
 

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.d365.entities import UnknownFieldError, blank_record
-from connector.sandbox.d365.events import EVENT_FIELDS
-from connector.sandbox.d365.metadata import (
+from connector.dev.sandbox.d365.entities import UnknownFieldError, blank_record
+from connector.dev.sandbox.d365.events import EVENT_FIELDS
+from connector.dev.sandbox.d365.metadata import (
     _recorded_records,
     build_from_reference,
     load_schema,
     verbatim_customer_properties,
 )
-from connector.sandbox.d365.rules import KEY_LABELS, PRODUCT_TEXT_FIELDS, TABLES
-from connector.sandbox.d365.seed import default_seed
+from connector.dev.sandbox.d365.rules import KEY_LABELS, PRODUCT_TEXT_FIELDS, TABLES
+from connector.dev.sandbox.d365.seed import default_seed
 
 REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 needs_reference = pytest.mark.skipif(not REF.is_dir(), reason=f"reference folder {REF} not present")
@@ -42,7 +42,7 @@ EXPECTED_KEYS = {
 @needs_reference
 def test_checked_in_schema_equals_the_reference() -> None:
     rebuilt = build_from_reference(REF)
-    assert rebuilt == SCHEMA, "regenerate: python -m connector.sandbox.d365.metadata <reference dir>"
+    assert rebuilt == SCHEMA, "regenerate: python -m connector.dev.sandbox.d365.metadata <reference dir>"
 
 
 @needs_reference

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from connector.sandbox.pipedrive import PipedriveSandbox
+from connector.dev.sandbox.pipedrive import PipedriveSandbox
 
 DEAL_ORDER = "c165bc61951e95e290ebcf2f7ee70400f367a9e4"  # seed: deal "D365 sales order" (varchar)
 DEAL_TERMS = "6bd238249aa6b29ae08650866bda87a31dfd79a2"  # enum EXW 31 / FCA 32 / DAP 33

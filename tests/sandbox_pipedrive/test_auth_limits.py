@@ -7,7 +7,7 @@ import base64
 import httpx
 import pytest
 
-from connector.sandbox.pipedrive import PipedriveSandbox, RateLimits
+from connector.dev.sandbox.pipedrive import PipedriveSandbox, RateLimits
 
 BASIC = "Basic " + base64.b64encode(b"sandbox-client:sandbox-client-secret").decode()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from connector.sandbox.pipedrive import PipedriveSandbox
+from connector.dev.sandbox.pipedrive import PipedriveSandbox
 
 from .conftest import Receiver
 
@@ -84,7 +84,7 @@ async def test_command_line_server_prints_base_url_and_serves(tmp_path: Path) ->
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps({"api_tokens": ["cli-token"], "products": [{"name": "Cli product", "code": "C1"}]}))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connector.sandbox.pipedrive", "--port", "0", "--seed", str(seed),
+        sys.executable, "-m", "connector.dev.sandbox.pipedrive", "--port", "0", "--seed", str(seed),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from connector.sandbox.pipedrive import PipedriveSandbox
+from connector.dev.sandbox.pipedrive import PipedriveSandbox
 
 from .conftest import DEAL_CHANNELS, DEAL_FREIGHT, DEAL_ORDER, DEAL_TERMS, ORG_ACCOUNT
 

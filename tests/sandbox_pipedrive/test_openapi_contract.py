@@ -19,7 +19,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
-from connector.sandbox.pipedrive import PipedriveSandbox
+from connector.dev.sandbox.pipedrive import PipedriveSandbox
 
 from .conftest import DEAL_ORDER, DEAL_TERMS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from connector.sandbox.pipedrive.sandbox import PipedriveSandbox
+from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 
 
 async def _codes(api: httpx.AsyncClient, term: str) -> list[int]:

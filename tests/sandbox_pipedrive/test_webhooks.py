@@ -7,7 +7,7 @@ import base64
 import httpx
 import pytest
 
-from connector.sandbox.pipedrive import PipedriveSandbox
+from connector.dev.sandbox.pipedrive import PipedriveSandbox
 
 from .conftest import DEAL_CHANNELS, DEAL_FREIGHT, DEAL_TERMS, Receiver
 
