@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from connector.errors import PermanentError
 from connector.state.jobs import ORDER_JOB, master_job
 from connector.state.tables import storage_errors
+from connector.validation import problem_lines
 
 if TYPE_CHECKING:
     from connector.settings import Settings, StorageTarget
@@ -110,10 +111,7 @@ def decode_message(text: str | bytes) -> OrderBuild | MasterPush:
     try:
         return _ADAPTER.validate_python(data)
     except PydanticValidationError as exc:
-        problems = []
-        for err in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(p) for p in err["loc"] if p not in ("order.build", "master.push")) or "message"
-            problems.append(f"{where}: missing field" if err["type"] == "missing" else f"{where}: {err['msg']}")
+        problems = problem_lines(exc, root="message", skip=("order.build", "master.push"), missing="missing field")
         raise MalformedMessage("invalid queue message: " + "; ".join(problems)) from None
 
 

@@ -40,6 +40,7 @@ from connector.errors import ConfigError, NotFoundError, PermanentError
 from connector.paging import Page, follow_pages
 from connector.retry import UNANSWERED, RetryPolicy, RetryTransport, Sleep, failure_error, failure_of, no_answer
 from connector.telemetry import counting_transport
+from connector.validation import problem_lines
 
 E = TypeVar("E", bound=D365Entity)
 Key = Mapping[str, odata.Scalar]
@@ -132,7 +133,7 @@ class D365Client(MasterDataLookups):
         try:
             return model.model_validate(data)
         except PydanticValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            problems = "; ".join(problem_lines(exc)[:5])
             raise protocol_error(what, f"unexpected {model.entity_set} record: {problems}") from None
 
     def _url(self, path: str, query: odata.Query | None = None) -> str:

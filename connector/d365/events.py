@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from connector.d365.data_events import DataEvent, is_data_event, parse_data_event
 from connector.errors import ValidationError
 from connector.inputs import BadInput, parse_json
+from connector.validation import problem_lines
 
 TEST_EVENT_ID = "BusinessEventsTestEndpointContract"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -143,7 +144,7 @@ def parse_events(body: bytes | str | object) -> list[BusinessEvent | DataEvent]:
         try:
             events.append(BusinessEvent.model_validate(item))
         except PydanticValidationError as exc:
-            lines = [f"item {index}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            lines = [f"item {index}: {line}" for line in problem_lines(exc)]
             raise InvalidEventError("malformed business event: " + "; ".join(lines), lines=lines) from None
     return events
 

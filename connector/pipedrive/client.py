@@ -37,6 +37,7 @@ from connector.pipedrive.models import (
 from connector.pipedrive.paging import MAX_LIMIT, iter_cursor
 from connector.retry import UNANSWERED, RetryPolicy, RetryTransport, failure_error, failure_of, no_answer
 from connector.telemetry import counting_transport
+from connector.validation import problem_lines
 
 M = TypeVar("M", bound=BaseModel)
 FieldEntity = Literal["deal", "organization", "person", "product"]
@@ -81,9 +82,7 @@ def validate(model: type[M], raw: Any, where: str) -> M:
     try:
         return model.model_validate(raw)
     except PydanticValidationError as exc:
-        problems = [
-            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']} (got {e.get('input')!r:.40})" for e in exc.errors()
-        ]
+        problems = problem_lines(exc, root="<root>", with_input=True)
         raise ProtocolError(f"Pipedrive {where}: unexpected {model.__name__}: " + "; ".join(problems)) from None
 
 

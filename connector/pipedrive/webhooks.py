@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from connector.inputs import BadInput, parse_id, parse_json, parse_token, printable
 from connector.pipedrive.errors import WebhookAuthError, WebhookPayloadError
 from connector.pipedrive.models import Webhook, WebhookEvent
+from connector.validation import problem_lines
 
 if TYPE_CHECKING:
     from connector.pipedrive.client import PipedriveClient
@@ -150,7 +151,7 @@ def parse_webhook(body: bytes) -> WebhookEvent:
     try:
         return WebhookEvent.model_validate(fields)
     except PydanticValidationError as exc:
-        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = problem_lines(exc)
         raise WebhookPayloadError("webhook payload invalid: " + "; ".join(lines), lines=lines) from None
 
 
