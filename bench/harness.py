@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from connector.host_json import host_json
 from connector.dev.localhost import PumpStats, QueuePump
 from connector.dev.sandbox.azurite import Azurite
 from connector.dev.sandbox.demo_data import PRODUCTS, d365_seed, pipedrive_seed
@@ -21,7 +22,7 @@ from connector.dev.sandbox.stack import DEMO_MAPPING, LocalStack
 from connector.runtime import Runtime, close_runtime, get_runtime
 
 BENCH_PRODUCT_BASE = 1000  # Pipedrive ids of the extra products: 1001..1000+n
-PUMP_BATCH = 8  # host.json extensions.queues.batchSize
+PUMP_BATCH = host_json().queues.batch_size  # what the host runs at once per instance
 
 
 def bench_products(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

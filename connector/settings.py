@@ -18,7 +18,9 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.errors import ConfigError
+from connector.host_json import host_json
 from connector.retry import RetryPolicy
+from connector.validation import problems
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -128,7 +130,10 @@ class Settings(BaseSettings):
     order_queue: str = Field("order-build", validation_alias=_env("ORDER_QUEUE"))
     master_queue: str = Field("master-push", validation_alias=_env("MASTER_QUEUE"))
     table_prefix: str = Field("", validation_alias=_env("TABLE_PREFIX"))
-    max_dequeue_count: int = Field(5, ge=1, validation_alias=_env("MAX_DEQUEUE_COUNT"))  # must equal host.json
+    # The host's poison threshold, read from host.json; MAX_DEQUEUE_COUNT may only repeat it.
+    max_dequeue_count: int = Field(
+        host_json().queues.max_dequeue_count, ge=1, validation_alias=_env("MAX_DEQUEUE_COUNT")
+    )
     # Outlives host.json functionTimeout (10 min), so a live worker is never overtaken; renewed while it works.
     job_lease_seconds: float = Field(660, ge=1, validation_alias=_env("JOB_LEASE_SECONDS"))
     # A queued/running job untouched this long may be enqueued again (its message may have been lost).
@@ -188,6 +193,17 @@ class Settings(BaseSettings):
     def _queue(cls, value: str) -> str:
         if not _QUEUE_NAME.match(value):
             raise ValueError("must be 3-56 chars of lowercase letters, digits and single hyphens")
+        return value
+
+    @field_validator("max_dequeue_count")
+    @classmethod
+    def _as_host_json(cls, value: int) -> int:
+        hosts = host_json().queues.max_dequeue_count
+        if value != hosts:
+            raise ValueError(
+                f"must equal host.json maxDequeueCount ({hosts}), after which the Functions host moves a message "
+                "to the poison queue; change host.json instead (this setting is read from it)"
+            )
         return value
 
     @field_validator("table_prefix")
@@ -291,18 +307,15 @@ _ENV_NAMES: dict[str, str] = {
 
 def describe_errors(exc: PydanticValidationError) -> str:
     """One line per bad setting, by its env name, WITHOUT the offending value (it may be a secret)."""
-    problems: list[str] = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = [str(part) for part in err["loc"]]
-        field = loc[0] if loc else ""
+    lines: list[str] = []
+    for problem in problems(exc):
+        field = str(problem.loc[0]) if problem.loc else ""
         name = _ENV_NAMES.get(field, field)
-        if err["type"] == "missing":
-            problems.append(f"{name} is missing")
-        elif name:
-            problems.append(f"{name}: {err['msg']}")
+        if problem.kind == "missing":
+            lines.append(f"{name} is missing")
         else:
-            problems.append(err["msg"].removeprefix("Value error, "))
-    return "invalid configuration: " + "; ".join(p.replace("Value error, ", "") for p in problems)
+            lines.append(f"{name}: {problem.message}" if name else problem.message)
+    return "invalid configuration: " + "; ".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,8 +2,9 @@
 
 Core Tools cannot be installed everywhere (it downloads a binary), so `ml-connector serve`/`sync`
 and the demo run the very same function bodies (`connector.functions.*`) here. The queue pump copies
-the host's rules: a message is deleted when the body returns, made visible again when it raises, and
-moved to `<queue>-poison` once its dequeue count reaches MAX_DEQUEUE_COUNT (host.json maxDequeueCount).
+the host's rules, with the host's numbers from host.json (`connector.host_json`): `batchSize` messages
+at a time; a message is deleted when the body returns, made visible again `visibilityTimeout` after it
+raises, and moved to `<queue>-poison` once its dequeue count reaches `maxDequeueCount`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from connector.dev.local_http import SafeAppRunner, build_http_app
 from connector.flows.context import Checkpoint
+from connector.host_json import host_json
 from connector.queues import poison_name
 from connector.runtime import Runtime
 
@@ -41,7 +43,10 @@ MessageHandler = Callable[..., Awaitable[Any]]
 class QueuePump:
     """Drains one queue like its queue trigger does (batch of `batch_size`, concurrent).
 
-    The order queue and `handle_order_message` unless `queue` and `handler` say otherwise.
+    The order queue and `handle_order_message` unless `queue` and `handler` say otherwise. `batch_size`
+    and `retry_after` (seconds until a message whose run raised is retried) are host.json's `batchSize`
+    and `visibilityTimeout` unless given. `visibility_timeout` is how long a received message stays
+    hidden while it runs (the host holds it with a renewed 10-minute lock; the pump does not renew).
     """
 
     def __init__(
@@ -50,17 +55,18 @@ class QueuePump:
         *,
         queue: str | None = None,
         handler: MessageHandler | None = None,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         visibility_timeout: int = 60,
-        retry_after: int = 1,
+        retry_after: int | None = None,
         checkpoint: Checkpoint | None = None,
     ) -> None:
+        rules = host_json().queues
         self.rt = rt
         self.queue = queue or rt.queues.order_queue
         self.handler = handler
-        self.batch_size = batch_size
+        self.batch_size = rules.batch_size if batch_size is None else batch_size
         self.visibility_timeout = visibility_timeout
-        self.retry_after = retry_after
+        self.retry_after = rules.retry_delay_seconds if retry_after is None else retry_after
         self.checkpoint = checkpoint
         self.stats = PumpStats()
 
