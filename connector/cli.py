@@ -34,15 +34,18 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of 
 
 
 def _run(work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the runtime, run `work(rt)`, close; configuration errors exit 2 with one clear line."""
-    from connector.runtime import Runtime
+    """Open the runtime, run `work(rt)`, close; configuration errors exit 2 with one clear line.
+
+    It is the event loop's runtime, the one the function bodies (`serve`'s routes, queue workers and
+    timers) get too: one set of clients, all closed when the command ends.
+    """
+    from connector.runtime import close_runtime, get_runtime
 
     async def main() -> T:
-        rt = Runtime.open()
         try:
-            return await work(rt)
+            return await work(await get_runtime())
         finally:
-            await rt.close()
+            await close_runtime()
 
     try:
         return asyncio.run(main())
@@ -239,13 +242,13 @@ def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
 def status(as_json: bool = JsonOpt) -> None:
     """Jobs by state; the deals that failed, are stuck or are backing off (ids and reasons); the deals parked in
     the poison queue; queue depths (orders and masters); the poll checkpoint."""
-    from connector.flows.orders import JOB_KIND
     from connector.flows.poll import CHECKPOINT
     from connector.flows.reconciler import stranded
+    from connector.state.jobs import MASTER_JOBS, ORDER_JOB
     from connector.state.tables import now
 
     async def work(rt: Any) -> dict[str, Any]:
-        jobs = await rt.state.jobs.list(JOB_KIND)
+        jobs = await rt.state.jobs.list(ORDER_JOB)
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job.state] = counts.get(job.state, 0) + 1
@@ -266,7 +269,7 @@ def status(as_json: bool = JsonOpt) -> None:
         poisoned = sorted(
             {str(p.message.deal_id) for p in parked if p.message is not None and hasattr(p.message, "deal_id")}
         )
-        masters = [j for kind in ("master-product", "master-customer") for j in await rt.state.jobs.list(kind)]
+        masters = [j for kind in MASTER_JOBS for j in await rt.state.jobs.list(kind)]
         return {
             "jobs": counts,
             "failed": failed,
