@@ -23,6 +23,9 @@ from pydantic import SecretStr
 
 from connector.errors import ConfigError, TransientError
 from connector.redact import remember
+from connector.secret_names import SecretNames
+
+__all__ = ["SecretNames"]  # the names live in connector.secret_names; importable from here too
 
 if TYPE_CHECKING:
     from connector.settings import Settings
@@ -32,18 +35,6 @@ _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")  # Key Vault's rule; the local stor
 
 class MissingSecretError(ConfigError):
     """The store answered, and has no secret of that name."""
-
-
-class SecretNames:
-    """Well-known secret names (Key Vault allows only [0-9a-zA-Z-])."""
-
-    PIPEDRIVE_API_TOKEN = "pipedrive-api-token"
-    PIPEDRIVE_OAUTH_CLIENT_ID = "pipedrive-oauth-client-id"
-    PIPEDRIVE_OAUTH_CLIENT_SECRET = "pipedrive-oauth-client-secret"
-    PIPEDRIVE_OAUTH_REFRESH_TOKEN = "pipedrive-oauth-refresh-token"
-    PIPEDRIVE_WEBHOOK_PASSWORD = "pipedrive-webhook-password"
-    PIPEDRIVE_WEBHOOK_SIGNING_SECRET = "pipedrive-webhook-signing-secret"
-    D365_CLIENT_SECRET = "d365-client-secret"
 
 
 @runtime_checkable

@@ -17,8 +17,7 @@ from connector.d365.auth import (
 from connector.d365.client import D365Client
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-
-CLIENT_SECRET_NAME = "d365-client-secret"
+from connector.secret_names import SecretNames
 
 
 class D365Settings(Protocol):
@@ -52,7 +51,7 @@ async def credential_factory_for(settings: D365Settings, secrets: Secrets) -> Cr
     mode = settings.d365_credential
     authority, ca = settings.d365_authority_host, settings.d365_ca_bundle
     if mode == "client_secret":
-        secret = await secrets.get(CLIENT_SECRET_NAME)
+        secret = await secrets.get(SecretNames.D365_CLIENT_SECRET)
         return client_secret_factory(
             settings.d365_tenant_id, settings.d365_client_id, secret, authority=authority, ca_bundle=ca
         )

@@ -16,6 +16,7 @@ from connector.api_auth import RefreshingAuth
 from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import AuthError, NotFoundError
 from connector.mapping.config import ConstantSource, MappingConfig
+from connector.secret_names import SecretNames
 
 if TYPE_CHECKING:
     from connector.d365.client import D365Client
@@ -53,7 +54,7 @@ async def d365_checks(rt: Runtime, cfg: MappingConfig | None) -> list[Check]:
     except Exception as exc:  # azure-identity raises its own classes; every one means "no token"
         return [
             fail(AREA, "d365.auth", f"no token for {rt.settings.d365_environment_url}: {_short(exc)}",
-                 "check D365_TENANT_ID, D365_CLIENT_ID and secret d365-client-secret, and that the app is registered "
+                 f"check D365_TENANT_ID, D365_CLIENT_ID and secret {SecretNames.D365_CLIENT_SECRET}, and that the app is registered "
                  "in F&O (System administration > Microsoft Entra applications).")
         ]  # fmt: skip
     checks = [ok(AREA, "d365.auth", f"token issued for {rt.settings.d365_environment_url}")]

@@ -9,6 +9,7 @@ from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import AuthError, ConnectorError, PermanentError
 from connector.mapping.config import DealFieldSource, MappingConfig, OrgFieldSource
 from connector.pipedrive.auth import OAuth2RefreshAuth
+from connector.secret_names import SecretNames
 
 if TYPE_CHECKING:
     from connector.pipedrive.client import PipedriveClient
@@ -43,9 +44,12 @@ async def pipedrive_checks(rt: Runtime, cfg: MappingConfig | None, app_url: str 
 def _auth_fix(rt: Runtime) -> str:
     if rt.settings.pipedrive_auth_mode == "oauth":
         return (
-            "re-authorize the app in Pipedrive and store the new refresh token as secret pipedrive-oauth-refresh-token."
+            "re-authorize the app in Pipedrive and store the new refresh token as secret "
+            f"{SecretNames.PIPEDRIVE_OAUTH_REFRESH_TOKEN}."
         )
-    return "store a valid API token (Pipedrive: Personal preferences > API) as secret pipedrive-api-token."
+    return (
+        f"store a valid API token (Pipedrive: Personal preferences > API) as secret {SecretNames.PIPEDRIVE_API_TOKEN}."
+    )
 
 
 async def _auth(rt: Runtime, client: PipedriveClient) -> Check:

@@ -21,8 +21,10 @@ from connector.api_auth import ApiAuth, RefreshingAuth
 from connector.errors import AuthError, ProtocolError, TransientError
 from connector.pipedrive.errors import PIPEDRIVE_ERRORS, read_answer
 from connector.retry import RetryPolicy, RetryTransport, failure_of
+from connector.secret_names import SecretNames
+from connector.validation import problems
 
-REFRESH_TOKEN_SECRET = "pipedrive-oauth-refresh-token"
+REFRESH_TOKEN_SECRET = SecretNames.PIPEDRIVE_OAUTH_REFRESH_TOKEN
 
 
 class SecretWriter(Protocol):
@@ -158,7 +160,7 @@ class OAuth2RefreshAuth(RefreshingAuth[TokenResponse]):
         try:
             token = TokenResponse.model_validate_json(response.content)
         except PydanticValidationError as exc:
-            fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
+            fields = ", ".join(problem.where() for problem in problems(exc))
             raise ProtocolError(f"Pipedrive OAuth token response malformed: {fields}") from None
         if token.refresh_token and token.refresh_token != self._refresh_token:
             self._refresh_token = token.refresh_token

@@ -8,13 +8,10 @@ import httpx
 
 from connector.api_auth import ApiAuth
 from connector.errors import ConfigError
-from connector.pipedrive.auth import REFRESH_TOKEN_SECRET, ApiTokenAuth, OAuth2RefreshAuth
+from connector.pipedrive.auth import ApiTokenAuth, OAuth2RefreshAuth
 from connector.pipedrive.client import PipedriveClient
 from connector.retry import RetryPolicy
-
-API_TOKEN_SECRET = "pipedrive-api-token"
-OAUTH_CLIENT_ID_SECRET = "pipedrive-oauth-client-id"
-OAUTH_CLIENT_SECRET_SECRET = "pipedrive-oauth-client-secret"
+from connector.secret_names import SecretNames
 
 
 class PipedriveSettings(Protocol):
@@ -55,13 +52,13 @@ async def open_pipedrive(
     auth: ApiAuth
     policy = policy or settings.retry_policy()
     if mode == "api_token":
-        auth = ApiTokenAuth(await secrets.get(API_TOKEN_SECRET))
+        auth = ApiTokenAuth(await secrets.get(SecretNames.PIPEDRIVE_API_TOKEN))
     elif mode == "oauth":
         auth = OAuth2RefreshAuth(
             token_url=settings.pipedrive_oauth_token_url,
-            client_id=await secrets.get(OAUTH_CLIENT_ID_SECRET),
-            client_secret=await secrets.get(OAUTH_CLIENT_SECRET_SECRET),
-            refresh_token=await secrets.get(REFRESH_TOKEN_SECRET),
+            client_id=await secrets.get(SecretNames.PIPEDRIVE_OAUTH_CLIENT_ID),
+            client_secret=await secrets.get(SecretNames.PIPEDRIVE_OAUTH_CLIENT_SECRET),
+            refresh_token=await secrets.get(SecretNames.PIPEDRIVE_OAUTH_REFRESH_TOKEN),
             store=secrets,
             # An explicit base URL (sandbox, egress proxy) wins; otherwise follow the token's api_domain.
             follow_api_domain=settings.pipedrive_base_url is None,
