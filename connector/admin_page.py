@@ -12,6 +12,8 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from connector.state.jobs import ORDER_JOB
+
 if TYPE_CHECKING:
     from connector.admin_view import AdminView, QueueView
 
@@ -82,12 +84,12 @@ def _failed(view: AdminView, key: str | None) -> str:
     for job in view.failed:
         action = (
             _replay_button(key, "Replay", deal_id=job.key)
-            if job.kind == "order"
+            if job.kind == ORDER_JOB
             else "<small>replayed by the next master diff</small>"
         )
         subject = (
             f"<a href='{esc(url(UI_PATH, key, deal=job.key))}#trail'>deal {esc(job.key)}</a>"
-            if job.kind == "order"
+            if job.kind == ORDER_JOB
             else esc(f"{job.kind} {job.key}")
         )
         rows.append(
@@ -102,8 +104,7 @@ def _failed(view: AdminView, key: str | None) -> str:
 
 
 def _queue(queue: QueueView, key: str | None) -> str:
-    is_orders = not queue.name.endswith("master-push") and "master" not in queue.name
-    button = _replay_button(key, "Replay poison messages", poison="1") if is_orders and queue.poison_depth else ""
+    button = _replay_button(key, "Replay poison messages", poison="1") if queue.orders and queue.poison_depth else ""
     rows = "".join(
         f"<tr><td>{esc(m['subject'])}</td><td>{esc(m['inserted'])}</td><td>{esc(m['error'])}</td></tr>"
         for m in queue.poison

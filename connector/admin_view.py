@@ -11,8 +11,6 @@ if TYPE_CHECKING:
     from connector.runtime import Runtime
     from connector.state.audit import AuditEntry
 
-ORDER_KIND = "order"
-MASTER_KINDS = ("master-product", "master-customer")
 STATES = ("queued", "running", "done", "failed")
 MAX_FAILED_SHOWN = 200
 
@@ -31,6 +29,7 @@ class QueueView:
     name: str
     depth: int | str
     poison_depth: int | str
+    orders: bool = False  # the order queue (its poison messages can be replayed from the page)
     poison: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -51,10 +50,11 @@ async def admin_view(
 ) -> AdminView:
     from connector.errors import ConnectorError
     from connector.flows.poll import CHECKPOINT
+    from connector.state.jobs import MASTER_JOBS, ORDER_JOB
 
     view = AdminView(jobs={}, failed=[], queues=[], last_poll=None, deal_id=deal_id)
     try:
-        for group, kinds in (("orders", (ORDER_KIND,)), ("master pushes", MASTER_KINDS)):
+        for group, kinds in (("orders", (ORDER_JOB,)), ("master pushes", MASTER_JOBS)):
             counts = dict.fromkeys(STATES, 0)
             for kind in kinds:
                 for job in await rt.state.jobs.list(kind):
@@ -87,7 +87,8 @@ async def _queue(rt: Runtime, queue: str, problems: list[str]) -> QueueView:
     from connector.errors import ConnectorError
 
     try:
-        view = QueueView(queue, await rt.queues.depth(queue), await rt.queues.poison_depth(queue))
+        orders = queue == rt.queues.order_queue
+        view = QueueView(queue, await rt.queues.depth(queue), await rt.queues.poison_depth(queue), orders)
         for msg in await rt.queues.peek_poison(queue, max_messages=10):
             parsed = msg.message
             view.poison.append(
@@ -101,7 +102,7 @@ async def _queue(rt: Runtime, queue: str, problems: list[str]) -> QueueView:
         return view
     except ConnectorError as exc:
         problems.append(f"queue {queue}: {exc}")
-        return QueueView(queue, "?", "?")
+        return QueueView(queue, "?", "?", queue == rt.queues.order_queue)
 
 
 def _when(moment: datetime | None) -> str:

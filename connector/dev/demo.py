@@ -27,10 +27,10 @@ from rich.table import Table
 from connector.dev.localhost import LocalHost, QueuePump
 from connector.dev.sandbox.demo_data import UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed, pipedrive_seed
 from connector.dev.sandbox.stack import WEBHOOK_USER, LocalStack, from_deal_mapping
-from connector.flows.orders import JOB_KIND
 from connector.flows.poll import poll_won_deals
 from connector.flows.replay import replay_failed
 from connector.runtime import close_runtime, get_runtime
+from connector.state.jobs import ORDER_JOB
 
 WON = list(range(101, 111))
 DROPPED, DUPLICATED, UNMAPPED = 106, 102, 108
@@ -135,7 +135,7 @@ async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report)
         await pump.drain()
     console.print(f"poll: {polled.seen} won deals seen, {polled.enqueued} queued (the rest were already done)")
 
-    failed_before = await rt.state.jobs.list(JOB_KIND, "failed")
+    failed_before = await rt.state.jobs.list(ORDER_JOB, "failed")
     reasons = {int(j.key): j.last_error or "" for j in failed_before}
     for deal_id, reason in reasons.items():
         console.print(f"[yellow]deal {deal_id} failed:[/yellow] {reason}")
@@ -211,7 +211,7 @@ async def _verify(stack: LocalStack, rt: Any, report: Report, replayed: list[int
         o["SalesOrderNumber"] for o in orders if not str(o.get("CustomersOrderReference") or "").startswith("PD-")
     }
     ours = [o for o in orders if o["SalesOrderNumber"] not in seeded]
-    jobs = {int(j.key): j for j in await rt.state.jobs.list(JOB_KIND)}
+    jobs = {int(j.key): j for j in await rt.state.jobs.list(ORDER_JOB)}
     lines_expected = {d: len([p for p in stack.pipedrive.sim.store.tables["deal_product"].values() if p["deal_id"] == d])
                       for d in WON}  # fmt: skip
 

@@ -14,6 +14,7 @@ from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import ConnectorError
 from connector.queues import poison_name
 from connector.secrets import SecretNames
+from connector.state.jobs import PROBE_JOB
 
 if TYPE_CHECKING:
     from connector.mapping.config import MappingConfig
@@ -90,7 +91,7 @@ async def storage_checks(rt: Runtime) -> list[Check]:
     checks: list[Check] = []
     fix = "grant the app's identity Storage Table Data Contributor and Storage Queue Data Contributor (infra/modules/rbac.bicep)."
     probes = {
-        rt.state.names.jobs: lambda: rt.state.jobs.get("doctor", "probe"),
+        rt.state.names.jobs: lambda: rt.state.jobs.get(PROBE_JOB, "probe"),
         rt.state.names.audit: lambda: rt.state.audit.trail("doctor-probe"),
         rt.state.names.idmap: lambda: rt.state.idmap.get("doctor", "probe"),
         rt.state.names.checkpoints: lambda: rt.state.checkpoints.get("doctor-probe"),

@@ -45,7 +45,6 @@ from connector.state.jobs import CUSTOMER_JOB, Job
 from connector.state.store import StateStore
 
 How = Literal["idmap", "account_field", "matched", "created"]
-JOB_KIND = CUSTOMER_JOB
 LEASE_SECONDS = 120
 WAIT_FOR_HOLDER_SECONDS = 15.0
 # Loads the deal's organization and its resolved custom fields when (and only when) they are needed.
@@ -85,7 +84,7 @@ async def resolve_customer(
     if cached is not None:
         return CustomerResolution(cached.target_key, "idmap")
 
-    got = await deps.runner.wait_for(JOB_KIND, key, patience=WAIT_FOR_HOLDER_SECONDS, lease_seconds=LEASE_SECONDS)
+    got = await deps.runner.wait_for(CUSTOMER_JOB, key, patience=WAIT_FOR_HOLDER_SECONDS, lease_seconds=LEASE_SECONDS)
     if isinstance(got, Job):
         return await _resolved_elsewhere(deps, key, got)
     handle = got

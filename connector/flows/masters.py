@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 LEDGER_FIELDS = ["Name", "AccountingCurrency"]
 PRODUCT_MAP = "pd-product"
 ORG_MAP = "pd-org"
-LOCK_KIND = LOCK_JOB  # job rows used as cross-instance locks around find-or-create
 LOCK_LEASE_SECONDS = 60
 LOCK_WAIT_SECONDS = 10.0
 Outcome = Literal[
@@ -217,9 +216,7 @@ async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[bool]:
     if local is None:
         local = _LOCAL_LOCKS[lock_key] = asyncio.Lock()
     async with local:
-        got = await rt.runner.wait_for(
-            LOCK_KIND, lock_key, patience=LOCK_WAIT_SECONDS, lease_seconds=LOCK_LEASE_SECONDS
-        )
+        got = await rt.runner.wait_for(LOCK_JOB, lock_key, patience=LOCK_WAIT_SECONDS, lease_seconds=LOCK_LEASE_SECONDS)
         if not isinstance(got, JobHandle):  # a lock row is never done or failed; someone broke it
             raise RetryLaterError(f"{lock_key}: lock row is {got.state}", delay=LOCK_WAIT_SECONDS)
         try:

@@ -28,7 +28,6 @@ from connector.queues import OrderBuild
 from connector.runtime import Runtime
 from connector.state.jobs import ORDER_JOB
 
-JOB_KIND = ORDER_JOB
 Outcome = Literal["created", "adopted", "duplicate", "failed", "busy", "superseded", "retry", "wait", "skipped"]
 
 
@@ -63,7 +62,7 @@ async def build_order_for_deal(
         return result
 
     run: Run[OrderResult] = await rt.runner.run(
-        JOB_KIND, str(message.deal_id), ctx, body, result_of=_job_result, events="build",
+        ORDER_JOB, str(message.deal_id), ctx, body, result_of=_job_result, events="build",
         detail={"reason": message.reason},
     )  # fmt: skip
     return await _outcome(ctx, message, run)

@@ -11,8 +11,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connector.flows.orders import JOB_KIND
 from connector.runtime import Runtime
+from connector.state.jobs import ORDER_JOB
 
 CHECKPOINT = "poll.won-deals"
 # First run without a watermark: look back this far (a fresh install picks up the last day's wins).
@@ -60,7 +60,7 @@ async def poll_won_deals(rt: Runtime, *, now: datetime | None = None) -> PollRes
 async def _failed_since_last_change(rt: Runtime, deal_id: int, updated: datetime | None) -> bool:
     """A failed job is not retried blindly by every poll: only a replay, a new webhook, or a change to the
     deal after the failure (its update_time is newer) re-opens it."""
-    job = await rt.state.jobs.get(JOB_KIND, str(deal_id))
+    job = await rt.state.jobs.get(ORDER_JOB, str(deal_id))
     if job is None or job.state != "failed" or job.updated is None:
         return False
     return updated is None or updated <= job.updated

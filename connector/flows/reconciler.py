@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from connector.queues import MasterPush, OrderBuild
 from connector.runtime import Runtime
-from connector.state.jobs import ORDER_JOB, QUEUED_KINDS, Job, LostLeaseError
+from connector.state.jobs import ORDER_JOB, QUEUED_KINDS, Job, LostLeaseError, master_entity
 from connector.state.tables import now
 
 
@@ -31,7 +31,7 @@ def message_for(job: Job, correlation_id: str) -> OrderBuild | MasterPush:
     if job.kind == ORDER_JOB:
         return OrderBuild(deal_id=int(job.key), reason="reconcile", correlation_id=correlation_id)
     legal_entity, _, key = job.key.partition(":")
-    entity = job.kind.removeprefix("master-")
+    entity = master_entity(job.kind)
     return MasterPush(entity=entity, key=key, legal_entity=legal_entity, reason="reconcile",
                       correlation_id=correlation_id)  # fmt: skip
 

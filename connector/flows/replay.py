@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import TransientError
-from connector.flows.orders import JOB_KIND
 from connector.inputs import BadInput, parse_id
 from connector.queues import OrderBuild
 from connector.runtime import Runtime
 from connector.state.bulk import guard_enqueue_many
-from connector.state.jobs import EnqueueDecision
+from connector.state.jobs import ORDER_JOB, EnqueueDecision
 
 MAX_DEALS = 1000  # per request; `failed: true` replays any number
 SEND_CONCURRENCY = 64
@@ -68,7 +67,7 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
     cid = correlation_id or _correlation()
     decisions = await guard_enqueue_many(
         rt.state.jobs,
-        JOB_KIND,
+        ORDER_JOB,
         [str(deal_id) for deal_id in ids],
         correlation_id=cid,
         reason="replay",
@@ -118,7 +117,7 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
 
 
 async def replay_failed(rt: Runtime, *, correlation_id: str | None = None) -> ReplayResult:
-    failed = await rt.state.jobs.list(JOB_KIND, "failed")
+    failed = await rt.state.jobs.list(ORDER_JOB, "failed")
     ids = [int(job.key) for job in failed if job.key.isascii() and job.key.isdigit()]
     return await replay_deals(rt, ids, correlation_id=correlation_id)
 

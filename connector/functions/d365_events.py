@@ -19,12 +19,12 @@ from connector.flows.master_diff import legal_entities
 from connector.functions.http import HttpIn, HttpOut, guarded, json_error, json_response
 from connector.inputs import BadInput
 from connector.runtime import Runtime, get_runtime
+from connector.state.jobs import EVENT_JOB
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_EVENTS = 500  # per delivery; F&O sends one per POST (bundling to HTTPS endpoints is UNCONFIRMED)
 CONCURRENCY = 32
 SUBJECT = "d365-events"
-EVENT_JOB_KIND = "d365-event"  # a job row per EventId: the dedupe of redelivered events
 # The standard catalog has no customer/product "changed" business events: the custom events the D365 admin
 # activates are named in the mapping file (`events`), with CustomerChangedBusinessEvent/CustomerAccount and
 # ReleasedProductChangedBusinessEvent/ItemNumber as defaults. Data events: see _classify_data_event.
@@ -157,7 +157,7 @@ def _scoped(
 async def _enqueue(rt: Runtime, push: _Push) -> str:
     jobs = rt.state.jobs
     seen = await jobs.guard_enqueue(
-        EVENT_JOB_KIND, push.event.dedupe_key, correlation_id=push.event.dedupe_key, reason="event"
+        EVENT_JOB, push.event.dedupe_key, correlation_id=push.event.dedupe_key, reason="event"
     )
     if not seen.enqueue:
         await rt.state.audit.append(SUBJECT, "event.duplicate", correlation_id=push.event.dedupe_key)

@@ -88,11 +88,11 @@ async def reconcile(rt: Runtime, since: datetime) -> ReconcileReport:
 
 
 async def _deal_row(rt: Runtime, deal_id: int) -> DealRow:
-    from connector.flows.orders import JOB_KIND
     from connector.preview import NEW_ACCOUNT, plan_deal
+    from connector.state.jobs import ORDER_JOB
 
     cfg = rt.mapping
-    job = await rt.state.jobs.get(JOB_KIND, str(deal_id))
+    job = await rt.state.jobs.get(ORDER_JOB, str(deal_id))
     facts = await read_deal(rt, deal_id)
     frozen = (job.result or {}) if job is not None else {}
     legal_entity = str(frozen.get("legal_entity") or facts.legal_entity)

@@ -36,12 +36,22 @@ LOCK_JOB = "pd-create"  # key: the Pipedrive identity being written (a cross-ins
 EVENT_JOB = "d365-event"  # key: the business event's dedupe key
 
 
+PROBE_JOB = "doctor"  # never written: the doctor reads a row of it to prove the table answers
+_MASTER_PREFIX = "master-"
+
+
 def master_job(entity: str) -> str:
     """The job kind of a master push of `entity` (product, customer); key: <legal entity>:<D365 key>."""
-    return f"master-{entity}"
+    return f"{_MASTER_PREFIX}{entity}"
 
 
-QUEUED_KINDS = (ORDER_JOB, master_job("product"), master_job("customer"))  # jobs that have queue messages
+def master_entity(kind: str) -> str | None:
+    """The entity whose master push `kind` is (`master_job`'s inverse); None for any other kind."""
+    return kind.removeprefix(_MASTER_PREFIX) if kind.startswith(_MASTER_PREFIX) else None
+
+
+MASTER_JOBS = (master_job("product"), master_job("customer"))
+QUEUED_KINDS = (ORDER_JOB, *MASTER_JOBS)  # jobs that have queue messages
 _MAX_RACE_ROUNDS = 20
 
 
