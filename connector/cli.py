@@ -243,7 +243,6 @@ def status(as_json: bool = JsonOpt) -> None:
     """Jobs by state; the deals that failed, are stuck or are backing off (ids and reasons); the deals parked in
     the poison queue; queue depths (orders and masters); the poll checkpoint."""
     from connector.flows.poll import CHECKPOINT
-    from connector.flows.reconciler import stranded
     from connector.state.jobs import MASTER_JOBS, ORDER_JOB
     from connector.state.tables import now
 
@@ -257,12 +256,12 @@ def status(as_json: bool = JsonOpt) -> None:
         stuck = [
             {"deal_id": j.key, "state": j.state, "since": j.updated, "last_error": j.last_error}
             for j in jobs
-            if stranded(j, grace, at)
+            if j.stranded(grace, at)
         ]
         retrying = [
             {"deal_id": j.key, "failures": j.failures, "retry_at": j.retry_at, "last_error": j.last_error}
             for j in jobs
-            if j.state == "queued" and j.failures and not stranded(j, grace, at)
+            if j.state == "queued" and j.failures and not j.stranded(grace, at)
         ]
         queue = rt.queues.order_queue
         parked = await rt.queues.peek_poison(queue)

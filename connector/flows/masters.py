@@ -53,6 +53,7 @@ Outcome = Literal[
     "wait",
     "busy",
     "skipped",
+    "early",
 ]
 
 
@@ -68,7 +69,7 @@ class PushResult:
 
     @property
     def requeue(self) -> bool:
-        return self.outcome in ("retry", "wait", "busy")
+        return self.outcome in ("retry", "wait", "busy", "early")
 
 
 def source_key(legal_entity: str, key: str) -> str:

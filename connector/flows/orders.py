@@ -28,7 +28,9 @@ from connector.queues import OrderBuild
 from connector.runtime import Runtime
 from connector.state.jobs import ORDER_JOB
 
-Outcome = Literal["created", "adopted", "duplicate", "failed", "busy", "superseded", "retry", "wait", "skipped"]
+Outcome = Literal[
+    "created", "adopted", "duplicate", "failed", "busy", "superseded", "retry", "wait", "skipped", "early"
+]
 
 
 @dataclass
@@ -42,7 +44,7 @@ class OrderResult:
 
     @property
     def requeue(self) -> bool:
-        return self.outcome in ("retry", "wait", "busy")
+        return self.outcome in ("retry", "wait", "busy", "early")
 
 
 async def build_order_for_deal(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from connector.queues import MasterPush, OrderBuild
 from connector.runtime import Runtime
@@ -36,14 +36,6 @@ def message_for(job: Job, correlation_id: str) -> OrderBuild | MasterPush:
                       correlation_id=correlation_id)  # fmt: skip
 
 
-def stranded(job: Job, grace: float, at: datetime) -> bool:
-    """Queued or running, nobody holding it, and nothing due to run it (no back-off pending) for `grace`."""
-    if job.state not in ("queued", "running") or job.lease_live(at):
-        return False
-    due = max(d for d in (job.retry_at, job.updated, job.lease_until, job.created) if d is not None)
-    return due + timedelta(seconds=grace) <= at
-
-
 async def reconcile_jobs(rt: Runtime, *, at: datetime | None = None) -> ReconcileResult:
     at = at or now()
     grace = rt.settings.reconcile_grace_seconds
@@ -52,7 +44,7 @@ async def reconcile_jobs(rt: Runtime, *, at: datetime | None = None) -> Reconcil
     for kind in QUEUED_KINDS:
         for job in await rt.state.jobs.list_open(kind):
             result.checked += 1
-            if not stranded(job, grace, at):
+            if not job.stranded(grace, at):
                 continue
             try:
                 # Touch the row first (ETag-conditional): a racing reconciler or worker wins, and the next

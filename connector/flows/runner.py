@@ -29,7 +29,7 @@ from connector.state.jobs import Job, JobStore, LostLeaseError
 from connector.state.tables import now
 
 R = TypeVar("R")
-Status = Literal["done", "failed", "retry", "wait", "busy", "duplicate", "superseded", "skipped"]
+Status = Literal["done", "failed", "retry", "wait", "busy", "duplicate", "superseded", "skipped", "early"]
 DEFAULT_SCHEDULE = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 
 
@@ -162,7 +162,7 @@ class JobRunner:
 
     async def claim(self, kind: str, key: str, *, lease_seconds: float | None = None) -> JobHandle | None:
         lease = lease_seconds if lease_seconds is not None else self.lifecycle.lease_seconds
-        job = await self.jobs.claim(kind, key, worker=self.worker, lease_seconds=lease)
+        job = await self.jobs.claim(kind, key, worker=self.worker, lease_seconds=lease, at=self.lifecycle.clock())
         if job is None:
             return None
         lifecycle = self.lifecycle if lease_seconds is None else _with_lease(self.lifecycle, lease)
@@ -295,6 +295,13 @@ class JobRunner:
             delay = lease_left(current)
             await ctx.audit(f"{events}.busy", level="debug", holder=current.worker, retry_in=round(delay))
             return Run("busy", reason=f"being worked on by another worker ({current.worker})", delay=delay)
+        clock = self.lifecycle.clock()
+        if current is not None and current.retry_at is not None and current.early(clock):
+            # A message while the job waits out a back-off (a duplicate, or a delay the host cut short): it
+            # comes back when the back-off is over, so the back-off holds and no message is ever dropped.
+            delay = (current.retry_at - clock).total_seconds()
+            await ctx.audit(f"{events}.early", level="debug", retry_in=round(delay))
+            return Run("early", reason=f"backing off until {current.retry_at}", delay=delay, job=current)
         state = current.state if current else "missing"
         await ctx.audit(f"{events}.skipped", level="warning", job_state=state)
         return Run("skipped", reason=f"job is {state}; replay it to run it again", job=current)

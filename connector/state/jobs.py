@@ -99,6 +99,20 @@ class Job(BaseModel):
     def lease_live(self, at: datetime | None = None) -> bool:
         return self.state == "running" and self.lease_until is not None and self.lease_until > (at or now())
 
+    def stranded(self, grace: float, at: datetime | None = None) -> bool:
+        """Queued or running, nobody holding it, and nothing due to run it (no back-off, no lease pending)
+        for `grace` seconds: its message may have been lost (the reconciler's and the enqueue guard's test)."""
+        at = at or now()
+        if self.state not in ("queued", "running") or self.lease_live(at):
+            return False
+        due = max(d for d in (self.retry_at, self.updated, self.lease_until, self.created, at - timedelta(days=3650))
+                  if d is not None)  # fmt: skip
+        return due + timedelta(seconds=grace) <= at
+
+    def early(self, at: datetime) -> bool:
+        """A queued job whose back-off (or settle wait) is not over: a message for it now came early."""
+        return self.state == "queued" and self.retry_at is not None and self.retry_at > at + timedelta(seconds=1)
+
     @classmethod
     def from_entity(cls, entity: Any) -> Job:
         """Parse a stored row; a hand-edited or foreign row is a ProtocolError naming the row, not a crash."""
@@ -310,12 +324,15 @@ class JobStore:
             return False
         return True
 
-    async def claim(self, kind: str, key: str, *, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(
+        self, kind: str, key: str, *, worker: str, lease_seconds: float, at: datetime | None = None
+    ) -> Job | None:
         """Take the job for `worker` until the lease expires; None when it is not ours to run.
 
         Queued (or missing) -> running. Running with an expired lease -> taken over (counted in
         `takeovers`: the worker before us stopped mid-step). Done, failed or running with a live lease
-        -> None (read `get` to see why).
+        -> None (read `get` to see why), and so is a queued job whose back-off is not over at `at` (an early
+        duplicate message must not cut the back-off short: the message that is due comes at `retry_at`).
         """
         for _ in range(_MAX_RACE_ROUNDS):
             lease_until = now() + timedelta(seconds=lease_seconds)
@@ -326,7 +343,7 @@ class JobStore:
                 if inserted is not None:
                     return inserted
                 continue
-            if current.state in ("done", "failed") or current.lease_live():
+            if current.state in ("done", "failed") or current.lease_live() or (at and current.early(at)):
                 return None
             takeover = 1 if current.state == "running" else 0
             try:
@@ -380,13 +397,8 @@ def reopens(current: Job, *, reopen_done: bool, stale_after: float | None) -> bo
     (master pushes), or queued/expired-running and untouched for `stale_after` seconds (message lost?)."""
     if current.state == "failed" or (reopen_done and current.state == "done"):
         return True
-    stale = (
-        stale_after is not None
-        and current.updated is not None
-        and current.updated < now() - timedelta(seconds=stale_after)
-        and not current.lease_live()
-    )
-    return current.state in ("queued", "running") and stale
+    # A job waiting out a back-off is not stale: its message is in the queue, due at `retry_at`.
+    return stale_after is not None and current.stranded(stale_after)
 
 
 def reopened(job: Job) -> dict[str, Any]:

@@ -34,7 +34,9 @@ async def kill_at(step: str, deal_id: int) -> None:
 async def reconcile_later(e2e: E2E) -> list[str]:
     """The reconciler as it runs once the killed worker's lease and the grace period are over."""
     wait = e2e.rt.settings.job_lease_seconds + e2e.rt.settings.reconcile_grace_seconds + 1
-    return (await reconcile_jobs(e2e.rt, at=now() + timedelta(seconds=wait))).requeued
+    later = now() + timedelta(seconds=wait)
+    e2e.rt.lifecycle.clock = lambda: later  # the workers that run the re-sent message live then too
+    return (await reconcile_jobs(e2e.rt, at=later)).requeued
 
 
 async def test_a_job_inserted_but_never_sent_is_requeued_by_the_reconciler(e2e: E2E) -> None:

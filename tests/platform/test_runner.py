@@ -13,6 +13,7 @@ from connector.flows.context import FlowContext
 from connector.flows.runner import JobHandle, JobRunner, Lifecycle
 from connector.state import StateStore
 from connector.state.jobs import LostLeaseError
+from tests.fixtures.stack import VirtualClock
 
 
 def ctx(state: StateStore, key: str = "1") -> FlowContext:
@@ -96,7 +97,8 @@ async def test_losing_the_lease_of_another_job_is_a_retry_not_superseded(state: 
 
 
 async def test_back_off_grows_and_permanent_errors_fail(state: StateStore) -> None:
-    runner = JobRunner(state.jobs, "w1", Lifecycle(schedule=(30, 120, 600)))
+    clock = VirtualClock()
+    runner = JobRunner(state.jobs, "w1", Lifecycle(schedule=(30, 120, 600), clock=clock))
 
     async def flaky(handle: JobHandle) -> str:
         raise TransientError("D365 unavailable (503)")
@@ -105,6 +107,9 @@ async def test_back_off_grows_and_permanent_errors_fail(state: StateStore) -> No
     for _ in range(4):
         run = await runner.run("order", "45", ctx(state, "45"), flaky, result_of=lambda v: {}, events="build")
         delays.append(run.delay)
+        early = await runner.run("order", "45", ctx(state, "45"), flaky, result_of=lambda v: {}, events="build")
+        assert early.status == "early" and early.delay == run.delay  # a message before its back-off is over
+        clock.advance(run.delay)
     assert delays == [30, 120, 600, 600]
 
     async def refused(handle: JobHandle) -> str:
