@@ -14,7 +14,7 @@ import pytest
 from connector.errors import ConfigError
 from connector.flows.runner import Lifecycle
 from connector.host_json import host_json, parse_timespan, read_host_json
-from connector.localhost import QueuePump
+from connector.dev.localhost import QueuePump
 from connector.settings import Settings, load_settings
 from tests.fixtures.platform import BASE_ENV
 
