@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from connector.host_json import host_json
 from connector.dev.localhost import PumpStats, QueuePump
 from connector.dev.sandbox.azurite import Azurite
 from connector.dev.sandbox.demo_data import PRODUCTS, d365_seed, pipedrive_seed
 from connector.dev.sandbox.stack import DEMO_MAPPING, LocalStack
+from connector.host_json import host_json
 from connector.runtime import Runtime, close_runtime, get_runtime
 
 BENCH_PRODUCT_BASE = 1000  # Pipedrive ids of the extra products: 1001..1000+n

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from connector.dev.localhost import QueuePump
 from connector.errors import ConfigError
 from connector.flows.runner import Lifecycle
 from connector.host_json import host_json, parse_timespan, read_host_json
-from connector.dev.localhost import QueuePump
 from connector.settings import Settings, load_settings
 from tests.fixtures.platform import BASE_ENV
 
