@@ -34,6 +34,7 @@ from connector.dev.chaos.seed import ChaosData, ChaosDeal, chaos_data, write_map
 from connector.dev.chaos.workers import WorkerPool
 from connector.dev.sandbox.azurite import Azurite
 from connector.dev.sandbox.stack import WEBHOOK_USER, LocalStack
+from connector.state.jobs import ORDER_JOB
 
 
 @dataclass
@@ -184,7 +185,7 @@ async def _run(
         await poll_won_deals(rt)  # the net under every dropped webhook and lost message
         report.drained = await _drained(rt, stack, [d.deal_id for d in deals], config.drain_seconds, say)
         report.drain_wait = time.monotonic() - calm
-        jobs = {int(job.key): job for job in await rt.state.jobs.list("order")}
+        jobs = {int(job.key): job for job in await rt.state.jobs.list(ORDER_JOB)}
         await pool.stop()  # every log complete before the leak check
         basic = base64.b64encode(f"{WEBHOOK_USER}:{stack.webhook_password}".encode()).decode()  # webhook auth header
         secrets_in_play = [stack.pipedrive.api_token, stack.d365.client_secret, stack.webhook_password, basic,
@@ -237,7 +238,7 @@ async def _drained(rt: Any, stack: LocalStack, deal_ids: list[int], bound: float
     wanted = {str(d) for d in deal_ids if stack.pipedrive.deal(d)["status"] == "won"}
     while time.monotonic() - start < bound:
         depth = await rt.queues.depth(rt.queues.order_queue)
-        jobs = {j.key: j.state for j in await rt.state.jobs.list("order") if j.key in wanted}
+        jobs = {j.key: j.state for j in await rt.state.jobs.list(ORDER_JOB) if j.key in wanted}
         unsettled = Counter(jobs.get(key, "none") for key in wanted if jobs.get(key) not in ("done", "failed"))
         done = depth == 0 and not unsettled and stack.d365.pending_commits == 0
         if done or time.monotonic() - said >= 10:
