@@ -1,7 +1,7 @@
 """Benchmark 1: API calls per order, by number of lines, read from the simulators' request logs, in both
 numbering modes next to the naive flow (bench/naive.py).
 
-Budget (DESIGN.md "Performance budgets", issue 14.1): for a known customer, Pipedrive deal + deal products +
+Budget (docs/architecture.md, "Performance budgets"): for a known customer, Pipedrive deal + deal products +
 products (+ the optional order-number write-back); D365 the writes of the numbering mode (`from_deal`:
 one $batch; `d365_sequence`: the header, then one $batch of lines); no lookup before a first attempt's
 create; constant in the number of lines.

@@ -1,5 +1,6 @@
 """Benchmark 3: cold start. Time to import `function_app` in a fresh interpreter vs `azure.functions`
-alone (DESIGN.md: lean imports, handlers import their connector modules on first use)."""
+alone (docs/architecture.md, "Performance budgets": lean imports, handlers import their connector modules
+on first use)."""
 
 from __future__ import annotations
 

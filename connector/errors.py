@@ -1,6 +1,6 @@
 """The error taxonomy shared by both API clients and the flows.
 
-Flows decide what to do from the class alone (see DESIGN.md, "Errors"):
+Flows decide what to do from the class alone (docs/architecture.md, "Errors"):
 transient -> retry (or re-queue when the wait is long), permanent -> job failed with a
 reason a person can act on, duplicate -> adopt the existing record.
 Messages never carry secrets: clients build them from status, codes and API texts only.

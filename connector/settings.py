@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         "https://oauth.pipedrive.com/oauth/token", validation_alias=_env("PIPEDRIVE_OAUTH_TOKEN_URL")
     )
     pipedrive_webhook_user: str = Field(validation_alias=_env("PIPEDRIVE_WEBHOOK_USER"))
-    # Optional HMAC signature header name: Pipedrive's signing scheme is UNCONFIRMED in reference/, so off by default.
+    # Optional HMAC signature header name: Pipedrive's signing scheme is UNCONFIRMED (docs/api-facts.md, Pipedrive §8), so off by default.
     pipedrive_webhook_signature_header: str | None = Field(
         None, validation_alias=_env("PIPEDRIVE_WEBHOOK_SIGNATURE_HEADER")
     )

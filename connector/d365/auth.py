@@ -1,7 +1,7 @@
 """Entra ID bearer tokens for D365 F&O through azure-identity, as a `RefreshingAuth`.
 
 Scope is `{environment URL}/.default` (no trailing slash, lower case: the token `aud` must match,
-reference §1). The token is cached and renewed before expiry (lifetimes are 60-90 min in Entra
+docs/api-facts.md, D365 §1). The token is cached and renewed before expiry (lifetimes are 60-90 min in Entra
 but can be short in the sandbox). A 401 renews once: azure-identity would hand back its cached
 token, so renewal builds a fresh credential from the factory, then retries the request once.
 """

@@ -1,7 +1,7 @@
 """OData wire formats of F&O values and the base classes of every D365 record model.
 
 Decimals travel as JSON numbers, date-only fields as `YYYY-MM-DDT12:00:00Z`, company ids lower
-case (reference §9). Models use the real OData names as aliases and accept either name.
+case (docs/api-facts.md, D365 §9). Models use the real OData names as aliases and accept either name.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ def decimal_as_json_number(value: Decimal) -> int | float:
 
 
 def date_as_odata_noon_utc(value: date) -> str:
-    """Date-only fields serialize as `YYYY-MM-DDT12:00:00Z` in F&O (reference §9)."""
+    """Date-only fields serialize as `YYYY-MM-DDT12:00:00Z` in F&O (docs/api-facts.md, D365 §9)."""
     return f"{value.isoformat()}T12:00:00Z"
 
 
 def company_id_lower_case(value: object) -> object:
-    """F&O returns company ids lower case and compares them case-insensitively (reference §9)."""
+    """F&O returns company ids lower case and compares them case-insensitively (docs/api-facts.md, D365 §9)."""
     return value.lower() if isinstance(value, str) else value
 
 

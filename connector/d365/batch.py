@@ -1,6 +1,6 @@
 """OData `$batch` for F&O: build one atomic changeset, parse the multipart/mixed answer.
 
-Request shape follows the real captures (reference §4, [RUBLOG], [D365FOINT]): an outer
+Request shape follows the real captures (docs/api-facts.md, D365 §4: [RUBLOG], [D365FOINT]): an outer
 `multipart/mixed` batch holding one changeset; each part is `application/http` with
 `Content-Transfer-Encoding: binary`, a `Content-ID`, and an inner request line with the absolute
 URL. The outer answer is 200 even when the changeset fails; a failed changeset answers with a

@@ -353,10 +353,10 @@ class D365Client(MasterDataLookups):
     ) -> tuple[str, list[SalesOrderLine]]:
         """Header and all lines in ONE changeset (all or nothing); the header must carry its number.
 
-        This is the documented way (Microsoft's header+lines changeset sample, [RUBLOG]): every line names
+        This is the documented way (Microsoft's header+lines changeset sample [SAMPLE], [RUBLOG]): every line names
         the header's SalesOrderNumber. There is no `$n` Content-ID reference: F&O saves a changeset's
         operations together, so a number-sequence key does not exist when `$n` would be resolved
-        (reference §4); with a D365 number sequence use `create_order_header`, then `add_order_lines`.
+        (docs/api-facts.md, D365 §4); with a D365 number sequence use `create_order_header`, then `add_order_lines`.
         """
         if not header.sales_order_number:
             raise ConfigError("a header and its lines in one changeset need the order number on the header")

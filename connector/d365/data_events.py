@@ -1,4 +1,4 @@
-"""D365 data events: Dataverse-style change notifications of an entity (reference §8, "Data events").
+"""D365 data events: Dataverse-style change notifications of an entity (docs/api-facts.md, D365 §8).
 
 F&O sends them through the Power Platform integration as a Dataverse RemoteExecutionContext:
 `MessageName` OnExternalCreated/OnExternalUpdated/OnExternalDeleted, `PrimaryEntityName` the virtual

@@ -1,6 +1,6 @@
 """Financial dimension display strings (`DefaultLedgerDimensionDisplayValue`, `DefaultDimensionDisplayValue`).
 
-F&O parses the string by position against the active "Default dimension format" (reference §7):
+F&O parses the string by position against the active "Default dimension format" (docs/api-facts.md, D365 §7):
 segments in the configured order, joined by the chart-of-accounts delimiter. A blank segment is
 kept as an empty slot (`001--022`) so later segments stay in place; a value containing the
 delimiter would shift every following segment, so it is rejected.

@@ -2,7 +2,7 @@
 
 F&O writes answer `{"error":{"code":"","message":"An error has occurred.","innererror":{"message":
 "Write failed for table row of type '<Entity>'. Infolog: Warning: ...; Error: ...","type":"...AxODataWriteException"}}}`
-with status 400 or 500 depending on version (reference §5, UNCONFIRMED which). Any error whose
+with status 400 or 500 depending on version (docs/api-facts.md, D365 §5; UNCONFIRMED which). Any error whose
 `innererror` names an exception type (AxODataWriteException, ODataArgumentException, ODataException,
 ...) was raised by F&O's own logic: it is permanent, whatever the status, and its message is the
 reason. Only 429, 5xx without such a body (gateway pages, bare 503s) and network errors are

@@ -1,4 +1,4 @@
-"""D365 F&O business events as POSTed to an HTTPS endpoint (reference §8).
+"""D365 F&O business events as POSTed to an HTTPS endpoint (docs/api-facts.md, D365 §8).
 
 The envelope (`BusinessEventId`, `BusinessEventLegalEntity`, `ControlNumber`, `EventId`, `EventTime`
 as `/Date(ms)/`, `EventTimeIso8601`, `MajorVersion`, ...) is followed by event-specific fields,

@@ -82,7 +82,10 @@ class MasterDataLookups:
         return self.iter_records(ReleasedProduct, legal_entity=legal_entity, orderby=["ItemNumber asc"])
 
     async def product_names(self: _Reads, legal_entity: str) -> dict[str, str]:
-        """ItemNumber -> ProductName; ReleasedProductsV2 has no name, ReleasedProductCreationsV2 has (reference §2)."""
+        """ItemNumber -> ProductName: ReleasedProductsV2 has no name, ReleasedProductCreationsV2 has.
+
+        See docs/api-facts.md, D365 §2.
+        """
         rows = self.iter_records(ReleasedProductName, legal_entity=legal_entity)
         return {row.item_number: row.product_name async for row in rows if row.product_name}
 

@@ -1,7 +1,7 @@
 """Typed D365 F&O records, named as the OData service names them.
 
 Python attributes are snake_case; every field carries its real OData property name as alias
-(checked against `reference/d365/*.reconstructed.xml` by `tests/d365/test_metadata_names.py`).
+(checked against the recorded F&O metadata by `tests/d365/test_metadata_names.py`).
 Read models ignore the hundreds of properties we do not use (real responses carry ~300 per
 customer); create models forbid unknown fields so a typo fails here, not as a D365 Infolog.
 
@@ -234,7 +234,7 @@ class SalesOrderHeaderCreate(D365Create):
     """POST SalesOrderHeadersV2.
 
     Leave `sales_order_number` unset to take the number sequence; set it only where the number
-    sequence allows manual numbers (reference §2, Microsoft changeset sample).
+    sequence allows manual numbers (docs/api-facts.md, D365 §2).
     """
 
     entity_set: ClassVar[str] = "SalesOrderHeadersV2"

@@ -1,6 +1,6 @@
 """OData v4 URL pieces for D365 F&O: literals, key segments, `$filter` clauses, query strings.
 
-Escaping rules (reference d365-fo-odata.md §3, §9):
+Escaping rules (docs/api-facts.md, D365 §3 and §9):
 - string literals double the single quote (`'O''Brien'`), then the URL is percent-encoded;
 - `*` inside an `eq` value is a wildcard in F&O and there is no documented escape, so an exact
   match on a value containing `*` is a superset: callers re-check with `same_key_value`.
@@ -154,7 +154,7 @@ def le(name: str, value: Scalar) -> str:
 
 
 def contains(name: str, text: str) -> str:
-    """F&O has no contains(): a wildcard `eq '*text*'` does it ([ODATA] §3)."""
+    """F&O has no contains(): a wildcard `eq '*text*'` does it (docs/api-facts.md, D365 §3)."""
     if "*" in text:
         raise ValueError("contains() text must not itself contain '*'")
     return eq(name, f"*{text}*")

@@ -1,4 +1,4 @@
-"""Master push for ONE D365 record (DESIGN.md flow 3): a released product -> a Pipedrive product, or a
+"""Master push for ONE D365 record (docs/architecture.md, flow 3): a released product -> a Pipedrive product, or a
 customer -> a Pipedrive organization, written only when what we would push changed.
 
 The id map (kind `pd-product` / `pd-org`, source key `<le>:<key>`, target = Pipedrive id) keeps the

@@ -6,7 +6,7 @@
 - `d365_sequence`: the header is created alone (D365 assigns the number), then all missing lines in one
   changeset carrying it. Each line carries its stable identity (`CustomersLineNumber`), so a retry after a
   crash between header and lines, or mid-lines, finds the header by the deal reference and adds only
-  the lines that are missing. Never a `$n` Content-ID reference (reference §4).
+  the lines that are missing. Never a `$n` Content-ID reference (docs/api-facts.md, D365 §4).
 
 Every create is announced on the job first (`JobHandle.intend`). An answer that never came leaves the
 intent open; the next attempt waits for the settle time, looks, and adopts what it finds or creates then.

@@ -122,7 +122,7 @@ def _classify(rt: Runtime, event: BusinessEvent | DataEvent, index: int) -> _Pus
 
 
 def _classify_data_event(rt: Runtime, event: DataEvent, index: int) -> _Push | str:
-    """Data events of CustomersV3/ReleasedProductsV2 push the record their attributes name (reference §8).
+    """Data events of CustomersV3/ReleasedProductsV2 push the record their attributes name (api-facts D365 §8).
 
     A delete is acknowledged (Pipedrive records are never deleted by the connector). A change whose
     attributes do not carry the key (an update's Target may hold only the changed fields) cannot be

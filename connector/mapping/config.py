@@ -22,7 +22,7 @@ from connector.errors import ConfigError
 from connector.mapping.events import EventsConfig
 
 # D365 company ids (dataAreaId) are at most 4 characters and compared case-insensitively
-# (reference/d365-fo-odata.md §9); we keep them lowercase, as D365 returns them.
+# (docs/api-facts.md, D365 §9); we keep them lowercase, as D365 returns them.
 LegalEntity = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9]{1,4}$")]
 CurrencyCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -31,7 +31,7 @@ CountryId = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=Tru
 # Chart-of-accounts delimiter options (DimensionLedgerAccountDelimiter: hyphen, period, underscore, bar).
 Delimiter = Literal["-", ".", "_", "|"]
 MatchRule = Literal["account_field", "name_country", "name"]
-# Header string fields that can carry the deal reference (reference/d365-fo-odata.md §2, SalesOrderHeadersV2).
+# Header string fields that can carry the deal reference (docs/api-facts.md, D365 §2).
 ReferenceField = Literal["CustomersOrderReference", "CustomerRequisitionNumber"]
 
 # Placeholders the order reference template may use, with sample values used to validate it.

@@ -2,7 +2,7 @@
 
 The result is a display string in the active *Default dimension format* of the D365 environment:
 the configured dimension order joined by the chart-of-accounts delimiter, one segment per
-dimension, blank segments kept in place (reference/d365-fo-odata.md §7; blank middle segments as
+dimension, blank segments kept in place (docs/api-facts.md, D365 §7; blank middle segments as
 `a--b` are UNCONFIRMED for display values, so the order and delimiter are configuration).
 """
 

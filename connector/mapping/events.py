@@ -1,6 +1,6 @@
 """Which D365 business events mean "a customer / released product changed" (the mapping's `events`).
 
-The standard catalog has none (reference §8): the D365 admin activates custom events, whose ids and
+The standard catalog has none (docs/api-facts.md, D365 §8): the D365 admin activates custom events, whose ids and
 key fields differ per customer (e.g. `FFYCustomerChangedBusinessEvent` with the account in `Account`).
 Today's ids are the defaults.
 """

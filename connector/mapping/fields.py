@@ -4,7 +4,7 @@ The mapping file names fields; hash keys differ per Pipedrive account. The flow 
 `custom_fields` into values keyed by name with option ids replaced by labels, using the client's
 resolver (`connector.pipedrive.fields.CustomFields.to_names` / `.value`), and passes them in as
 `ResolvedFields`: so this layer stays pure and never sees a hash key.
-Value shapes after resolution: reference/pipedrive-api.md §7 (enum -> label, set -> list of labels,
+Value shapes after resolution: docs/api-facts.md, Pipedrive §7 (enum -> label, set -> list of labels,
 monetary -> {"value", "currency"}, address/time ranges -> objects).
 """
 

@@ -1,6 +1,6 @@
 """Pipedrive credentials as httpx.Auth flows: an API token, or OAuth2 with refresh.
 
-OAuth facts (reference/pipedrive-api.md section 2): the token endpoint takes a form body with
+OAuth facts (docs/api-facts.md, Pipedrive §2): the token endpoint takes a form body with
 Basic client auth; access tokens live ~60 min (`expires_in`); the response names `api_domain`, the
 company host requests must go to; the same refresh token comes back (no rotation), but we still
 save it whenever it differs, so a future rotation cannot lock us out.

@@ -2,7 +2,7 @@
 
 Messages are built from the status, the method/path and Pipedrive's own `error`/`error_info`/
 `errors` texts (which never echo credentials), so they are safe for logs and audit rows.
-Bodies per reference/pipedrive-api.md section 5: `{"success": false, "error": ..., "error_info": ...}`,
+Bodies per docs/api-facts.md, Pipedrive §5: `{"success": false, "error": ..., "error_info": ...}`,
 webhooks endpoints `{"success": false, "errors": {"field": ["reason"]}}`, 429 body UNCONFIRMED.
 """
 

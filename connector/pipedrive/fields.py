@@ -4,7 +4,7 @@ Hash keys differ per Pipedrive account, so configuration names a field by our ow
 it at either the hash key or the field's display name. Definitions are cached for `ttl` seconds and
 re-read once when an unknown key, name or label shows up (a field or option was added since).
 Hash keys are used exactly as Pipedrive gives them: never renamed, lower-cased or trimmed.
-Value shapes: reference/pipedrive-api.md section 7 (v2 enum = option id, set = list of ids,
+Value shapes: docs/api-facts.md, Pipedrive §7 (v2 enum = option id, set = list of ids,
 `include_option_labels` objects `{id, label}`; monetary/address objects pass through untouched).
 """
 

@@ -3,7 +3,7 @@
 Records tolerate fields we do not use (Pipedrive adds fields often) but reject a wrong type in a
 field we do use, with pydantic's error naming the field. Custom fields stay as raw 40-character
 hash keys in `custom_fields`; `connector.pipedrive.fields` resolves them to configured names.
-Sources: reference/pipedrive/openapi-v2.yaml, reference/pipedrive-api.md sections 6-8.
+Sources: docs/api-facts.md, Pipedrive §6-§8 (Pipedrive's OpenAPI v2 file).
 """
 
 from __future__ import annotations

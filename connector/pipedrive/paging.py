@@ -1,7 +1,7 @@
 """Cursor paging over Pipedrive v2 list endpoints, as an async iterator of raw items.
 
 v2 lists take `cursor` and `limit` (max 500) and answer `additional_data.next_cursor`, null at the
-end (reference/pipedrive-api.md section 4). A repeated cursor is refused by connector.paging.
+end (docs/api-facts.md, Pipedrive §4). A repeated cursor is refused by connector.paging.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pipedrive webhooks: idempotent registration, request verification, payload parsing.
 
-Payload shapes: reference/pipedrive-api.md section 8 (v2 `meta`/`data`/`previous`; v1 `meta`/
+Payload shapes: docs/api-facts.md, Pipedrive §8 (v2 `meta`/`data`/`previous`; v1 `meta`/
 `current`/`previous`/`retry`). Pipedrive authenticates deliveries with HTTP Basic only; no HMAC
 signature is documented (UNCONFIRMED, a third party claims one): `verify_signature` is opt-in,
 used only when a signing secret is configured (e.g. behind a proxy that signs), header configurable.

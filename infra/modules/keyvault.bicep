@@ -3,7 +3,7 @@
 // purge protection on. The app reads AND writes secrets (refreshed Pipedrive OAuth tokens are
 // written back), so it gets Key Vault Secrets Officer on this vault only (see rbac.bicep).
 // The connector uses the Key Vault SDK, not @Microsoft.KeyVault app-setting references: references
-// do not resolve on Flex Consumption when the vault is network-restricted (azure-functions.md §4.7).
+// do not resolve on Flex Consumption when the vault is network-restricted (docs/api-facts.md, Azure Functions §1).
 
 param name string
 param location string

@@ -2,7 +2,7 @@
 // - blob: the Flex Consumption deployment container (plus the host's own lease/timer blobs);
 // - queues: the work queues and their poison queues (the host would create "<queue>-poison" itself,
 //   but creating them here makes them visible to `status` before the first failure);
-// - tables: jobs, audit, idmap, checkpoints (see DESIGN.md "State").
+// - tables: jobs, audit, idmap, checkpoints (see docs/architecture.md, "State").
 // Shared-key access is off: every client (host, connector, deployment) authenticates with Entra ID.
 
 param name string

@@ -1,5 +1,7 @@
-"""Every entity set, key and property name the D365 CLIENT uses exists in the reference metadata.
+"""Every entity set, key and property name the D365 CLIENT uses exists in the recorded F&O metadata.
 
+The metadata is read at run time from the shared research folder beside the checkout
+(tests/fixtures/reference.py), or the checked-in `schema.json` generated from it where that is absent.
 The schema logic lives in one place, the simulator's `connector.dev.sandbox.d365.metadata`; here we
 feed it the client's names (models + names used in filters/keys/expand), built from the reference
 files themselves so a misspelled or invented field fails the build.
@@ -7,15 +9,12 @@ files themselves so a misspelled or invented field fails the build.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from connector.d365.models import ENTITY_MODELS, D365Entity, names_used
+from tests.fixtures.reference import D365_REFERENCE as REF
 
 metadata = pytest.importorskip("connector.dev.sandbox.d365.metadata")
-REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 
 
 @pytest.fixture(scope="module")

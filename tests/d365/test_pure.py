@@ -1,11 +1,13 @@
-"""Pure parts of the D365 client: escaping, error table, dimensions, events, $batch codec."""
+"""Pure parts of the D365 client: escaping, error table, dimensions, events, $batch codec.
+
+Recorded real F&O answers are read at run time from the shared research folder's `d365/samples/`
+(tests/fixtures/reference.py); a case whose sample is absent is skipped.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,8 +28,8 @@ from connector.errors import (
     ValidationError,
 )
 from connector.retry import resend_after_failure, resend_after_no_answer
+from tests.fixtures.reference import D365_REFERENCE as REF
 
-REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 SAMPLES = REF / "samples"
 
 

@@ -1,6 +1,7 @@
 """Business events as customers configure them, and D365 data events, over the real events route.
 
-Payloads are the reference's real shapes: the custom `FFYCustomerChangedBusinessEvent` (account in
+Payloads are real shapes (some read at run time from the shared research folder's `d365/samples/`,
+tests/fixtures/reference.py): the custom `FFYCustomerChangedBusinessEvent` (account in
 `Account`), the activation test event, and a captured F&O 10.0.48 data event (RemoteExecutionContext).
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ from connector.dev.localhost import LocalHost
 from connector.dev.sandbox.azurite import Azurite
 from connector.dev.sandbox.stack import DEMO_MAPPING
 from tests.e2e.test_masters import FUNCTION_KEY, drain_masters, events_url, orgs
+from tests.fixtures.reference import D365_REFERENCE as REF
 from tests.fixtures.stack import E2E, open_e2e
 
-REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 FFY_CUSTOMER_CHANGED: dict[str, Any] = {
     "Account": "6043", "BusinessEventId": "FFYCustomerChangedBusinessEvent", "BusinessEventLegalEntity": "0031",
     "CommissionSalesGroupId": "", "Contact": {"Email": "", "Mobile": "", "Person": None, "Phone": "",

@@ -80,7 +80,7 @@ PLATFORM_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
-# Deprecated on Flex Consumption (reference azure-functions.md §4.7): must not be emitted.
+# Deprecated on Flex Consumption (docs/api-facts.md, Azure Functions §1): must not be emitted.
 FLEX_DEPRECATED = {
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_EXTENSION_VERSION",

@@ -1,14 +1,12 @@
 """The simulator's entity sets, keys and fields match the reference metadata (a typo fails the build).
 
-`schema.json` must equal what `build_from_reference` makes from `shared/reference/d365/`; the field
+`schema.json` must equal what `build_from_reference` makes from the recorded F&O metadata, read at run time
+from the shared research folder beside the checkout (tests/fixtures/reference.py); the field
 names the simulator's rules and events use must exist; and a row refuses an unknown field name.
 The client's own names are checked the same way in tests/d365/test_metadata_names.py.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +20,8 @@ from connector.dev.sandbox.d365.metadata import (
 )
 from connector.dev.sandbox.d365.rules import KEY_LABELS, PRODUCT_TEXT_FIELDS, TABLES
 from connector.dev.sandbox.d365.seed import default_seed
+from tests.fixtures.reference import D365_REFERENCE as REF
 
-REF = Path(os.environ.get("D365_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared/reference/d365"))
 needs_reference = pytest.mark.skipif(not REF.is_dir(), reason=f"reference folder {REF} not present")
 SCHEMA = load_schema()
 

@@ -1,6 +1,7 @@
 """Every operation the simulator serves, checked against Pipedrive's official OpenAPI specs.
 
-The specs (reference/pipedrive/openapi-v{1,2}.yaml) are loaded once per session; each case makes a
+The specs (openapi-v1.yaml, openapi-v2.yaml) are read at run time from the shared research folder beside the
+checkout (tests/fixtures/reference.py) and loaded once per session; each case makes a
 real HTTP call to the simulator and validates the status, headers and body with openapi-core.
 Spec exceptions are listed in SPEC_EXCEPTIONS with the reason.
 """
@@ -8,9 +9,7 @@ Spec exceptions are listed in SPEC_EXCEPTIONS with the reason.
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,11 +19,10 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
 from connector.dev.sandbox.pipedrive import PipedriveSandbox
+from tests.fixtures.reference import PIPEDRIVE_SPECS as SPECS
 
 from .conftest import DEAL_ORDER, DEAL_TERMS
 
-# The shared reference sits beside the checkout (`../shared/reference/pipedrive`, as the issue says).
-SPECS = Path(os.environ.get("PIPEDRIVE_SPECS", Path(__file__).resolve().parents[3] / "shared/reference/pipedrive"))
 API_HOST = "https://api.pipedrive.com"
 
 # Where the official specs contradict themselves or the documented live behaviour, the finding is
