@@ -26,7 +26,7 @@ from bench.harness import (
 from bench.report import table
 from connector.dev.sandbox.azurite import Azurite
 from connector.flows.poll import poll_won_deals
-from connector.mapping.config import OrderConfig
+from connector.mapping.sections import OrderConfig
 
 KNOWN_ORG, KNOWN_PERSON = 1, 1  # Contoso: carries its D365 account on the organization field
 NEW_ORG = 901

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from connector.api_auth import RefreshingAuth
 from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import AuthError, NotFoundError
-from connector.mapping.config import ConstantSource, MappingConfig
+from connector.mapping.config import MappingConfig
+from connector.mapping.sections import literal_values
 from connector.secret_names import SecretNames
 
 if TYPE_CHECKING:
@@ -160,13 +161,7 @@ def _dimension_values(cfg: MappingConfig) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for name, src in cfg.dimensions.sources.items():
         base = f"dimensions.sources.{name}"
-        if isinstance(src, ConstantSource):
-            out.append((name, src.value, f"{base}.value"))
-            continue
-        if src.default:
-            out.append((name, src.default, f"{base}.default"))
-        for key, value in (getattr(src, "values", None) or {}).items():
-            out.append((name, value, f"{base}.values.{key}"))
+        out.extend((name, value, f"{base}.{where}") for where, value in literal_values(src))
     return out
 
 
@@ -216,17 +211,9 @@ async def _dimensions(d365: D365Client, cfg: MappingConfig) -> list[Check]:
     return checks
 
 
-def numbering_mode(cfg: MappingConfig) -> str:
-    """`from_deal` or `d365_sequence` (an explicit `order.numbering` wins; else a number template means from_deal)."""
-    mode = getattr(cfg.order, "numbering", None)
-    if mode:
-        return str(mode)
-    return "from_deal" if cfg.order.number_template else "d365_sequence"
-
-
 async def _numbering(d365: D365Client, cfg: MappingConfig, companies: list[str]) -> list[Check]:
     row = "d365.numbering"
-    if numbering_mode(cfg) != "from_deal" or not cfg.order.number_template:
+    if cfg.order.numbering != "from_deal" or not cfg.order.number_template:
         return [ok(AREA, row, "order numbers come from D365's number sequence (d365_sequence)")]
     template = cfg.order.number_template
     longest = template.format(deal_id=_LONGEST_ID, pipeline_id=999, org_id=_LONGEST_ID, owner_id=_LONGEST_ID)

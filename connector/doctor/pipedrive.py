@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from connector import telemetry
 from connector.doctor.report import Check, fail, ok, warn
 from connector.errors import AuthError, ConnectorError, PermanentError
-from connector.mapping.config import DealFieldSource, MappingConfig, OrgFieldSource
+from connector.mapping.config import MappingConfig
+from connector.mapping.sections import DealFieldSource, OrgFieldSource
 from connector.pipedrive.auth import OAuth2RefreshAuth
 from connector.secret_names import SecretNames
 

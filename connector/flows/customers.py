@@ -26,7 +26,7 @@ from connector.d365.models import Customer, CustomerCreate
 from connector.errors import DuplicateError, NotFoundError, UnknownOutcomeError
 from connector.flows.context import FlowContext
 from connector.flows.runner import JobHandle, JobRunner
-from connector.mapping.config import MappingConfig, MatchRule
+from connector.mapping.config import MappingConfig
 from connector.mapping.customers import (
     PERSON_MARKER_FIELD,
     country_for,
@@ -38,6 +38,7 @@ from connector.mapping.customers import (
 )
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
+from connector.mapping.sections import MatchRule
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization, OrganizationInput

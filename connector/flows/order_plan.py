@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.flows.items import sorted_lines
-from connector.mapping.config import MappingConfig, OrgFieldSource
+from connector.mapping.config import MappingConfig
 from connector.mapping.dimensions import resolve_dimensions
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.mapping.orders import OrderPlan, build_order, legal_entity_for, order_reference
+from connector.mapping.sections import OrgFieldSource
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, DealProduct, Organization

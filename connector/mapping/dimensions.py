@@ -9,20 +9,19 @@ dimension, blank segments kept in place (docs/api-facts.md, D365 §7; blank midd
 from __future__ import annotations
 
 from connector.d365.dimensions import format_dimensions
-from connector.mapping.config import (
+from connector.mapping.config import MappingConfig
+from connector.mapping.errors import MappingError
+from connector.mapping.fields import FieldValueError, ResolvedFields, field_text
+from connector.mapping.sections import (
     ConstantSource,
     DealFieldSource,
     DimensionsConfig,
-    MappingConfig,
+    DimensionSource,
     OrgFieldSource,
     OwnerSource,
     PipelineSource,
 )
-from connector.mapping.errors import MappingError
-from connector.mapping.fields import FieldValueError, ResolvedFields, field_text
 from connector.pipedrive.models import Deal, Organization
-
-Source = DealFieldSource | OrgFieldSource | PipelineSource | OwnerSource | ConstantSource
 
 
 def resolve_dimensions(
@@ -68,7 +67,9 @@ class _Problem(Exception):
     pass
 
 
-def _resolve(name: str, src: Source, deal: Deal, org: Organization | None, fields: ResolvedFields) -> str | None:
+def _resolve(
+    name: str, src: DimensionSource, deal: Deal, org: Organization | None, fields: ResolvedFields
+) -> str | None:
     if isinstance(src, ConstantSource):
         return src.value or None
     raw: str | None
@@ -119,7 +120,7 @@ def _field_value(src: DealFieldSource | OrgFieldSource, org: Organization | None
         raise _Problem(f"{_holder(src)} {exc}") from None
 
 
-def _holder(src: Source) -> str:
+def _holder(src: DimensionSource) -> str:
     if isinstance(src, DealFieldSource):
         return f"deal field {src.field!r}"
     if isinstance(src, OrgFieldSource):
@@ -127,7 +128,7 @@ def _holder(src: Source) -> str:
     return "the deal's pipeline" if isinstance(src, PipelineSource) else "the deal's owner"
 
 
-def _describe(src: Source) -> str:
+def _describe(src: DimensionSource) -> str:
     if isinstance(src, DealFieldSource | OrgFieldSource):
         return f"source {src.source} {src.field!r}"
     return f"source {src.source}"

@@ -1,22 +1,20 @@
 """Which D365 business events mean "a customer / released product changed" (the mapping's `events`).
 
-The standard catalog has none (docs/api-facts.md, D365 §8): the D365 admin activates custom events, whose ids and
-key fields differ per customer (e.g. `FFYCustomerChangedBusinessEvent` with the account in `Account`).
-Today's ids are the defaults.
+The standard catalog has none (docs/api-facts.md, D365 §8): the D365 admin activates custom events,
+whose ids and key fields differ per customer (e.g. `FFYCustomerChangedBusinessEvent` with the account in
+`Account`). Today's ids are the defaults.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
+
+from connector.mapping.sections import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EventRule(_Strict):
+class EventRule(Strict):
     """Which business event ids mean "this record changed", and the event field that holds its D365 key."""
 
     ids: list[Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[\x21-\x7e]{1,200}$")]] = Field(
@@ -33,7 +31,7 @@ def _product_rule() -> EventRule:
     return EventRule(ids=["ReleasedProductChangedBusinessEvent"], key_field="ItemNumber")
 
 
-class EventsConfig(_Strict):
+class EventsConfig(Strict):
     """The custom business events the D365 admin activates for master data (the standard catalog has none).
 
     E.g. a customer's own `FFYCustomerChangedBusinessEvent` carrying the account in `Account`.
@@ -43,7 +41,7 @@ class EventsConfig(_Strict):
     product_changed: EventRule = Field(default_factory=_product_rule)
 
     @model_validator(mode="after")
-    def _distinct(self) -> EventsConfig:
+    def each_id_means_one_change(self) -> EventsConfig:
         both = set(self.customer_changed.ids) & set(self.product_changed.ids)
         if both:
             shown = ", ".join(repr(i) for i in sorted(both))

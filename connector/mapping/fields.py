@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from connector.mapping.config import DealFieldSource, MappingConfig, OrgFieldSource
+from connector.mapping.config import MappingConfig
+from connector.mapping.sections import DealFieldSource, OrgFieldSource
 
 
 def _fold(name: str) -> str:

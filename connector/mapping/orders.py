@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from connector.d365.models import SalesOrderHeaderCreate, SalesOrderLineCreate
-from connector.mapping.config import MAX_ORDER_NUMBER, MappingConfig
+from connector.mapping.config import MappingConfig
 from connector.mapping.errors import MappingError
 from connector.mapping.money import (
     LineMoney,
@@ -26,6 +26,7 @@ from connector.mapping.money import (
     show,
     to_decimal,
 )
+from connector.mapping.sections import MAX_ORDER_NUMBER
 from connector.pipedrive.models import Deal, DealProduct, Product
 
 _NO_CURRENCY = "XXX"  # ISO 4217 "no currency": placeholder while collecting problems, never sent

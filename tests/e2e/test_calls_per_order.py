@@ -12,7 +12,7 @@ import yaml
 
 from connector.dev.sandbox.azurite import Azurite
 from connector.dev.sandbox.stack import DEMO_MAPPING
-from connector.mapping.config import OrderConfig
+from connector.mapping.sections import OrderConfig
 from tests.fixtures.stack import open_e2e
 
 NUMBERING = ("from_deal", "d365_sequence")

@@ -96,7 +96,7 @@ def chaos_data(config: ChaosConfig) -> ChaosData:
 
 def write_mapping(numbering: Numbering, folder: Path) -> Path:
     """The demo mapping in the given numbering mode (`order.numbering` when this version knows it)."""
-    from connector.mapping.config import OrderConfig
+    from connector.mapping.sections import OrderConfig
 
     data = yaml.safe_load(DEMO_MAPPING.read_text(encoding="utf-8"))
     order = data["order"]
