@@ -1,5 +1,5 @@
-"""`ml-connector`: the operator's command line (sync, push-masters, replay, audit, status, serve, secrets,
-webhook).
+"""`ml-connector`: the operator's command line. This module: the commands that run work now (sync, replay,
+push-masters) and the local runner (serve); `cli_status` inspects, `cli_ops` sets up and goes live.
 
 Human output is rich tables; `--json` prints one JSON document for scripts. Configuration comes from
 the same settings as the function app (environment / .env), so a command sees what the app sees.
@@ -11,54 +11,13 @@ the zip leaves out, so they import it inside the command: the CLI runs from a ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import math
-import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from connector.errors import ConnectorError
-
-app = typer.Typer(help="ml-connector: Pipedrive -> D365 F&O orders, run and inspected from the shell.")
-secrets_app = typer.Typer(help="Manage the local encrypted secret store (Key Vault is managed with az).")
-app.add_typer(secrets_app, name="secrets")
-console = Console()
-T = TypeVar("T")
-
-JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of tables.")
-
-
-def _run(work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the runtime, run `work(rt)`, close; configuration errors exit 2 with one clear line.
-
-    It is the event loop's runtime, the one the function bodies (`serve`'s routes, queue workers and
-    timers) get too: one set of clients, all closed when the command ends.
-    """
-    from connector.runtime import close_runtime, get_runtime
-
-    async def main() -> T:
-        try:
-            return await work(await get_runtime())
-        finally:
-            await close_runtime()
-
-    try:
-        return asyncio.run(main())
-    except ConnectorError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _emit(as_json: bool, payload: Any, render: Callable[[], None]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(payload, default=str, indent=2) + "\n")
-    else:
-        render()
+from connector.cli_app import JsonOpt, app, busy, console, emit, usage_error, with_runtime
 
 
 @app.command()
@@ -69,13 +28,9 @@ def sync(as_json: bool = JsonOpt) -> None:
 
     async def work(rt: Any) -> dict[str, Any]:
         _ = rt.mapping  # a bad mapping file fails now, naming the key, before anything is queued
-        with (
-            console.status("polling Pipedrive for won deals…", spinner="dots")
-            if not as_json
-            else contextlib.nullcontext()
-        ):
+        with busy(as_json, "polling Pipedrive for won deals…"):
             polled = await poll_won_deals(rt)
-        with console.status("building orders…", spinner="dots") if not as_json else contextlib.nullcontext():
+        with busy(as_json, "building orders…"):
             stats = await QueuePump(rt).drain()
         return {
             "poll": {"since": polled.since, "seen": polled.seen, "enqueued": polled.enqueued},
@@ -85,7 +40,7 @@ def sync(as_json: bool = JsonOpt) -> None:
             "poisoned": stats.poisoned,
         }
 
-    result = _run(work)
+    result = with_runtime(work)
 
     def render() -> None:
         poll = result["poll"]
@@ -97,7 +52,7 @@ def sync(as_json: bool = JsonOpt) -> None:
         if result["poisoned"]:
             console.print(f"[red]{result['poisoned']} message(s) moved to the poison queue[/red]")
 
-    _emit(as_json, result, render)
+    emit(as_json, result, render)
 
 
 @app.command()
@@ -114,13 +69,11 @@ def replay(
     from connector.inputs import BadInput
 
     if not (deal_ids or failed or poison):
-        console.print("[red]error:[/red] give deal ids, --failed or --poison")
-        raise typer.Exit(2)
+        usage_error("give deal ids, --failed or --poison")
     try:
         deal_ids = parse_deal_ids(list(deal_ids or []), "deal ids")  # all valid, or nothing is queued
     except BadInput as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        usage_error(str(exc))
 
     async def work(rt: Any) -> dict[str, Any]:
         parts: list[ReplayResult] = []
@@ -140,7 +93,7 @@ def replay(
             out["outcomes"] = stats.outcomes
         return out
 
-    result = _run(work)
+    result = with_runtime(work)
 
     def render() -> None:
         console.print(f"re-queued: {', '.join(map(str, result['requeued'])) or 'none'}")
@@ -151,7 +104,7 @@ def replay(
         if "outcomes" in result:
             console.print(f"outcomes: {result['outcomes']}")
 
-    _emit(as_json, result, render)
+    emit(as_json, result, render)
 
 
 @app.command("push-masters")
@@ -167,11 +120,10 @@ def push_masters(
     from connector.flows.master_diff import master_diff
 
     if entity not in ("products", "customers", "all"):
-        console.print(f"[red]error:[/red] --entity must be products, customers or all, not {entity!r}")
-        raise typer.Exit(2)
+        usage_error(f"--entity must be products, customers or all, not {entity!r}")
 
     async def work(rt: Any) -> dict[str, Any]:
-        with console.status("reading D365 masters…", spinner="dots") if not as_json else contextlib.nullcontext():
+        with busy(as_json, "reading D365 masters…"):
             inline = math.inf if run else 0.0  # --run pushes what the diff read; otherwise the host's workers do
             diff = await master_diff(rt, entity, reason="cli", inline_seconds=inline)  # type: ignore[arg-type]
         out: dict[str, Any] = {
@@ -184,13 +136,13 @@ def push_masters(
             "skipped": diff.skipped,
         }
         if run:
-            with console.status("pushing to Pipedrive…", spinner="dots") if not as_json else contextlib.nullcontext():
+            with busy(as_json, "pushing to Pipedrive…"):
                 stats = await QueuePump.for_masters(rt).drain()
             out["outcomes"] = stats.outcomes
             out["poisoned"] = stats.poisoned
         return out
 
-    result = _run(work)
+    result = with_runtime(work)
 
     def render() -> None:
         console.print(f"legal entities: {', '.join(result['legal_entities'])}")
@@ -209,109 +161,7 @@ def push_masters(
             if result["poisoned"]:
                 console.print(f"[red]{result['poisoned']} message(s) moved to the poison queue[/red]")
 
-    _emit(as_json, result, render)
-
-
-@app.command()
-def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
-    """The whole audit trail of a deal, oldest first."""
-
-    async def work(rt: Any) -> list[dict[str, Any]]:
-        entries = await rt.state.audit.trail(f"deal-{deal_id}")
-        return [e.model_dump(mode="json") for e in entries]
-
-    rows = _run(work)
-
-    def render() -> None:
-        if not rows:
-            console.print(f"no audit entries for deal {deal_id}")
-            return
-        table = Table("time", "level", "event", "correlation", "detail", title=f"deal {deal_id}")
-        for row in rows:
-            detail = json.dumps(row.get("detail") or {}, default=str)
-            table.add_row(
-                str(row.get("time", "")), row.get("level", ""), row.get("event", ""), row.get("correlation_id", ""),
-                detail,
-            )  # fmt: skip
-        console.print(table)
-
-    _emit(as_json, rows, render)
-
-
-@app.command()
-def status(as_json: bool = JsonOpt) -> None:
-    """Jobs by state; the deals that failed, are stuck or are backing off (ids and reasons); the deals parked in
-    the poison queue; queue depths (orders and masters); the poll checkpoint."""
-    from connector.flows.poll import CHECKPOINT
-    from connector.state.jobs import MASTER_JOBS, ORDER_JOB
-    from connector.state.tables import now
-
-    async def work(rt: Any) -> dict[str, Any]:
-        jobs = await rt.state.jobs.list(ORDER_JOB)
-        counts: dict[str, int] = {}
-        for job in jobs:
-            counts[job.state] = counts.get(job.state, 0) + 1
-        failed = [{"deal_id": j.key, "reason": j.last_error, "updated": j.updated} for j in jobs if j.state == "failed"]
-        at, grace = now(), rt.settings.reconcile_grace_seconds
-        stuck = [
-            {"deal_id": j.key, "state": j.state, "since": j.updated, "last_error": j.last_error}
-            for j in jobs
-            if j.stranded(grace, at)
-        ]
-        retrying = [
-            {"deal_id": j.key, "failures": j.failures, "retry_at": j.retry_at, "last_error": j.last_error}
-            for j in jobs
-            if j.state == "queued" and j.failures and not j.stranded(grace, at)
-        ]
-        queue = rt.queues.order_queue
-        parked = await rt.queues.peek_poison(queue)
-        poisoned = sorted(
-            {str(p.message.deal_id) for p in parked if p.message is not None and hasattr(p.message, "deal_id")}
-        )
-        masters = [j for kind in MASTER_JOBS for j in await rt.state.jobs.list(kind)]
-        return {
-            "jobs": counts,
-            "failed": failed,
-            "stuck": stuck,
-            "retrying": retrying,
-            "poisoned_deals": poisoned,
-            "queue_depth": await rt.queues.depth(queue),
-            "poison_depth": await rt.queues.poison_depth(queue),
-            "poll_checkpoint": await rt.state.checkpoints.get(CHECKPOINT),
-            "master_queue_depth": await rt.queues.depth(rt.queues.master_queue),
-            "master_poison_depth": await rt.queues.poison_depth(rt.queues.master_queue),
-            "master_failed": [
-                {"job": f"{j.kind}/{j.key}", "reason": j.last_error} for j in masters if j.state == "failed"
-            ],
-        }
-
-    result = _run(work)
-
-    def render() -> None:
-        table = Table("state", "jobs")
-        for state in ("queued", "running", "done", "failed"):
-            table.add_row(state, str(result["jobs"].get(state, 0)))
-        console.print(table)
-        console.print(f"order queue: {result['queue_depth']}  poison: {result['poison_depth']}")
-        if result["poisoned_deals"]:
-            console.print(f"[red]deals in the poison queue:[/red] {', '.join(result['poisoned_deals'])}")
-        for row in result["stuck"]:
-            console.print(f"[yellow]stuck[/yellow] deal {row['deal_id']} ({row['state']} since {row['since']}): "
-                          f"{row['last_error'] or 'no message; the reconciler re-queues it'}")  # fmt: skip
-        for row in result["retrying"]:
-            console.print(f"backing off: deal {row['deal_id']} (failure {row['failures']}, next try {row['retry_at']}): "
-                          f"{row['last_error'] or ''}")  # fmt: skip
-        console.print(f"poll checkpoint: {result['poll_checkpoint'] or 'never polled'}")
-        console.print(f"master queue: {result['master_queue_depth']}  poison: {result['master_poison_depth']}")
-        for row in result["master_failed"]:
-            console.print(f"[red]failed master push[/red] {row['job']}: {row['reason'] or ''}")
-        if result["failed"]:
-            failed = Table("deal", "reason", title="failed jobs")
-            for row in result["failed"]:
-                failed.add_row(str(row["deal_id"]), row["reason"] or "")
-            console.print(failed)
-
-    _emit(as_json, result, render)
+    emit(as_json, result, render)
 
 
 @app.command()
@@ -358,53 +208,19 @@ def serve(
             await asyncio.Event().wait()
 
     try:
-        _run(work)
+        with_runtime(work)
     except KeyboardInterrupt:
         console.print("stopped")
 
 
-@secrets_app.command("set")
-def secrets_set(name: str, value: str = typer.Option(None, help="Omit to be prompted (input hidden).")) -> None:
-    """Store a secret in the configured store (the value is never printed)."""
-    from connector.secrets import check_name
+# The inspect and go-live commands: their modules add them to `app` (after these, in `--help`).
+from connector import cli_ops, cli_status  # noqa: E402
 
-    check_name(name)
-    secret = value if value is not None else typer.prompt(f"value for {name}", hide_input=True)
-
-    async def work(rt: Any) -> None:
-        await rt.secrets.set(name, secret)
-
-    _run(work)
-    console.print(f"stored {name}")
-
-
-@app.command("register-webhook")
-def register_webhook(url: str = typer.Argument(..., help="Public URL of /api/pipedrive/webhook.")) -> None:
-    """Create (or reuse) the Pipedrive webhook for deal changes, with Basic auth from the secret store."""
-    from connector.secrets import SecretNames
-
-    async def work(rt: Any) -> Any:
-        client = await rt.pipedrive()
-        password = await rt.secrets.get(SecretNames.PIPEDRIVE_WEBHOOK_PASSWORD)
-        return await client.ensure_webhook(
-            url, user=rt.settings.pipedrive_webhook_user, password=password, event_action="change", event_object="deal"
-        )
-
-    hook = _run(work)
-    console.print(f"webhook {getattr(hook, 'id', '?')} -> {url}")
+COMMAND_MODULES = (cli_status, cli_ops)
 
 
 def main() -> None:
     app()
-
-
-def _register_ops() -> None:
-    from connector.cli_ops import register
-
-    register(app)
-
-
-_register_ops()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,4 @@
-"""The operator's go-live and audit commands: doctor (and, with the order plan, preview and reconcile).
-
-Kept apart from `connector/cli.py` (the run-and-inspect commands); `register(app)` adds them.
-"""
+"""The operator's set-up and go-live commands: secrets, register-webhook, doctor, preview, reconcile."""
 
 from __future__ import annotations
 
@@ -12,6 +9,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from connector.cli_app import JsonOpt, app, busy, console, emit, secrets_app, usage_error, with_runtime
+from connector.pipedrive.models import Webhook
+
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
 
 
@@ -21,106 +21,116 @@ def default_app_url() -> str | None:
     return f"https://{host}" if host else None
 
 
-def register(app: typer.Typer) -> None:
-    from connector.cli import JsonOpt, _emit, _run, console
+@secrets_app.command("set")
+def secrets_set(name: str, value: str = typer.Option(None, help="Omit to be prompted (input hidden).")) -> None:
+    """Store a secret in the configured store (the value is never printed)."""
+    from connector.secrets import check_name
 
-    @app.command()
-    def doctor(
-        app_url: str = typer.Option(
-            None, "--app-url", help="This app's base URL, e.g. https://func-….azurewebsites.net."
-        ),
-        function_key: str = typer.Option(
-            None, "--function-key", envvar="ML_CONNECTOR_FUNCTION_KEY", help="Function key for the events route."
-        ),
-        as_json: bool = JsonOpt,
-    ) -> None:
-        """Check every setting and mapping name against Pipedrive, D365, Storage and secrets; exit 1 on a failure."""
-        from connector.doctor import run_doctor
+    check_name(name)
+    secret = value if value is not None else typer.prompt(f"value for {name}", hide_input=True)
 
-        async def work(rt: Any) -> Any:
-            with console.status("checking…", spinner="dots") if not as_json else _nothing():
-                return await run_doctor(rt, app_url=app_url or default_app_url(), function_key=function_key)
+    async def work(rt: Any) -> None:
+        await rt.secrets.set(name, secret)
 
-        report = _run(work)
-
-        def render() -> None:
-            table = Table("", "check", "finding", "fix")
-            for check in report.checks:
-                style = STATUS_STYLE[check.status]
-                table.add_row(f"[{style}]{check.status}[/{style}]", check.name, check.detail, check.fix)
-            console.print(table)
-            counts = report.counts
-            console.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed")
-
-        _emit(as_json, report.as_json(), render)
-        if not report.ok:
-            raise typer.Exit(1)
-
-    _preview_command(app)
-    _reconcile_command(app)
+    with_runtime(work)
+    console.print(f"stored {name}")
 
 
-def _preview_command(app: typer.Typer) -> None:
-    from connector.cli import JsonOpt, _emit, _run, console
+@app.command("register-webhook")
+def register_webhook(url: str = typer.Argument(..., help="Public URL of /api/pipedrive/webhook.")) -> None:
+    """Create (or reuse) the Pipedrive webhook for deal changes, with Basic auth from the secret store."""
+    from connector.secrets import SecretNames
 
-    @app.command()
-    def preview(deal_id: int, as_json: bool = JsonOpt) -> None:
-        """The order (header, lines, customer, dimensions, totals) a build would write for DEAL; writes nothing."""
-        from connector.preview import preview_deal
+    async def work(rt: Any) -> Webhook:
+        client = await rt.pipedrive()
+        password = await rt.secrets.get(SecretNames.PIPEDRIVE_WEBHOOK_PASSWORD)
+        return await client.ensure_webhook(
+            url, user=rt.settings.pipedrive_webhook_user, password=password, event_action="change", event_object="deal"
+        )
 
-        async def work(rt: Any) -> Any:
-            _ = rt.mapping  # a bad mapping file fails here, naming the key
-            return await preview_deal(rt, deal_id)
-
-        result = _run(work)
-
-        def render() -> None:
-            from connector.preview_render import render_preview
-
-            render_preview(console, result)
-
-        _emit(as_json, result.model_dump(mode="json"), render)
-        if not result.ok:
-            raise typer.Exit(1)
+    hook = with_runtime(work)
+    console.print(f"webhook {hook.id} -> {url}")
 
 
-def _reconcile_command(app: typer.Typer) -> None:
-    from connector.cli import JsonOpt, _emit, _run, console
+@app.command()
+def doctor(
+    app_url: str = typer.Option(None, "--app-url", help="This app's base URL, e.g. https://func-….azurewebsites.net."),
+    function_key: str = typer.Option(
+        None, "--function-key", envvar="ML_CONNECTOR_FUNCTION_KEY", help="Function key for the events route."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check every setting and mapping name against Pipedrive, D365, Storage and secrets; exit 1 on a failure."""
+    from connector.doctor import run_doctor
 
-    @app.command()
-    def reconcile(
-        since: str = typer.Option("30d", "--since", help="Period: 30d, 12h, 90m, or a date (2026-11-01)."),
-        as_json: bool = JsonOpt,
-        as_csv: bool = typer.Option(False, "--csv", help="Print CSV (one row per finding) for a spreadsheet."),
-    ) -> None:
-        """Every won deal of the period against D365 (order, customer, lines, totals) and every order with our
-        reference against Pipedrive. Reads only; exits 1 on any mismatch."""
-        from connector.reconcile.render import render_reconcile, to_csv
-        from connector.reconcile.run import parse_since
-        from connector.reconcile.run import reconcile as run_reconcile
+    async def work(rt: Any) -> Any:
+        with busy(as_json, "checking…"):
+            return await run_doctor(rt, app_url=app_url or default_app_url(), function_key=function_key)
 
-        try:
-            start = parse_since(since)
-        except ValueError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+    report = with_runtime(work)
 
-        async def work(rt: Any) -> Any:
-            _ = rt.mapping
-            with console.status("reconciling…", spinner="dots") if not (as_json or as_csv) else _nothing():
-                return await run_reconcile(rt, start)
+    def render() -> None:
+        table = Table("", "check", "finding", "fix")
+        for check in report.checks:
+            style = STATUS_STYLE[check.status]
+            table.add_row(f"[{style}]{check.status}[/{style}]", check.name, check.detail, check.fix)
+        console.print(table)
+        counts = report.counts
+        console.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed")
 
-        report = _run(work)
-        if as_csv:
-            sys.stdout.write(to_csv(report))
-        else:
-            payload = {**report.model_dump(mode="json"), "mismatches": report.mismatches, "counts": report.counts}
-            _emit(as_json, payload, lambda: render_reconcile(console, report))
-        if report.mismatches:
-            raise typer.Exit(1)
+    emit(as_json, report.as_json(), render)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
-def _nothing() -> Any:
-    import contextlib
+@app.command()
+def preview(deal_id: int, as_json: bool = JsonOpt) -> None:
+    """The order (header, lines, customer, dimensions, totals) a build would write for DEAL; writes nothing."""
+    from connector.preview import preview_deal
 
-    return contextlib.nullcontext()
+    async def work(rt: Any) -> Any:
+        _ = rt.mapping  # a bad mapping file fails here, naming the key
+        return await preview_deal(rt, deal_id)
+
+    result = with_runtime(work)
+
+    def render() -> None:
+        from connector.preview_render import render_preview
+
+        render_preview(console, result)
+
+    emit(as_json, result.model_dump(mode="json"), render)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reconcile(
+    since: str = typer.Option("30d", "--since", help="Period: 30d, 12h, 90m, or a date (2026-11-01)."),
+    as_json: bool = JsonOpt,
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV (one row per finding) for a spreadsheet."),
+) -> None:
+    """Every won deal of the period against D365 (order, customer, lines, totals) and every order with our
+    reference against Pipedrive. Reads only; exits 1 on any mismatch."""
+    from connector.reconcile.render import render_reconcile, to_csv
+    from connector.reconcile.run import parse_since
+    from connector.reconcile.run import reconcile as run_reconcile
+
+    try:
+        start = parse_since(since)
+    except ValueError as exc:
+        usage_error(str(exc))
+
+    async def work(rt: Any) -> Any:
+        _ = rt.mapping
+        with busy(as_json or as_csv, "reconciling…"):
+            return await run_reconcile(rt, start)
+
+    report = with_runtime(work)
+    if as_csv:
+        sys.stdout.write(to_csv(report))
+    else:
+        payload = {**report.model_dump(mode="json"), "mismatches": report.mismatches, "counts": report.counts}
+        emit(as_json, payload, lambda: render_reconcile(console, report))
+    if report.mismatches:
+        raise typer.Exit(1)

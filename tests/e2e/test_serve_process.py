@@ -65,7 +65,7 @@ def test_a_command_and_the_function_bodies_it_runs_share_the_runtime(
         async def work(rt: Runtime) -> bool:
             return await get_runtime() is rt  # what `get_runtime()` in a function body returns
 
-        assert cli._run(work)
+        assert cli.with_runtime(work)
         assert runtime._runtimes == {}  # closed and forgotten when the command ended
     finally:
         get_settings.cache_clear()
