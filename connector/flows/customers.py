@@ -42,7 +42,8 @@ from connector.mapping.sections import MatchRule
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization, OrganizationInput
-from connector.state.jobs import CUSTOMER_JOB, Job
+from connector.state.job_row import Job
+from connector.state.jobs import CUSTOMER_JOB
 from connector.state.store import StateStore
 
 How = Literal["idmap", "account_field", "matched", "created"]

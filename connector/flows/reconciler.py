@@ -16,7 +16,8 @@ from datetime import datetime
 
 from connector.queues import MasterPush, OrderBuild
 from connector.runtime import Runtime
-from connector.state.jobs import ORDER_JOB, QUEUED_KINDS, Job, LostLeaseError, master_entity
+from connector.state.job_row import Job
+from connector.state.jobs import ORDER_JOB, QUEUED_KINDS, LostLeaseError, master_entity
 from connector.state.tables import now
 
 

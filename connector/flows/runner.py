@@ -25,7 +25,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from connector.errors import PermanentError, RetryLaterError, TransientError, UnknownOutcomeError
 from connector.flows.context import FlowContext
-from connector.state.jobs import Job, JobStore, LostLeaseError
+from connector.state.job_row import Job
+from connector.state.jobs import JobStore, LostLeaseError
 from connector.state.tables import now
 
 R = TypeVar("R")

@@ -22,7 +22,7 @@ from connector.reconcile.compare import compare_order
 if TYPE_CHECKING:
     from connector.mapping.config import MappingConfig
     from connector.runtime import Runtime
-    from connector.state.jobs import Job
+    from connector.state.job_row import Job
 
 DealStatus = Literal["ok", "mismatch", "missing", "failed", "pending"]
 MISMATCHES = ("mismatch", "missing")

@@ -2,7 +2,8 @@
 
 from connector.state.audit import AuditEntry, AuditLog
 from connector.state.idmap import Checkpoints, IdMap, IdMapEntry
-from connector.state.jobs import EnqueueDecision, Job, JobState, JobStore, LostLeaseError
+from connector.state.job_row import Job, JobState
+from connector.state.jobs import EnqueueDecision, JobStore, LostLeaseError
 from connector.state.store import StateStore
 from connector.state.tables import decode_key, encode_key
 

@@ -19,7 +19,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import UpdateMode
 
-from connector.state.jobs import EnqueueDecision, Job, JobStore, LostLeaseError, reopened, reopens
+from connector.state.job_row import Job, reopened, reopens
+from connector.state.jobs import EnqueueDecision, JobStore, LostLeaseError
 from connector.state.tables import encode_key, now, storage_errors
 
 READ_CHUNK = 15  # "no more than 15 discrete comparisons are permitted within a $filter string"
