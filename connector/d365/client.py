@@ -24,7 +24,6 @@ from connector.d365.lookups import MasterDataLookups, select_for
 from connector.d365.models import (
     Currency,
     Customer,
-    CustomerCreate,
     CustomerGroup,
     D365Create,
     D365Entity,
@@ -32,11 +31,10 @@ from connector.d365.models import (
     ReleasedProduct,
     ReleasedProductName,
     SalesOrderHeader,
-    SalesOrderHeaderCreate,
     SalesOrderLine,
-    SalesOrderLineCreate,
 )
-from connector.errors import ConfigError, NotFoundError, PermanentError
+from connector.d365.orders import SalesOrders
+from connector.errors import NotFoundError, PermanentError
 from connector.paging import Page, follow_pages
 from connector.retry import UNANSWERED, RetryPolicy, RetryTransport, Sleep, failure_error, failure_of, no_answer
 from connector.telemetry import counting_transport
@@ -57,7 +55,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-class D365Client(MasterDataLookups):
+class D365Client(MasterDataLookups, SalesOrders):
     """Create once per worker and share; use as `async with D365Client(...) as d365:`."""
 
     def __init__(
@@ -313,83 +311,3 @@ class D365Client(MasterDataLookups):
         if len(parts) != len(operations):
             raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")
         return [p.json() for p in parts]
-
-    # --- orders and customers (master-data lookups: lookups.py) ---------------------------------
-
-    async def find_order_by_reference(
-        self, reference: str, legal_entity: str, *, field: str = "CustomersOrderReference"
-    ) -> SalesOrderHeader | None:
-        """The (oldest) sales order carrying `reference` in `field`, with its lines; None if there is none."""
-        select = select_for(SalesOrderHeader)
-        rows = self.iter_entities(
-            "SalesOrderHeadersV2",
-            filter=odata.eq(field, reference),
-            legal_entity=legal_entity,
-            orderby=["SalesOrderNumber asc"],
-            expand=["SalesOrderLines"],
-            select=select if field in select else [*select, field],
-        )
-        async for row in rows:
-            # `*` in the reference is an F&O wildcard: keep only the exact match.
-            if str(row.get(field, "")).casefold() == reference.casefold():
-                return self._model(SalesOrderHeader, row, "GET SalesOrderHeadersV2")
-        return None
-
-    async def get_order(self, number: str, legal_entity: str) -> SalesOrderHeader | None:
-        """One sales order by its number, with its lines; None when there is none."""
-        row = await self.find_by_key(
-            "SalesOrderHeadersV2",
-            {"dataAreaId": legal_entity.lower(), "SalesOrderNumber": number},
-            select=select_for(SalesOrderHeader),
-            expand=["SalesOrderLines"],
-        )
-        return None if row is None else self._model(SalesOrderHeader, row, "GET SalesOrderHeadersV2")
-
-    async def create_customer(self, customer: CustomerCreate) -> Customer:
-        return self._model(Customer, await self.create("CustomersV3", customer), "POST CustomersV3")
-
-    async def create_sales_order(
-        self, header: SalesOrderHeaderCreate, lines: Sequence[SalesOrderLineCreate]
-    ) -> tuple[str, list[SalesOrderLine]]:
-        """Header and all lines in ONE changeset (all or nothing); the header must carry its number.
-
-        This is the documented way (Microsoft's header+lines changeset sample [SAMPLE], [RUBLOG]): every line names
-        the header's SalesOrderNumber. There is no `$n` Content-ID reference: F&O saves a changeset's
-        operations together, so a number-sequence key does not exist when `$n` would be resolved
-        (docs/api-facts.md, D365 §4); with a D365 number sequence use `create_order_header`, then `add_order_lines`.
-        """
-        if not header.sales_order_number:
-            raise ConfigError("a header and its lines in one changeset need the order number on the header")
-        operations = [Operation(method="POST", path="SalesOrderHeadersV2", body=header.to_payload())]
-        operations += self._line_operations(header.data_area_id, header.sales_order_number, lines)
-        results = await self.execute_changeset(operations)
-        created = self._model(SalesOrderHeader, results[0], "POST SalesOrderHeadersV2")
-        created_lines = [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results[1:]]
-        return created.sales_order_number, created_lines
-
-    async def create_order_header(self, header: SalesOrderHeaderCreate) -> SalesOrderHeader:
-        """The header alone (its number from D365's number sequence when it carries none)."""
-        return self._model(
-            SalesOrderHeader, await self.create("SalesOrderHeadersV2", header), "POST SalesOrderHeadersV2"
-        )
-
-    async def add_order_lines(
-        self, legal_entity: str, number: str, lines: Sequence[SalesOrderLineCreate]
-    ) -> list[SalesOrderLine]:
-        """Lines of an existing order in one changeset (all or nothing), each carrying its SalesOrderNumber."""
-        results = await self.execute_changeset(self._line_operations(legal_entity.lower(), number, lines))
-        return [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results]
-
-    @staticmethod
-    def _line_operations(company: str, number: str, lines: Sequence[SalesOrderLineCreate]) -> list[Operation]:
-        if not lines:
-            raise ConfigError("a sales order needs at least one line")
-        operations = []
-        for line in lines:
-            body = line.to_payload()
-            if str(body.get("dataAreaId", company)).lower() != company.lower():
-                raise ConfigError(f"line company {body['dataAreaId']} differs from header company {company}")
-            body["dataAreaId"] = company
-            body["SalesOrderNumber"] = number
-            operations.append(Operation(method="POST", path="SalesOrderLines", body=body))
-        return operations

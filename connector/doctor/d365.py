@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from connector.runtime import Runtime
 
 AREA = "d365"
-# UNCONFIRMED entity sets (not in the recorded metadata, connector/dev/sandbox/d365/schema.json): usual F&O public collection names, with the key field
-# the doctor filters on and where an admin finds the record in the F&O client.
+# UNCONFIRMED entity sets (not in the recorded metadata, connector/dev/sandbox/d365/schema.json): usual
+# F&O public collection names, with the key field the doctor filters on and where an admin finds the record
+# in the F&O client.
 PAYMENT_TERMS = ("PaymentTerms", "Name", "Accounts receivable > Payments setup > Terms of payment")
 SITES = ("OperationalSites", "SiteId", "Inventory management > Setup > Inventory breakdown > Sites")
 WAREHOUSES = ("Warehouses", "WarehouseId", "Inventory management > Setup > Inventory breakdown > Warehouses")
