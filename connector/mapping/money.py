@@ -78,17 +78,22 @@ def _net_of_inclusive(
     price: Decimal, pct: Decimal, per_unit: Decimal, quantity: Decimal, gross: Decimal, rate: Decimal,
     cfg: MappingConfig, found: list[str],
 ) -> LineMoney | None:  # fmt: skip
-    """The fewest price decimals (from 2) at which quantity x net price gives the exact net line amount."""
+    """A net price with the fewest decimals (from 2) at which quantity x net price gives the exact net amount.
+
+    The nearest net price at each precision first; failing at every precision, the one above, then the one
+    below: when the exact net amount sits on a half cent (0.575), every price under the exact one rounds down.
+    """
     divisor = 1 + rate / 100
     net = EXACT.divide(gross, divisor)
     wanted = round_amount(net, cfg)
-    for places in range(min(2, cfg.lines.price_decimals), cfg.lines.price_decimals + 1):
-        unit = Decimal(1).scaleb(-places)
-        net_price = EXACT.divide(price, divisor).quantize(unit, rounding=decimal.ROUND_HALF_EVEN, context=EXACT)
-        net_disc = EXACT.divide(per_unit, divisor).quantize(unit, rounding=decimal.ROUND_HALF_EVEN, context=EXACT)
-        amount = EXACT.subtract(EXACT.multiply(quantity * net_price, 1 - pct / 100), quantity * net_disc)
-        if round_amount(amount, cfg) == wanted:
-            return LineMoney(plain(net_price), pct, plain(net_disc), net, gross, gross - net)
+    places = range(min(2, cfg.lines.price_decimals), cfg.lines.price_decimals + 1)
+    for rounding in (decimal.ROUND_HALF_EVEN, decimal.ROUND_CEILING, decimal.ROUND_FLOOR):
+        for unit in (Decimal(1).scaleb(-p) for p in places):
+            net_price = EXACT.divide(price, divisor).quantize(unit, rounding=rounding, context=EXACT)
+            net_disc = EXACT.divide(per_unit, divisor).quantize(unit, rounding=decimal.ROUND_HALF_EVEN, context=EXACT)
+            amount = EXACT.subtract(EXACT.multiply(quantity * net_price, 1 - pct / 100), quantity * net_disc)
+            if round_amount(amount, cfg) == wanted:
+                return LineMoney(plain(net_price), pct, plain(net_disc), net, gross, gross - net)
     found.append(
         f"price {show(price)} includes {show(rate)}% tax, and no net price with at most {cfg.lines.price_decimals} "
         f"decimals gives the net line amount {show(wanted)} for quantity {show(quantity)}; set the line's tax method "
