@@ -60,7 +60,7 @@ class QueueRules(BaseModel):
 
     @field_validator("visibility_timeout", "max_polling_interval", mode="before")
     @classmethod
-    def _timespan(cls, value: object) -> object:
+    def parse_queue_timespans(cls, value: object) -> object:
         if isinstance(value, timedelta):
             return value
         span = parse_timespan(value)
@@ -82,7 +82,7 @@ class HostJson(BaseModel):
 
     @field_validator("function_timeout", mode="before")
     @classmethod
-    def _timeout(cls, value: object) -> object:
+    def parse_function_timeout(cls, value: object) -> object:
         return value if value is None or isinstance(value, timedelta) else parse_timespan(value)
 
 

@@ -174,14 +174,14 @@ class Settings(BaseSettings):
 
     @field_validator("pipedrive_company_domain")
     @classmethod
-    def _domain(cls, value: str) -> str:
+    def company_domain_only(cls, value: str) -> str:
         if not _DOMAIN.match(value):
             raise ValueError("must be the company subdomain only, e.g. 'acme' for acme.pipedrive.com")
         return value
 
     @field_validator("d365_environment_url", "pipedrive_base_url", "pipedrive_oauth_token_url", "key_vault_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
+    def absolute_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
         if not re.match(r"^https?://[^/\s]+", value):
@@ -190,14 +190,14 @@ class Settings(BaseSettings):
 
     @field_validator("order_queue", "master_queue")
     @classmethod
-    def _queue(cls, value: str) -> str:
+    def valid_queue_name(cls, value: str) -> str:
         if not _QUEUE_NAME.match(value):
             raise ValueError("must be 3-56 chars of lowercase letters, digits and single hyphens")
         return value
 
     @field_validator("max_dequeue_count")
     @classmethod
-    def _as_host_json(cls, value: int) -> int:
+    def same_as_host_json(cls, value: int) -> int:
         hosts = host_json().queues.max_dequeue_count
         if value != hosts:
             raise ValueError(
@@ -208,14 +208,14 @@ class Settings(BaseSettings):
 
     @field_validator("table_prefix")
     @classmethod
-    def _prefix(cls, value: str) -> str:
+    def valid_table_prefix(cls, value: str) -> str:
         if not _TABLE_PREFIX.match(value):
             raise ValueError("must be empty or letters/digits starting with a letter (Azure table name rules)")
         return value
 
     @field_validator("retry_schedule_seconds")
     @classmethod
-    def _schedule(cls, value: str) -> str:
+    def valid_retry_schedule(cls, value: str) -> str:
         try:
             steps = [float(part) for part in value.split(",")]
         except ValueError:
@@ -226,13 +226,13 @@ class Settings(BaseSettings):
 
     @field_validator("poll_schedule", "master_schedule", "reconcile_schedule")
     @classmethod
-    def _ncrontab(cls, value: str) -> str:
+    def six_field_ncrontab(cls, value: str) -> str:
         if len(value.split()) != 6:
             raise ValueError("must be an NCRONTAB expression with 6 fields (sec min hour day month weekday)")
         return value
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
+    def storage_and_credential_complete(self) -> Settings:
         has_identity = bool(
             self.storage_account_name or self.storage_queue_service_uri or self.storage_table_service_uri
         )

@@ -66,17 +66,17 @@ class BusinessEvent(BaseModel):
 
     @field_validator("event_time", mode="before")
     @classmethod
-    def _ms_date(cls, value: object) -> datetime | None:
+    def parse_event_time(cls, value: object) -> datetime | None:
         return parse_ms_date(value)
 
     @field_validator("legal_entity")
     @classmethod
-    def _lower(cls, value: str) -> str:
+    def legal_entity_lower_case(cls, value: str) -> str:
         return value.lower()
 
     @field_validator("event_id")
     @classmethod
-    def _event_id(cls, value: str) -> str:
+    def normalised_event_id(cls, value: str) -> str:
         # Real ids are upper-case GUIDs without braces; normalise so dedupe keys compare equal.
         value = value.strip().strip("{}").upper()
         if not value:

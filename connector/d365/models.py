@@ -124,7 +124,7 @@ class CustomerCreate(_CustomerFields, D365Create):
     sales_currency_code: str = Field(alias="SalesCurrencyCode", min_length=3, max_length=3)
 
     @model_validator(mode="after")
-    def _name_for_party(self) -> CustomerCreate:
+    def party_has_its_name(self) -> CustomerCreate:
         if self.party_type not in PARTY_TYPES:
             raise ValueError(f"PartyType must be one of {', '.join(PARTY_TYPES)}")
         # [ENT-CUST]: ORGANIZATIONNAME required for organizations, a person-name field for persons.
@@ -260,7 +260,7 @@ class SalesOrderHeaderCreate(D365Create):
 
     @field_validator("currency_code")
     @classmethod
-    def _upper_currency(cls, value: str) -> str:
+    def currency_upper_case(cls, value: str) -> str:
         return value.upper()
 
 

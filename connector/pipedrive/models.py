@@ -31,12 +31,12 @@ class PipedriveModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _aware_timestamps(cls, value: Any) -> Any:
+    def timestamps_in_utc(cls, value: Any) -> Any:
         return _utc(value) if isinstance(value, datetime) else value
 
     @model_validator(mode="before")
     @classmethod
-    def _empty_when_null(cls, data: Any) -> Any:
+    def null_collections_empty(cls, data: Any) -> Any:
         """Pipedrive sends null for empty lists/objects (custom_fields, emails, prices...): use empty ones."""
         if not isinstance(data, dict):
             return data
@@ -168,7 +168,7 @@ class Product(PipedriveModel):
 
     @field_validator("code", mode="before")
     @classmethod
-    def _code_text(cls, value: Any) -> Any:
+    def code_as_text(cls, value: Any) -> Any:
         # The v2 search example types `code` as an integer (spec quirk, UNCONFIRMED): keep it as text.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
