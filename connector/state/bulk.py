@@ -94,7 +94,7 @@ async def guard_enqueue_many(
         plan: list[tuple[str, Job, Job | None]] = []
         for key in pending:
             current = found.get(key)
-            if current is not None and current.token == token and current.state == "queued":
+            if current is not None and current.enqueue_token == token and current.state == "queued":
                 decisions[key] = EnqueueDecision(enqueue=True, previous=None, job=current)  # ours, answer lost
                 continue
             if current is not None and not reopens(current, reopen_done=reopen_done, stale_after=stale_after):
@@ -109,7 +109,7 @@ async def guard_enqueue_many(
                     "correlation_id": correlation_id,
                     "reason": reason,
                     "updated": stamp,
-                    "token": token,
+                    "enqueue_token": token,
                     **(reopened(current) if current is not None and current.state in ("failed", "done") else {}),
                 }
             )

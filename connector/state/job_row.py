@@ -44,7 +44,7 @@ class Job(BaseModel):
     failures: int = 0
     first_failure: datetime | None = None
     takeovers: int = 0
-    token: str = ""
+    enqueue_token: str = ""  # the guard_enqueue call that last queued it (not a credential)
     created: datetime | None = None
     updated: datetime | None = None
     etag: str = Field("", repr=False)
@@ -99,7 +99,7 @@ class Job(BaseModel):
             failures=int(entity.get("Failures", 0)),
             first_failure=entity.get("FirstFailure"),
             takeovers=int(entity.get("Takeovers", 0)),
-            token=entity.get("EnqueueToken", ""),
+            enqueue_token=entity.get("EnqueueToken", ""),
             created=entity.get("Created"),
             updated=entity.get("Updated"),
             etag=entity.metadata["etag"],
@@ -121,7 +121,7 @@ class Job(BaseModel):
             "Intent": dumps(self.intent) if self.intent is not None else "",
             "Failures": self.failures,
             "Takeovers": self.takeovers,
-            "EnqueueToken": self.token,
+            "EnqueueToken": self.enqueue_token,
             "Created": self.created or now(),
             "Updated": self.updated or now(),
         }

@@ -155,14 +155,16 @@ class JobStore:
         """
         token = uuid.uuid4().hex
         for _ in range(_MAX_RACE_ROUNDS):
-            fresh = Job(kind=kind, key=key, state="queued", correlation_id=correlation_id, reason=reason, token=token)
+            fresh = Job(
+                kind=kind, key=key, state="queued", correlation_id=correlation_id, reason=reason, enqueue_token=token
+            )
             inserted = await self._insert(fresh)
             if inserted is not None:
                 return EnqueueDecision(enqueue=True, previous=None, job=inserted)
             current = await self.get(kind, key)
             if current is None:
                 continue  # deleted in between: insert again
-            if current.token == token and current.state == "queued":
+            if current.enqueue_token == token and current.state == "queued":
                 return EnqueueDecision(enqueue=True, previous=None, job=current)  # our own insert, answer lost
             reopen = reopens(current, reopen_done=reopen_done, stale_after=stale_after)
             if not reopen:
@@ -171,7 +173,9 @@ class JobStore:
             if current.state in ("failed", "done"):
                 changes.update(reopened(current))
             try:
-                job = await self._replace(current, correlation_id=correlation_id, reason=reason, token=token, **changes)
+                job = await self._replace(
+                    current, correlation_id=correlation_id, reason=reason, enqueue_token=token, **changes
+                )
             except LostLeaseError:
                 continue
             return EnqueueDecision(enqueue=True, previous=current.state, job=job)
