@@ -125,7 +125,7 @@ async def _mode(azurite: Azurite, mode: str, mapping: Path) -> str:
         # Poll: the first run sets the watermark; the second is the steady state "nothing new".
         for label in ("poll, first run (sets watermark)", "poll, nothing new"):
             pd_mark, d_mark = len(bench.pipedrive_log()), len(bench.d365_log())
-            result = await poll_won_deals(bench.rt)
+            result = await poll_won_deals(await bench.rt.poll_deps())
             calls = calls_since(bench, pd_mark, d_mark)
             rows.append((f"{label}: enqueued {result.enqueued}", "-", calls.pipedrive_total, calls.d365_total,
                          f"{calls.pipedrive_token}/{calls.d365_token}", 0))  # fmt: skip

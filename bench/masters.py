@@ -102,7 +102,7 @@ async def _sync(bench: Bench, storage: StorageCalls, label: str) -> tuple[tuple[
     storage.counts.clear()
     rss_before = _rss_mb()
     started = time.perf_counter()
-    result = await master_diff(bench.rt, "all", reason="cli", inline_seconds=math.inf)
+    result = await master_diff(await bench.rt.diff_deps(), "all", reason="cli", inline_seconds=math.inf)
     seconds = time.perf_counter() - started
     pd = bench.pipedrive_log()[pd_mark:]
     d365 = [r for r in bench.d365_log()[d_mark:] if r.path.startswith("/data") and not r.in_batch]

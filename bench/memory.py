@@ -57,7 +57,7 @@ def _free_port() -> int:
 async def _orders(bench: Bench, n: int) -> tuple[float, float, int]:
     for i in range(n):
         bench.stack.pipedrive.set_deal_status(FIRST_DEAL + i, "won")
-    polled = await poll_won_deals(bench.rt)
+    polled = await poll_won_deals(await bench.rt.poll_deps())
     started = time.perf_counter()
     [result] = await _workers(1, 8, True)
     created = result["stats"]["outcomes"].get("created", 0)

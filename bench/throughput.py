@@ -84,7 +84,7 @@ async def _one(
         _inject_latency(bench, deals * 40, *latency)
         customers_before = len(bench.stack.d365.records("CustomersV3"))
         pd_mark, d_mark = len(bench.pipedrive_log()), len(bench.d365_log())
-        polled = await poll_won_deals(bench.rt)  # the timer's safety net enqueues them all at once
+        polled = await poll_won_deals(await bench.rt.poll_deps())  # the timer's safety net enqueues them all at once
         pd_mark = len(bench.pipedrive_log())  # the poll's own call is not the orders'
         started = time.perf_counter()  # the queue is full: from here on, orders per minute
         poisoned, rss = 0, []

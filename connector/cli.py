@@ -29,7 +29,7 @@ def sync(as_json: bool = JsonOpt) -> None:
     async def work(rt: Any) -> dict[str, Any]:
         _ = rt.mapping  # a bad mapping file fails now, naming the key, before anything is queued
         with busy(as_json, "polling Pipedrive for won deals…"):
-            polled = await poll_won_deals(rt)
+            polled = await poll_won_deals(await rt.poll_deps())
         with busy(as_json, "building orders…"):
             stats = await QueuePump(rt).drain()
         return {
@@ -77,12 +77,13 @@ def replay(
 
     async def work(rt: Any) -> dict[str, Any]:
         parts: list[ReplayResult] = []
+        deps = await rt.requeue_deps()
         if deal_ids:
-            parts.append(await replay_deals(rt, list(deal_ids)))
+            parts.append(await replay_deals(deps, list(deal_ids)))
         if failed:
-            parts.append(await replay_failed(rt))
+            parts.append(await replay_failed(deps))
         if poison:
-            parts.append(await replay_poison(rt))
+            parts.append(await replay_poison(deps))
         out: dict[str, Any] = {
             "requeued": [d for p in parts for d in p.requeued],
             "skipped": {str(k): v for p in parts for k, v in p.skipped.items()},
@@ -125,7 +126,7 @@ def push_masters(
     async def work(rt: Any) -> dict[str, Any]:
         with busy(as_json, "reading D365 masters…"):
             inline = math.inf if run else 0.0  # --run pushes what the diff read; otherwise the host's workers do
-            diff = await master_diff(rt, entity, reason="cli", inline_seconds=inline)  # type: ignore[arg-type]
+            diff = await master_diff(await rt.diff_deps(), entity, reason="cli", inline_seconds=inline)  # type: ignore[arg-type]
         out: dict[str, Any] = {
             "correlation_id": diff.correlation_id,
             "legal_entities": diff.legal_entities,

@@ -90,7 +90,7 @@ def preview(deal_id: int, as_json: bool = JsonOpt) -> None:
 
     async def work(rt: Any) -> Any:
         _ = rt.mapping  # a bad mapping file fails here, naming the key
-        return await preview_deal(rt, deal_id)
+        return await preview_deal(await rt.order_deps(), deal_id)
 
     result = with_runtime(work)
 
@@ -124,7 +124,7 @@ def reconcile(
     async def work(rt: Any) -> Any:
         _ = rt.mapping
         with busy(as_json or as_csv, "reconciling…"):
-            return await run_reconcile(rt, start)
+            return await run_reconcile(await rt.order_deps(), start, stale_after=rt.settings.job_stale_seconds)
 
     report = with_runtime(work)
     if as_csv:

@@ -14,13 +14,13 @@ from pydantic import BaseModel
 
 from connector.errors import PermanentError
 from connector.flows.customer_preview import customer_decision
-from connector.flows.customers import CustomerDeps, CustomerResolution
+from connector.flows.customers import CustomerResolution
+from connector.flows.deps import OrderDeps
 from connector.flows.items import resolve_items
 from connector.flows.order_plan import DealFacts, plan_for, read_deal
 from connector.mapping.customers import NewCustomer
 from connector.mapping.money import show
 from connector.mapping.orders import OrderPlan
-from connector.runtime import Runtime
 
 NEW_ACCOUNT = "(new customer)"
 
@@ -48,15 +48,13 @@ class Preview(BaseModel):
     lines: list[dict[str, Any]] = []  # the SalesOrderLines bodies, in order
 
 
-async def plan_deal(rt: Runtime, facts: DealFacts) -> tuple[OrderPlan, str, CustomerChoice]:
+async def plan_deal(deps: OrderDeps, facts: DealFacts) -> tuple[OrderPlan, str, CustomerChoice]:
     """The order plan a build would make for the deal now, read-only (PermanentError as a build fails)."""
-    cfg = rt.mapping
-    pipedrive, d365 = await rt.pipedrive(), await rt.d365()
+    cfg = deps.cfg
     lines = await resolve_items(
-        facts.deal, facts.deal_products, facts.legal_entity, pipedrive=pipedrive, d365=d365,
-        state=_ReadOnlyState(rt.state),  # type: ignore[arg-type]  # a checked item is not remembered
+        facts.deal, facts.deal_products, facts.legal_entity, pipedrive=deps.pipedrive, d365=deps.d365,
+        state=_ReadOnlyState(deps.state),  # type: ignore[arg-type]  # a checked item is not remembered
     )  # fmt: skip
-    deps = CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.runner)
     decision = await customer_decision(deps, deal=facts.deal, legal_entity=facts.legal_entity, load_org=facts.load_org)
     if isinstance(decision, CustomerResolution):
         choice = CustomerChoice(account=decision.account, how=decision.how)
@@ -89,14 +87,13 @@ def _new(decision: NewCustomer) -> CustomerChoice:
     return CustomerChoice(account=decision.payload.customer_account, how="new", new_customer=payload)
 
 
-async def preview_deal(rt: Runtime, deal_id: int) -> Preview:
+async def preview_deal(deps: OrderDeps, deal_id: int) -> Preview:
     try:
-        facts = await read_deal(rt, deal_id, require_won=False)
+        facts = await read_deal(deps, deal_id, require_won=False)
     except PermanentError as exc:
         return Preview(deal_id=deal_id, ok=False, problems=_problems(exc))
-    d365 = await rt.d365()
-    existing = await d365.find_order_by_reference(
-        facts.reference, facts.legal_entity, field=rt.mapping.order.reference_field
+    existing = await deps.d365.find_order_by_reference(
+        facts.reference, facts.legal_entity, field=deps.cfg.order.reference_field
     )
     preview = Preview(
         deal_id=deal_id,
@@ -107,7 +104,7 @@ async def preview_deal(rt: Runtime, deal_id: int) -> Preview:
         existing_order=existing.sales_order_number if existing is not None else None,
     )
     try:
-        plan, dimensions, choice = await plan_deal(rt, facts)
+        plan, dimensions, choice = await plan_deal(deps, facts)
     except PermanentError as exc:
         preview.problems = _problems(exc)
         return preview

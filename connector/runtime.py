@@ -3,6 +3,10 @@
 Azure Functions keeps a warm worker's event loop and module state between invocations, so clients
 (HTTP connection pools, token caches, custom-field definitions) are built on first use and reused.
 Heavy imports stay inside the openers: the health probe only pays for storage.
+
+This is the edge: flows never see a `Runtime`. Each flow's dependencies (`connector.flows.deps`) are built
+here once per runtime (`order_deps()`, `master_deps()`, ...) and passed in by the handlers, the CLI and the
+local runner.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import asyncio
 import os
 import socket
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from connector.d365.client import D365Client
+    from connector.flows.deps import DiffDeps, MasterDeps, OrderDeps, PollDeps, RequeueDeps
     from connector.flows.runner import JobRunner
     from connector.mapping.config import MappingConfig
     from connector.pipedrive.client import PipedriveClient
@@ -32,6 +38,7 @@ def worker_id() -> str:
 
 
 _NONCE = uuid.uuid4().hex[:6]
+D = TypeVar("D")
 
 
 class Runtime:
@@ -49,6 +56,7 @@ class Runtime:
         self._d365: D365Client | None = None
         self._mapping: MappingConfig | None = None
         self._fields: dict[str, CustomFields] = {}
+        self._deps: dict[str, Any] = {}  # each flow's deps, built once (see `_deps_of`)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Runtime:
@@ -74,6 +82,12 @@ class Runtime:
 
             self._mapping = load_mapping(self.settings.mapping_file)
         return self._mapping
+
+    @mapping.setter
+    def mapping(self, cfg: MappingConfig) -> None:
+        """Use another mapping (tests); the flows' deps are built again with it."""
+        self._mapping = cfg
+        self._deps.clear()
 
     async def pipedrive(self) -> PipedriveClient:
         async with self._lock:
@@ -106,7 +120,91 @@ class Runtime:
                 self._fields[entity] = CustomFields.for_client(client, entity)  # type: ignore[arg-type]
             return self._fields[entity]
 
+    # --- each flow's dependencies, built once per runtime -------------------------------------------
+
+    async def _deps_of(self, name: str, build: Callable[[], Awaitable[D]]) -> D:
+        """The deps `name`, built on first use; concurrent first uses keep the first one stored."""
+        found = self._deps.get(name)
+        if found is None:
+            found = self._deps.setdefault(name, await build())
+        return found
+
+    async def order_deps(self) -> OrderDeps:
+        """An order build, its preview and reconcile (opens both API clients)."""
+
+        async def build() -> OrderDeps:
+            from connector.flows.deps import OrderDeps
+
+            return OrderDeps(
+                cfg=self.mapping,
+                state=self.state,
+                pipedrive=await self.pipedrive(),
+                d365=await self.d365(),
+                org_fields=await self.custom_fields("organization"),
+                runner=self.runner,
+                deal_fields=await self.custom_fields("deal"),
+            )
+
+        return await self._deps_of("order", build)
+
+    async def master_deps(self) -> MasterDeps:
+        """A master push (opens both API clients); it keeps the accounting currencies read from D365."""
+
+        async def build() -> MasterDeps:
+            from connector.flows.deps import MasterDeps
+
+            return MasterDeps(
+                cfg=self.mapping,
+                state=self.state,
+                pipedrive=await self.pipedrive(),
+                d365=await self.d365(),
+                org_fields=await self.custom_fields("organization"),
+                runner=self.runner,
+                search_lag=self.settings.pipedrive_search_lag_seconds,
+            )
+
+        return await self._deps_of("master", build)
+
+    async def diff_deps(self) -> DiffDeps:
+        """The full master diff: the master push's deps (shared with it), the queues and the diff's pace."""
+        masters = await self.master_deps()
+
+        async def build() -> DiffDeps:
+            from connector.flows.deps import DiffDeps
+
+            return DiffDeps(
+                masters=masters,
+                queues=self.queues,
+                inline_seconds=self.settings.master_inline_seconds,
+                concurrency=self.settings.master_push_concurrency,
+            )
+
+        return await self._deps_of("diff", build)
+
+    async def poll_deps(self) -> PollDeps:
+        """The poll of won deals (opens the Pipedrive client only)."""
+
+        async def build() -> PollDeps:
+            from connector.flows.deps import PollDeps
+
+            return PollDeps(self.state, await self.pipedrive(), self.queues, self.settings.poll_overlap_seconds)
+
+        return await self._deps_of("poll", build)
+
+    async def requeue_deps(self) -> RequeueDeps:
+        """Replays and the reconciler (no API client)."""
+
+        async def build() -> RequeueDeps:
+            from connector.flows.deps import RequeueDeps
+
+            return RequeueDeps(
+                self.state, self.queues, self.settings.job_stale_seconds, self.settings.reconcile_grace_seconds
+            )
+
+        return await self._deps_of("requeue", build)
+
     async def close(self) -> None:
+        self._deps.clear()
         for closer in (self._pipedrive, self._d365):
             if closer is not None:
                 await closer.aclose()

@@ -131,7 +131,7 @@ async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report)
     with console.status("building orders from webhooks…"):
         await pump.drain()
     with console.status("timer poll (recovers the dropped webhook)…"):
-        polled = await poll_won_deals(rt)
+        polled = await poll_won_deals(await rt.poll_deps())
         await pump.drain()
     console.print(f"poll: {polled.seen} won deals seen, {polled.enqueued} queued (the rest were already done)")
 
@@ -149,12 +149,12 @@ async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report)
 
     console.print(f"Fixing product {UNMAPPED_PRODUCT_ID}: code := {UNMAPPED_CODE_FIX}; replaying failed jobs")
     await client.update_product(UNMAPPED_PRODUCT_ID, ProductInput(code=UNMAPPED_CODE_FIX))
-    replayed = await replay_failed(rt)
+    replayed = await replay_failed(await rt.requeue_deps())
     await pump.drain()
     # Replays of done deals go through the same dedupe: no second order, ever.
     from connector.flows.replay import replay_deals
 
-    again_replay = await replay_deals(rt, WON)
+    again_replay = await replay_deals(await rt.requeue_deps(), WON)
     await pump.drain()
     report.check("replay of done deals is skipped", not again_replay.requeued, f"skipped {len(again_replay.skipped)}")
 
@@ -171,7 +171,7 @@ async def _masters(stack: LocalStack, rt: Any, host: LocalHost, report: Report) 
     await stack.d365.wait_for_events(1)  # F&O sends its test event when the endpoint is activated
     masters = QueuePump.for_masters(rt, retry_after=0)
     with console.status("first full sync of released products and customers…"):
-        first = await master_diff(rt, "all", reason="demo")
+        first = await master_diff(await rt.diff_deps(), "all", reason="demo")
         await masters.drain()
     pushed = {kind: dict(outcomes) for kind, outcomes in first.pushed.items()}
     console.print(f"first sync: {first.seen} read, pushed {pushed}, queued {first.enqueued}")
@@ -189,7 +189,7 @@ async def _masters(stack: LocalStack, rt: Any, host: LocalHost, report: Report) 
     report.check("D365 price change reached Pipedrive", len(found) == 1 and usd == [1299.0], f"{code}: {usd}")
 
     writes_before = _pipedrive_writes(stack)
-    again = await master_diff(rt, "all", reason="demo")
+    again = await master_diff(await rt.diff_deps(), "all", reason="demo")
     await masters.drain()
     report.check(
         "resync with nothing changed writes nothing",

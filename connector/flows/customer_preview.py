@@ -7,7 +7,8 @@ send. It uses the resolver's own `_find`, so matching is written once.
 
 from __future__ import annotations
 
-from connector.flows.customers import CustomerDeps, CustomerResolution, OrgLoader, _find, idmap_key
+from connector.flows.customers import CustomerResolution, OrgLoader, _find, idmap_key
+from connector.flows.deps import CustomerDeps
 from connector.mapping.customers import NewCustomer, plan_customer
 from connector.mapping.errors import MappingError
 from connector.pipedrive.models import Deal

@@ -25,8 +25,8 @@ from connector.d365.client import D365Client
 from connector.d365.models import Customer, CustomerCreate
 from connector.errors import DuplicateError, NotFoundError, UnknownOutcomeError
 from connector.flows.context import FlowContext
-from connector.flows.runner import JobHandle, JobRunner
-from connector.mapping.config import MappingConfig
+from connector.flows.deps import CustomerDeps
+from connector.flows.runner import JobHandle
 from connector.mapping.customers import (
     PERSON_MARKER_FIELD,
     country_for,
@@ -39,12 +39,9 @@ from connector.mapping.customers import (
 from connector.mapping.errors import MappingError
 from connector.mapping.fields import ResolvedFields
 from connector.mapping.sections import MatchRule
-from connector.pipedrive.client import PipedriveClient
-from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, Organization, OrganizationInput
 from connector.state.job_row import Job
 from connector.state.jobs import CUSTOMER_JOB
-from connector.state.store import StateStore
 
 How = Literal["idmap", "account_field", "matched", "created"]
 LEASE_SECONDS = 120
@@ -57,16 +54,6 @@ OrgLoader = Callable[[], Awaitable[tuple[Organization | None, ResolvedFields]]]
 class CustomerResolution:
     account: str
     how: How
-
-
-@dataclass
-class CustomerDeps:
-    cfg: MappingConfig
-    state: StateStore
-    pipedrive: PipedriveClient
-    d365: D365Client
-    org_fields: CustomFields
-    runner: JobRunner
 
 
 def idmap_key(legal_entity: str, deal: Deal) -> str:

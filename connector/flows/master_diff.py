@@ -23,6 +23,7 @@ from typing import Literal
 
 from connector.d365.models import Customer, ReleasedProduct
 from connector.flows.context import FlowContext
+from connector.flows.deps import DiffDeps, MasterDeps
 from connector.flows.masters import (
     ORG_MAP,
     PRODUCT_MAP,
@@ -38,7 +39,6 @@ from connector.flows.pd_directory import PipedriveDirectory
 from connector.mapping.config import MappingConfig
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
 from connector.queues import MasterReason
-from connector.runtime import Runtime
 from connector.state.idmap import IdMapEntry
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def legal_entities(cfg: MappingConfig) -> list[str]:
 
 
 async def master_diff(
-    rt: Runtime,
+    deps: DiffDeps,
     entity: EntityChoice = "all",
     *,
     reason: MasterReason = "timer",
@@ -74,21 +74,21 @@ async def master_diff(
     inline_seconds: float | None = None,
 ) -> DiffResult:
     """Diff and push; `inline_seconds` (default MASTER_INLINE_SECONDS; 0: queue every change, inf: no limit)."""
-    cfg = rt.mapping
+    cfg = deps.masters.cfg
     result = DiffResult(correlation_id or f"{reason}-{uuid.uuid4().hex[:12]}", legal_entities(cfg))
-    budget = rt.settings.master_inline_seconds if inline_seconds is None else inline_seconds
-    pusher = _Pusher(rt, result, reason, budget)
+    budget = deps.inline_seconds if inline_seconds is None else inline_seconds
+    pusher = _Pusher(deps, result, reason, budget)
     try:
         if entity in ("products", "all"):
-            await _diff_products(rt, result, pusher)
+            await _diff_products(deps.masters, result, pusher)
         if entity in ("customers", "all"):
             if cfg.pipedrive_fields.org_customer_account:
-                await _diff_customers(rt, result, pusher)
+                await _diff_customers(deps.masters, result, pusher)
             else:
                 result.skipped.append("customers: pipedrive_fields.org_customer_account is not set in the mapping")
     finally:
         await pusher.close()
-    await rt.state.audit.append(
+    await deps.masters.state.audit.append(
         "master-diff",
         "diff.done",
         correlation_id=result.correlation_id,
@@ -103,14 +103,14 @@ async def master_diff(
     return result
 
 
-async def _diff_products(rt: Runtime, result: DiffResult, pusher: _Pusher) -> None:
-    pushed = {e.source_key: e for e in await rt.state.idmap.all(PRODUCT_MAP)}
+async def _diff_products(deps: MasterDeps, result: DiffResult, pusher: _Pusher) -> None:
+    pushed = {e.source_key: e for e in await deps.state.idmap.all(PRODUCT_MAP)}
     mapped = bool(pushed)  # nothing pushed yet (a first sync): list Pipedrive from the first change on
-    d365 = await rt.d365()
+    d365 = deps.d365
     directory: PipedriveDirectory | None = None
     for le in result.legal_entities:
         names = await d365.product_names(le)
-        currency = await company_currency(rt, le)
+        currency = await company_currency(deps, le)
         async for released in d365.iter_released_products(le):
             result.seen["products"] = result.seen.get("products", 0) + 1
             name = names.get(released.item_number)
@@ -120,37 +120,36 @@ async def _diff_products(rt: Runtime, result: DiffResult, pusher: _Pusher) -> No
                 continue
             result.changed["products"] = result.changed.get("products", 0) + 1
             if directory is None:
-                lag = rt.settings.pipedrive_search_lag_seconds
-                directory = PipedriveDirectory(await rt.pipedrive(), search_lag=lag)
+                directory = PipedriveDirectory(deps.pipedrive, search_lag=deps.search_lag)
             directory.listed = directory.listed or not mapped or result.changed["products"] > LIST_AFTER
 
             def target(
                 le: str = le, released: ReleasedProduct = released, name: str | None = name,
                 directory: PipedriveDirectory = directory,
             ) -> Awaitable[Target]:  # fmt: skip
-                return product_target(rt, le, released, name, directory)
+                return product_target(deps, le, released, name, directory)
 
             await pusher.submit("product", released.item_number, le, target, entry)
 
 
-async def _diff_customers(rt: Runtime, result: DiffResult, pusher: _Pusher) -> None:
-    pushed = {e.source_key: e for e in await rt.state.idmap.all(ORG_MAP)}
+async def _diff_customers(deps: MasterDeps, result: DiffResult, pusher: _Pusher) -> None:
+    pushed = {e.source_key: e for e in await deps.state.idmap.all(ORG_MAP)}
     mapped = bool(pushed)
-    d365 = await rt.d365()
+    d365 = deps.d365
     directory: PipedriveDirectory | None = None
     for le in result.legal_entities:
         async for customer in d365.iter_customers(le):
             result.seen["customers"] = result.seen.get("customers", 0) + 1
-            payload = organization_from_customer(customer, rt.mapping)
+            payload = organization_from_customer(customer, deps.cfg)
             entry = pushed.pop(source_key(le, customer.customer_account), None)
             if entry is not None and entry.content_hash == content_hash(payload):
                 continue
             result.changed["customers"] = result.changed.get("customers", 0) + 1
-            directory = directory or await org_directory(rt)
+            directory = directory or await org_directory(deps)
             directory.listed = directory.listed or not mapped or result.changed["customers"] > LIST_AFTER
 
             def target(customer: Customer = customer, directory: PipedriveDirectory = directory) -> Awaitable[Target]:
-                return org_target(rt, customer, directory)
+                return org_target(deps, customer, directory)
 
             await pusher.submit("customer", customer.customer_account, le, target, entry)
 
@@ -158,13 +157,13 @@ async def _diff_customers(rt: Runtime, result: DiffResult, pusher: _Pusher) -> N
 class _Pusher:
     """Pushes changed records a few at a time until the time budget is spent, then queues the rest."""
 
-    def __init__(self, rt: Runtime, result: DiffResult, reason: MasterReason, budget: float) -> None:
-        self._rt = rt
+    def __init__(self, deps: DiffDeps, result: DiffResult, reason: MasterReason, budget: float) -> None:
+        self._deps = deps
         self._result = result
         self._reason = reason
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + budget if math.isfinite(budget) else math.inf
-        self._gate = asyncio.Semaphore(rt.settings.master_push_concurrency)
+        self._gate = asyncio.Semaphore(deps.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._to_queue: list[tuple[Entity, str, str]] = []
         self._idmap: dict[str, list[tuple[str, str, str]]] = {}
@@ -183,10 +182,11 @@ class _Pusher:
     async def _push(
         self, entity: Entity, key: str, le: str, target: Callable[[], Awaitable[Target]], entry: IdMapEntry | None
     ) -> None:
-        ctx = FlowContext(f"{entity}-{le}-{key}", self._result.correlation_id, self._rt.state.audit)
+        masters = self._deps.masters
+        ctx = FlowContext(f"{entity}-{le}-{key}", self._result.correlation_id, masters.state.audit)
         try:
             built = await target()
-            outcome, target_id = await apply(self._rt, ctx, built, entry)
+            outcome, target_id = await apply(masters.runner, ctx, built, entry)
             self._result.pushed.setdefault(f"{entity}s", Counter())[outcome] += 1
             if outcome != "unchanged":
                 rows = self._idmap.setdefault(built.kind, [])
@@ -202,7 +202,7 @@ class _Pusher:
     async def _flush(self, kind: str) -> None:
         rows, self._idmap[kind] = self._idmap.get(kind, []), []
         if rows:
-            await self._rt.state.idmap.put_many(kind, rows)
+            await self._deps.masters.state.idmap.put_many(kind, rows)
 
     async def close(self) -> None:
         """Wait for the pushes in flight, write the id-map rows left, queue what was not pushed."""
@@ -211,7 +211,7 @@ class _Pusher:
         for kind in list(self._idmap):
             await self._flush(kind)
         if self._to_queue:
-            self._result.enqueued += await self._rt.queues.enqueue_masters(
+            self._result.enqueued += await self._deps.queues.enqueue_masters(
                 self._to_queue, reason=self._reason, correlation_id=self._result.correlation_id
             )
             self._to_queue = []

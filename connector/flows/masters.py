@@ -24,13 +24,13 @@ from connector.d365 import odata
 from connector.d365.models import Customer, ReleasedProduct
 from connector.errors import NotFoundError, PermanentError, RetryLaterError
 from connector.flows.context import Checkpoint, FlowContext
+from connector.flows.deps import MasterDeps
 from connector.flows.items import forget_item
 from connector.flows.pd_directory import PipedriveDirectory
-from connector.flows.runner import JobHandle, Run
+from connector.flows.runner import JobHandle, JobRunner, Run
 from connector.mapping.masters import content_hash, organization_from_customer, product_from_released
 from connector.pipedrive.models import Product, ProductInput, ProductPrice, ProductPriceInput
 from connector.queues import MasterPush
-from connector.runtime import Runtime
 from connector.state.idmap import IdMapEntry
 from connector.state.jobs import LOCK_JOB
 
@@ -77,25 +77,22 @@ def source_key(legal_entity: str, key: str) -> str:
     return f"{legal_entity.lower()}:{key}"
 
 
-_CURRENCIES: weakref.WeakKeyDictionary[Runtime, dict[str, str | None]] = weakref.WeakKeyDictionary()
-
-
-async def company_currency(rt: Runtime, legal_entity: str) -> str | None:
+async def company_currency(deps: MasterDeps, legal_entity: str) -> str | None:
     """The currency of a released product's sales price: its legal entity's accounting currency.
 
-    From the mapping (`legal_entity.accounting_currency`) when given, else read once per process from
-    D365's `Ledgers` entity (UNCONFIRMED: not in our reference metadata; docs/unconfirmed.md). Unknown:
-    None, and products are pushed without a price rather than with one in a wrong currency.
+    From the mapping (`legal_entity.accounting_currency`) when given, else read once per runtime from
+    D365's `Ledgers` entity (UNCONFIRMED: docs/unconfirmed.md, D21), kept on `deps`. Unknown: None, and
+    products are pushed without a price rather than with one in a wrong currency.
     """
     le = legal_entity.lower()
-    configured = rt.mapping.legal_entity.accounting_currency.get(le)
+    configured = deps.cfg.legal_entity.accounting_currency.get(le)
     if configured:
         return configured
-    known = _CURRENCIES.setdefault(rt, {})
+    known = deps.currencies
     if le not in known:
-        d365 = await rt.d365()
+        ledgers = deps.d365.iter_entities("Ledgers", filter=odata.eq("Name", le), select=LEDGER_FIELDS)
         try:
-            rows = [r async for r in d365.iter_entities("Ledgers", filter=odata.eq("Name", le), select=LEDGER_FIELDS)]
+            rows = [r async for r in ledgers]
         except PermanentError as exc:
             log.warning("accounting currency of %s unknown (%s): products are pushed without a price", le, exc)
             rows = []
@@ -104,16 +101,16 @@ async def company_currency(rt: Runtime, legal_entity: str) -> str | None:
     return known[le]
 
 
-async def push_master(rt: Runtime, message: MasterPush, *, checkpoint: Checkpoint | None = None) -> PushResult:
+async def push_master(deps: MasterDeps, message: MasterPush, *, checkpoint: Checkpoint | None = None) -> PushResult:
     """Push one record under the job runner; the result says whether the message must come back later."""
-    ctx = FlowContext(message.subject, message.correlation_id, rt.state.audit)
+    ctx = FlowContext(message.subject, message.correlation_id, deps.state.audit)
     if checkpoint is not None:
         ctx.checkpoint = checkpoint
 
     async def body(handle: JobHandle) -> PushResult:
-        return await _push(rt, ctx, message)
+        return await _push(deps, ctx, message)
 
-    run: Run[PushResult] = await rt.runner.run(
+    run: Run[PushResult] = await deps.runner.run(
         message.job_kind, message.job_key, ctx, body, events="push", detail={"reason": message.reason},
         result_of=lambda r: {"outcome": r.outcome, "target_id": r.target_id},
     )  # fmt: skip
@@ -138,24 +135,23 @@ def _result(
     return PushResult(message.entity, message.key, message.legal_entity.lower(), outcome, target_id, reason, delay)
 
 
-async def _push(rt: Runtime, ctx: FlowContext, message: MasterPush) -> PushResult:
-    pipedrive = await rt.pipedrive()
+async def _push(deps: MasterDeps, ctx: FlowContext, message: MasterPush) -> PushResult:
     if message.entity == "product":
-        released = await read_product(rt, message.key, message.legal_entity)
-        directory = PipedriveDirectory(pipedrive, search_lag=rt.settings.pipedrive_search_lag_seconds)
-        target = None if released is None else await product_target(rt, message.legal_entity, *released, directory)
+        released = await read_product(deps, message.key, message.legal_entity)
+        directory = PipedriveDirectory(deps.pipedrive, search_lag=deps.search_lag)
+        target = None if released is None else await product_target(deps, message.legal_entity, *released, directory)
     else:
-        customer = await read_customer(rt, message.key, message.legal_entity)
-        directory = await org_directory(rt)
-        target = None if customer is None else await org_target(rt, customer, directory)
+        customer = await read_customer(deps, message.key, message.legal_entity)
+        directory = await org_directory(deps)
+        target = None if customer is None else await org_target(deps, customer, directory)
     if target is None:
         # Deleted or never there in D365: nothing is deleted in Pipedrive (sellers may still quote it).
         await ctx.audit("master.not_found", level="warning", entity=message.entity, key=message.key)
         return _result(message, "not_found")
-    entry = await rt.state.idmap.get(target.kind, source_key(message.legal_entity, message.key))
-    outcome, target_id = await apply(rt, ctx, target, entry)
+    entry = await deps.state.idmap.get(target.kind, source_key(message.legal_entity, message.key))
+    outcome, target_id = await apply(deps.runner, ctx, target, entry)
     if outcome != "unchanged":
-        await rt.state.idmap.put(target.kind, target.source_key, str(target_id), target.payload_hash)
+        await deps.state.idmap.put(target.kind, target.source_key, str(target_id), target.payload_hash)
     return _result(message, outcome, target_id)
 
 
@@ -174,14 +170,14 @@ class Target:
     create: Callable[[], Awaitable[int]]
 
 
-async def apply(rt: Runtime, ctx: FlowContext, target: Target, entry: IdMapEntry | None) -> tuple[Outcome, int]:
+async def apply(runner: JobRunner, ctx: FlowContext, target: Target, entry: IdMapEntry | None) -> tuple[Outcome, int]:
     """Write one record unless the id map says it was pushed as it is; the caller records the id map."""
     if entry is not None and entry.content_hash == target.payload_hash and entry.target_key.isdigit():
         await ctx.audit("master.unchanged", target_id=entry.target_key)
         return "unchanged", int(entry.target_key)
     # One writer per Pipedrive record at a time: a product serves every company's item of that code, so
     # two companies' pushes would both miss in the search and both create, or both read-merge-write prices.
-    async with _exclusive(rt, target.lock_key) as touched_before:
+    async with _exclusive(runner, target.lock_key) as touched_before:
         outcome: Outcome = "updated"
         target_id = int(entry.target_key) if entry is not None and entry.target_key.isdigit() else None
         if target_id is not None and not await target.update(target_id):
@@ -206,7 +202,7 @@ _LOCAL_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValue
 
 
 @contextlib.asynccontextmanager
-async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[bool]:
+async def _exclusive(runner: JobRunner, lock_key: str) -> AsyncIterator[bool]:
     """Hold a lease on `lock_key` (a job row, so it spans instances) while writing one Pipedrive record;
     yields whether the row existed before (a writer of ours has held it: it may have created the record).
 
@@ -217,7 +213,7 @@ async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[bool]:
     if local is None:
         local = _LOCAL_LOCKS[lock_key] = asyncio.Lock()
     async with local:
-        got = await rt.runner.wait_for(LOCK_JOB, lock_key, patience=LOCK_WAIT_SECONDS, lease_seconds=LOCK_LEASE_SECONDS)
+        got = await runner.wait_for(LOCK_JOB, lock_key, patience=LOCK_WAIT_SECONDS, lease_seconds=LOCK_LEASE_SECONDS)
         if not isinstance(got, JobHandle):  # a lock row is never done or failed; someone broke it
             raise RetryLaterError(f"{lock_key}: lock row is {got.state}", delay=LOCK_WAIT_SECONDS)
         try:
@@ -231,10 +227,10 @@ async def _exclusive(rt: Runtime, lock_key: str) -> AsyncIterator[bool]:
 ReadProduct = tuple[ReleasedProduct, str | None]
 
 
-async def read_product(rt: Runtime, item_number: str, legal_entity: str) -> ReadProduct | None:
+async def read_product(deps: MasterDeps, item_number: str, legal_entity: str) -> ReadProduct | None:
     """The released product and its name (two D365 reads; the diff has both from its paged reads)."""
-    d365 = await rt.d365()
-    forget_item(rt.state, legal_entity.lower(), item_number)  # D365 said it changed: orders check it again
+    d365 = deps.d365
+    forget_item(deps.state, legal_entity.lower(), item_number)  # D365 said it changed: orders check it again
     released = await d365.find_item(item_number, legal_entity)
     if released is None:
         return None
@@ -242,12 +238,12 @@ async def read_product(rt: Runtime, item_number: str, legal_entity: str) -> Read
 
 
 async def product_target(
-    rt: Runtime, legal_entity: str, released: ReleasedProduct, name: str | None, directory: PipedriveDirectory
+    deps: MasterDeps, legal_entity: str, released: ReleasedProduct, name: str | None, directory: PipedriveDirectory
 ) -> Target:
-    currency = await company_currency(rt, legal_entity)
+    currency = await company_currency(deps, legal_entity)
     payload = product_from_released(released, name=name, currency=currency)
     code = payload.code or released.item_number
-    pipedrive = await rt.pipedrive()
+    pipedrive = deps.pipedrive
 
     async def find(touched_before: bool) -> int | None:
         found = await directory.product_by_code(code, confirm_miss=touched_before)
@@ -303,8 +299,8 @@ def merge_prices(payload: ProductInput, current: list[ProductPrice]) -> ProductI
 # --- organizations ------------------------------------------------------------------------------
 
 
-def require_account_field(rt: Runtime) -> str:
-    field_name = rt.mapping.pipedrive_fields.org_customer_account
+def require_account_field(deps: MasterDeps) -> str:
+    field_name = deps.cfg.pipedrive_fields.org_customer_account
     if not field_name:
         # Without the account on the organization there is no exact match: a retry could duplicate.
         raise PermanentError(
@@ -314,24 +310,21 @@ def require_account_field(rt: Runtime) -> str:
     return field_name
 
 
-async def read_customer(rt: Runtime, account: str, legal_entity: str) -> Customer | None:
-    require_account_field(rt)
-    d365 = await rt.d365()
-    return await d365.find_customer(account, legal_entity)
+async def read_customer(deps: MasterDeps, account: str, legal_entity: str) -> Customer | None:
+    require_account_field(deps)
+    return await deps.d365.find_customer(account, legal_entity)
 
 
-async def org_directory(rt: Runtime, *, listed: bool = False) -> PipedriveDirectory:
-    fields = await rt.custom_fields("organization")
-    field_code = await fields.code_for(require_account_field(rt))
-    search_lag = rt.settings.pipedrive_search_lag_seconds
-    return PipedriveDirectory(await rt.pipedrive(), listed=listed, org_field=field_code, search_lag=search_lag)
+async def org_directory(deps: MasterDeps, *, listed: bool = False) -> PipedriveDirectory:
+    field_code = await deps.org_fields.code_for(require_account_field(deps))
+    return PipedriveDirectory(deps.pipedrive, listed=listed, org_field=field_code, search_lag=deps.search_lag)
 
 
-async def org_target(rt: Runtime, customer: Customer, directory: PipedriveDirectory) -> Target:
-    payload = organization_from_customer(customer, rt.mapping)
-    pipedrive = await rt.pipedrive()
-    fields = await rt.custom_fields("organization")
-    body = payload.model_copy(update={"custom_fields": await fields.to_hashes(payload.custom_fields or {})})
+async def org_target(deps: MasterDeps, customer: Customer, directory: PipedriveDirectory) -> Target:
+    payload = organization_from_customer(customer, deps.cfg)
+    pipedrive = deps.pipedrive
+    custom = await deps.org_fields.to_hashes(payload.custom_fields or {})
+    body = payload.model_copy(update={"custom_fields": custom})
     account = customer.customer_account
 
     async def find(touched_before: bool) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from connector.flows.deps import OrderDeps
 from connector.flows.items import sorted_lines
 from connector.mapping.config import MappingConfig
 from connector.mapping.dimensions import resolve_dimensions
@@ -21,7 +22,6 @@ from connector.mapping.sections import OrgFieldSource
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.fields import CustomFields
 from connector.pipedrive.models import Deal, DealProduct, Organization
-from connector.runtime import Runtime
 
 
 class OrgLoader:
@@ -57,13 +57,12 @@ class DealFacts:
     load_org: OrgLoader
 
 
-async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> DealFacts:
+async def read_deal(deps: OrderDeps, deal_id: int, *, require_won: bool = True) -> DealFacts:
     """Re-read the deal (never trust a webhook body); a deal that is not won is a MappingError.
 
     `require_won=False` lets a preview plan an open deal as it would be built once won.
     """
-    cfg = rt.mapping
-    pipedrive = await rt.pipedrive()
+    cfg, pipedrive = deps.cfg, deps.pipedrive
     deal = await pipedrive.get_deal(deal_id)
     if require_won and deal.status != "won":
         raise MappingError(
@@ -71,16 +70,14 @@ async def read_deal(rt: Runtime, deal_id: int, *, require_won: bool = True) -> D
             deal_id=deal_id,
         )
     deal_products = sorted_lines(await pipedrive.get_deal_products(deal_id))
-    deal_fields = await rt.custom_fields("deal")
-    org_fields = await rt.custom_fields("organization")
-    deal_values = await deal_fields.to_names(deal.custom_fields or {})
+    deal_values = await deps.deal_fields.to_names(deal.custom_fields or {})
     return DealFacts(
         deal=deal,
         deal_products=deal_products,
         legal_entity=legal_entity_for(deal, cfg),
         reference=order_reference(deal, cfg),
         deal_values=deal_values,
-        load_org=OrgLoader(pipedrive, org_fields, deal, deal_values),
+        load_org=OrgLoader(pipedrive, deps.org_fields, deal, deal_values),
     )
 
 

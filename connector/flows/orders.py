@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from connector.errors import PermanentError, TransientError
 from connector.flows.context import Checkpoint, FlowContext
-from connector.flows.customers import CustomerDeps, resolve_customer
+from connector.flows.customers import resolve_customer
+from connector.flows.deps import OrderDeps
 from connector.flows.items import resolve_items
 from connector.flows.order_plan import plan_for, read_deal
 from connector.flows.order_write import Frozen, Written, write_order
@@ -25,7 +26,6 @@ from connector.mapping.money import order_total_check
 from connector.mapping.orders import OrderPlan, legal_entity_for, order_number, order_reference
 from connector.pipedrive.models import Deal, DealProduct
 from connector.queues import OrderBuild
-from connector.runtime import Runtime
 from connector.state.jobs import ORDER_JOB
 
 Outcome = Literal[
@@ -48,22 +48,22 @@ class OrderResult:
 
 
 async def build_order_for_deal(
-    rt: Runtime, message: OrderBuild, *, checkpoint: Checkpoint | None = None
+    deps: OrderDeps, message: OrderBuild, *, checkpoint: Checkpoint | None = None
 ) -> OrderResult:
     """Run one order build; the result says whether the message is finished or must come back later."""
-    ctx = FlowContext(f"deal-{message.deal_id}", message.correlation_id, rt.state.audit)
+    ctx = FlowContext(f"deal-{message.deal_id}", message.correlation_id, deps.state.audit)
     if checkpoint is not None:
         ctx.checkpoint = checkpoint
 
     async def body(handle: JobHandle) -> OrderResult:
         await ctx.step("claimed")
-        result = await _build(rt, ctx, handle, message.deal_id)
+        result = await _build(deps, ctx, handle, message.deal_id)
         # Write back BEFORE the job is recorded done: a crash in between retries into adoption and writes
         # again (idempotent), whereas after `done` a crash would lose the write-back for good.
-        await _write_back_order_number(rt, ctx, result)
+        await _write_back_order_number(deps, ctx, result)
         return result
 
-    run: Run[OrderResult] = await rt.runner.run(
+    run: Run[OrderResult] = await deps.runner.run(
         ORDER_JOB, str(message.deal_id), ctx, body, result_of=_job_result, events="build",
         detail={"reason": message.reason},
     )  # fmt: skip
@@ -88,12 +88,9 @@ def _job_result(result: OrderResult) -> dict[str, Any]:
     return {k: v for k, v in result.detail.items() if v is not None}
 
 
-async def _build(rt: Runtime, ctx: FlowContext, handle: JobHandle, deal_id: int) -> OrderResult:
-    cfg = rt.mapping
-    pipedrive = await rt.pipedrive()
-    d365 = await rt.d365()
-
-    facts = await read_deal(rt, deal_id)  # never trust the webhook body; not won -> a reason, no order
+async def _build(deps: OrderDeps, ctx: FlowContext, handle: JobHandle, deal_id: int) -> OrderResult:
+    cfg, d365 = deps.cfg, deps.d365
+    facts = await read_deal(deps, deal_id)  # never trust the webhook body; not won -> a reason, no order
     await ctx.step("deal_read")
     frozen, line_order = await _freeze(handle, ctx, facts.deal, facts.deal_products, cfg)
     facts = dataclasses.replace(facts, legal_entity=frozen.legal_entity, reference=frozen.reference)
@@ -101,14 +98,10 @@ async def _build(rt: Runtime, ctx: FlowContext, handle: JobHandle, deal_id: int)
     # Items before the customer: an unmapped or unreleased item (the common permanent failure) must
     # fail the job before anything is written to D365, not after a new customer was created.
     lines = await resolve_items(
-        facts.deal, facts.deal_products, frozen.legal_entity, pipedrive=pipedrive, d365=d365, state=rt.state
+        facts.deal, facts.deal_products, frozen.legal_entity, pipedrive=deps.pipedrive, d365=d365, state=deps.state
     )
     customer = await resolve_customer(
-        ctx,
-        CustomerDeps(cfg, rt.state, pipedrive, d365, await rt.custom_fields("organization"), rt.runner),
-        deal=facts.deal,
-        legal_entity=frozen.legal_entity,
-        load_org=facts.load_org,
+        ctx, deps, deal=facts.deal, legal_entity=frozen.legal_entity, load_org=facts.load_org
     )
     await ctx.step("customer_resolved")
     plan, dimensions = await plan_for(facts, lines, customer.account, cfg, line_order=line_order)
@@ -219,16 +212,15 @@ def _result(
     )
 
 
-async def _write_back_order_number(rt: Runtime, ctx: FlowContext, result: OrderResult) -> None:
+async def _write_back_order_number(deps: OrderDeps, ctx: FlowContext, result: OrderResult) -> None:
     """Optional: the order number on the deal's configured field. A failure here never undoes the order."""
-    cfg = rt.mapping
+    cfg = deps.cfg
     name = cfg.pipedrive_fields.deal_order_number
     if not cfg.order.write_back_order_number or not name or not result.order_number:
         return
     try:
-        pipedrive = await rt.pipedrive()
-        deal_fields = await rt.custom_fields("deal")
-        await pipedrive.update_deal_fields(result.deal_id, await deal_fields.to_hashes({name: result.order_number}))
+        custom = await deps.deal_fields.to_hashes({name: result.order_number})
+        await deps.pipedrive.update_deal_fields(result.deal_id, custom)
     except (TransientError, PermanentError) as exc:
         await ctx.audit("deal.write_back_failed", level="warning", error=str(exc))
         return

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connector.runtime import Runtime
+from connector.flows.deps import PollDeps
 from connector.state.jobs import ORDER_JOB
 
 CHECKPOINT = "poll.won-deals"
@@ -27,27 +27,26 @@ class PollResult:
     watermark: datetime | None
 
 
-async def poll_won_deals(rt: Runtime, *, now: datetime | None = None) -> PollResult:
+async def poll_won_deals(deps: PollDeps, *, now: datetime | None = None) -> PollResult:
     correlation_id = f"poll-{uuid.uuid4().hex[:12]}"
-    raw = await rt.state.checkpoints.get(CHECKPOINT)
+    raw = await deps.state.checkpoints.get(CHECKPOINT)
     watermark = datetime.fromisoformat(raw) if raw else None
-    overlap = timedelta(seconds=rt.settings.poll_overlap_seconds)
+    overlap = timedelta(seconds=deps.overlap_seconds)
     since = (watermark - overlap) if watermark else (now or datetime.now(UTC)) - INITIAL_LOOKBACK
 
-    pipedrive = await rt.pipedrive()
     seen = enqueued = 0
     newest = watermark
-    async for deal in pipedrive.iter_won_deals(since):
+    async for deal in deps.pipedrive.iter_won_deals(since):
         seen += 1
-        if await _failed_since_last_change(rt, deal.id, deal.update_time):
+        if await _failed_since_last_change(deps, deal.id, deal.update_time):
             continue
-        if await rt.queues.enqueue_order(deal.id, reason="poll", correlation_id=correlation_id):
+        if await deps.queues.enqueue_order(deal.id, reason="poll", correlation_id=correlation_id):
             enqueued += 1
         if deal.update_time is not None and (newest is None or deal.update_time > newest):
             newest = deal.update_time
     if newest is not None and newest != watermark:
-        await rt.state.checkpoints.set(CHECKPOINT, newest.isoformat())
-    await rt.state.audit.append(
+        await deps.state.checkpoints.set(CHECKPOINT, newest.isoformat())
+    await deps.state.audit.append(
         "poll",
         "poll.done",
         correlation_id=correlation_id,
@@ -57,10 +56,10 @@ async def poll_won_deals(rt: Runtime, *, now: datetime | None = None) -> PollRes
     return PollResult(since=since, seen=seen, enqueued=enqueued, watermark=newest)
 
 
-async def _failed_since_last_change(rt: Runtime, deal_id: int, updated: datetime | None) -> bool:
+async def _failed_since_last_change(deps: PollDeps, deal_id: int, updated: datetime | None) -> bool:
     """A failed job is not retried blindly by every poll: only a replay, a new webhook, or a change to the
     deal after the failure (its update_time is newer) re-opens it."""
-    job = await rt.state.jobs.get(ORDER_JOB, str(deal_id))
+    job = await deps.state.jobs.get(ORDER_JOB, str(deal_id))
     if job is None or job.state != "failed" or job.updated is None:
         return False
     return updated is None or updated <= job.updated

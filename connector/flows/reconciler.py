@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from connector.flows.deps import RequeueDeps
 from connector.queues import MasterPush, OrderBuild
-from connector.runtime import Runtime
 from connector.state.job_row import Job
 from connector.state.jobs import ORDER_JOB, QUEUED_KINDS, LostLeaseError, master_entity
 from connector.state.tables import now
@@ -37,26 +37,26 @@ def message_for(job: Job, correlation_id: str) -> OrderBuild | MasterPush:
                       correlation_id=correlation_id)  # fmt: skip
 
 
-async def reconcile_jobs(rt: Runtime, *, at: datetime | None = None) -> ReconcileResult:
+async def reconcile_jobs(deps: RequeueDeps, *, at: datetime | None = None) -> ReconcileResult:
     at = at or now()
-    grace = rt.settings.reconcile_grace_seconds
+    grace = deps.grace
     correlation_id = f"reconcile-{uuid.uuid4().hex[:12]}"
     result = ReconcileResult()
     for kind in QUEUED_KINDS:
-        for job in await rt.state.jobs.list_open(kind):
+        for job in await deps.state.jobs.list_open(kind):
             result.checked += 1
             if not job.stranded(grace, at):
                 continue
             try:
                 # Touch the row first (ETag-conditional): a racing reconciler or worker wins, and the next
                 # run does not send again before another grace period.
-                await rt.state.jobs.save(job, retry_at=at)
+                await deps.state.jobs.save(job, retry_at=at)
             except LostLeaseError:
                 continue
             message = message_for(job, correlation_id)
-            await rt.queues.send(message)
+            await deps.queues.send(message)
             result.requeued.append(f"{job.kind}/{job.key}")
-            await rt.state.audit.append(
+            await deps.state.audit.append(
                 message.subject,
                 "reconcile.requeued",
                 correlation_id=correlation_id,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import TransientError
+from connector.flows.deps import RequeueDeps
 from connector.inputs import BadInput, parse_id
 from connector.queues import OrderBuild
-from connector.runtime import Runtime
 from connector.state.bulk import guard_enqueue_many
 from connector.state.jobs import ORDER_JOB, EnqueueDecision
 
@@ -58,7 +58,7 @@ def parse_deal_ids(value: Any, where: str = "deal_ids") -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str | None = None) -> ReplayResult:
+async def replay_deals(deps: RequeueDeps, deal_ids: list[int], *, correlation_id: str | None = None) -> ReplayResult:
     """Queue an order build for each deal whose job allows it (new or failed); report the others' states."""
     result = ReplayResult()
     ids = list(dict.fromkeys(deal_ids))
@@ -66,12 +66,12 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
         return result
     cid = correlation_id or _correlation()
     decisions = await guard_enqueue_many(
-        rt.state.jobs,
+        deps.state.jobs,
         ORDER_JOB,
         [str(deal_id) for deal_id in ids],
         correlation_id=cid,
         reason="replay",
-        stale_after=rt.settings.job_stale_seconds,
+        stale_after=deps.stale_after,
     )
     limit = asyncio.Semaphore(SEND_CONCURRENCY)
     unsent: list[int] = []
@@ -80,13 +80,13 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
     async def send(deal_id: int, decision: EnqueueDecision) -> None:
         async with limit:
             try:
-                await rt.queues.send(OrderBuild(deal_id=deal_id, reason="replay", correlation_id=cid))
+                await deps.queues.send(OrderBuild(deal_id=deal_id, reason="replay", correlation_id=cid))
             except TransientError:
-                await rt.state.jobs.undo_enqueue(decision)  # so the next replay is not skipped
+                await deps.state.jobs.undo_enqueue(decision)  # so the next replay is not skipped
                 unsent.append(deal_id)
                 return
             if per_deal:
-                await rt.state.audit.append(
+                await deps.state.audit.append(
                     f"deal-{deal_id}",
                     "enqueue.queued",
                     correlation_id=cid,
@@ -105,7 +105,7 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
     if unsent:
         lost = set(unsent)
         result.requeued = [d for d in result.requeued if d not in lost]
-    await rt.state.audit.append(
+    await deps.state.audit.append(
         SUBJECT,
         "replay.queued",
         correlation_id=cid,
@@ -116,12 +116,12 @@ async def replay_deals(rt: Runtime, deal_ids: list[int], *, correlation_id: str 
     return result
 
 
-async def replay_failed(rt: Runtime, *, correlation_id: str | None = None) -> ReplayResult:
-    failed = await rt.state.jobs.list(ORDER_JOB, "failed")
+async def replay_failed(deps: RequeueDeps, *, correlation_id: str | None = None) -> ReplayResult:
+    failed = await deps.state.jobs.list(ORDER_JOB, "failed")
     ids = [int(job.key) for job in failed if job.key.isascii() and job.key.isdigit()]
-    return await replay_deals(rt, ids, correlation_id=correlation_id)
+    return await replay_deals(deps, ids, correlation_id=correlation_id)
 
 
-async def replay_poison(rt: Runtime) -> ReplayResult:
+async def replay_poison(deps: RequeueDeps) -> ReplayResult:
     """Move poison messages back to the order queue; the claim still dedupes each of them."""
-    return ReplayResult(poison_requeued=await rt.queues.requeue_poison(rt.queues.order_queue))
+    return ReplayResult(poison_requeued=await deps.queues.requeue_poison(deps.queues.order_queue))

@@ -44,15 +44,15 @@ def parse_replay_request(body: bytes) -> tuple[list[int], bool, bool]:
 @guarded
 async def handle_replay(req: HttpIn) -> HttpOut:
     deal_ids, failed, poison = parse_replay_request(req.body)
-    rt = await get_runtime()
+    deps = await (await get_runtime()).requeue_deps()
     correlation_id = f"replay-{uuid.uuid4().hex[:12]}"
     total = ReplayResult()
     if deal_ids:
-        _merge(total, await replay_deals(rt, deal_ids, correlation_id=correlation_id))
+        _merge(total, await replay_deals(deps, deal_ids, correlation_id=correlation_id))
     if failed:
-        _merge(total, await replay_failed(rt, correlation_id=correlation_id))
+        _merge(total, await replay_failed(deps, correlation_id=correlation_id))
     if poison:
-        _merge(total, await replay_poison(rt))
+        _merge(total, await replay_poison(deps))
     return json_response(
         202,
         {

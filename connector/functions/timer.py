@@ -10,14 +10,14 @@ from connector.runtime import get_runtime
 
 
 async def run_poll() -> PollResult:
-    return await poll_won_deals(await get_runtime())
+    return await poll_won_deals(await (await get_runtime()).poll_deps())
 
 
 async def run_master_diff() -> DiffResult:
     """Queue a push for every product and customer whose content changed since its last push."""
-    return await master_diff(await get_runtime(), "all", reason="timer")
+    return await master_diff(await (await get_runtime()).diff_deps(), "all", reason="timer")
 
 
 async def run_reconcile() -> ReconcileResult:
     """Re-queue order and master jobs left queued/running without a live lease past the grace period."""
-    return await reconcile_jobs(await get_runtime())
+    return await reconcile_jobs(await (await get_runtime()).requeue_deps())

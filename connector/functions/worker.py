@@ -30,10 +30,13 @@ async def handle_order_message(
     text: str, *, dequeue_count: int = 1, checkpoint: Checkpoint | None = None
 ) -> OrderResult | None:
     rt = await get_runtime()
+
+    async def build(message: OrderBuild) -> OrderResult:
+        return await build_order_for_deal(await rt.order_deps(), message, checkpoint=checkpoint)
+
     result = await _handle(
-        rt, text, OrderBuild, rt.queues.order_queue, lambda m: build_order_for_deal(rt, m, checkpoint=checkpoint),
-        requeued_event="build.requeued", dequeue_count=dequeue_count,
-    )  # fmt: skip
+        rt, text, OrderBuild, rt.queues.order_queue, build, requeued_event="build.requeued", dequeue_count=dequeue_count
+    )
     if result is not None:
         log.info("deal %s: %s %s", result.deal_id, result.outcome, result.order_number or result.reason or "")
     return result
@@ -44,10 +47,13 @@ async def handle_master_message(
 ) -> PushResult | None:
     """The same rules as the order queue, for one master record."""
     rt = await get_runtime()
+
+    async def push(message: MasterPush) -> PushResult:
+        return await push_master(await rt.master_deps(), message, checkpoint=checkpoint)
+
     result = await _handle(
-        rt, text, MasterPush, rt.queues.master_queue, lambda m: push_master(rt, m, checkpoint=checkpoint),
-        requeued_event="push.requeued", dequeue_count=dequeue_count,
-    )  # fmt: skip
+        rt, text, MasterPush, rt.queues.master_queue, push, requeued_event="push.requeued", dequeue_count=dequeue_count
+    )
     if result is not None:
         log.info("%s %s: %s %s", result.entity, result.key, result.outcome, result.target_id or result.reason or "")
     return result

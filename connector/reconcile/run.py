@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from connector.errors import NotFoundError, PermanentError
+from connector.flows.master_diff import legal_entities
 from connector.flows.order_plan import read_deal
 from connector.reconcile.compare import compare_order
 
 if TYPE_CHECKING:
+    from connector.flows.deps import OrderDeps
     from connector.mapping.config import MappingConfig
-    from connector.runtime import Runtime
+    from connector.pipedrive.client import PipedriveClient
     from connector.state.job_row import Job
 
 DealStatus = Literal["ok", "mismatch", "missing", "failed", "pending"]
@@ -79,33 +81,32 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def reconcile(rt: Runtime, since: datetime) -> ReconcileReport:
-    pipedrive = await rt.pipedrive()
-    won = [d.id async for d in pipedrive.iter_won_deals(since) if d.won_time is None or d.won_time >= since]
-    deals = [await _deal_row(rt, deal_id) for deal_id in sorted(set(won))]
-    orphans = await _orphans(rt, since, set(won))
+async def reconcile(deps: OrderDeps, since: datetime, *, stale_after: float) -> ReconcileReport:
+    """`stale_after` (JOB_STALE_SECONDS): an open job younger than that is still pending, not missing."""
+    won = [d.id async for d in deps.pipedrive.iter_won_deals(since) if d.won_time is None or d.won_time >= since]
+    deals = [await _deal_row(deps, deal_id, stale_after) for deal_id in sorted(set(won))]
+    orphans = await _orphans(deps, since, set(won))
     return ReconcileReport(since=since, deals=deals, orphans=orphans)
 
 
-async def _deal_row(rt: Runtime, deal_id: int) -> DealRow:
+async def _deal_row(deps: OrderDeps, deal_id: int, stale_after: float) -> DealRow:
     from connector.preview import NEW_ACCOUNT, plan_deal
     from connector.state.jobs import ORDER_JOB
 
-    cfg = rt.mapping
-    job = await rt.state.jobs.get(ORDER_JOB, str(deal_id))
-    facts = await read_deal(rt, deal_id)
+    cfg = deps.cfg
+    job = await deps.state.jobs.get(ORDER_JOB, str(deal_id))
+    facts = await read_deal(deps, deal_id)
     frozen = (job.result or {}) if job is not None else {}
     legal_entity = str(frozen.get("legal_entity") or facts.legal_entity)
     reference = str(frozen.get("reference") or facts.reference)
     row = DealRow(deal_id=deal_id, status="ok", legal_entity=legal_entity, reference=reference)
-    d365 = await rt.d365()
-    order = await d365.find_order_by_reference(reference, legal_entity, field=cfg.order.reference_field)
+    order = await deps.d365.find_order_by_reference(reference, legal_entity, field=cfg.order.reference_field)
     if order is None:
-        row.status, row.differences = _no_order(rt, job)
+        row.status, row.differences = _no_order(job, stale_after)
         return row
     row.order_number = order.sales_order_number
     try:
-        plan, _, choice = await plan_deal(rt, facts)
+        plan, _, choice = await plan_deal(deps, facts)
     except PermanentError as exc:
         row.status, row.differences = "mismatch", [f"the deal cannot be planned now: {exc}"]
         return row
@@ -119,7 +120,7 @@ async def _deal_row(rt: Runtime, deal_id: int) -> DealRow:
     return row
 
 
-def _no_order(rt: Runtime, job: Job | None) -> tuple[DealStatus, list[str]]:
+def _no_order(job: Job | None, stale_after: float) -> tuple[DealStatus, list[str]]:
     if job is None:
         return "missing", ["no order and no job: the deal was never queued (replay it)"]
     if job.state == "failed":
@@ -127,7 +128,7 @@ def _no_order(rt: Runtime, job: Job | None) -> tuple[DealStatus, list[str]]:
     if job.state in ("queued", "running"):
         updated = job.updated or job.created
         age = (datetime.now(UTC) - updated).total_seconds() if updated is not None else float("inf")
-        if age < rt.settings.job_stale_seconds:
+        if age < stale_after:
             return "pending", [f"job is {job.state}"]
         return "missing", [f"job has been {job.state} since {updated}: replay the deal"]
     return "missing", [f"job is {job.state} but D365 has no order with its reference: replay the deal"]
@@ -147,18 +148,15 @@ def reference_pattern(cfg: MappingConfig) -> tuple[str, re.Pattern[str]]:
     return prefix or "", re.compile("".join(parts), re.IGNORECASE)
 
 
-async def _orphans(rt: Runtime, since: datetime, won: set[int]) -> list[OrphanRow]:
-    from connector.doctor.d365 import legal_entities
-
-    cfg = rt.mapping
-    d365, pipedrive = await rt.d365(), await rt.pipedrive()
+async def _orphans(deps: OrderDeps, since: datetime, won: set[int]) -> list[OrphanRow]:
+    cfg, d365, pipedrive = deps.cfg, deps.d365, deps.pipedrive
     field = cfg.order.reference_field
     prefix, pattern = reference_pattern(cfg)
     clauses = [f"OrderCreationDateTime ge {since.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"]
     if prefix:
         clauses.insert(0, f"{field} eq '{prefix.replace(chr(39), chr(39) * 2)}*'")  # F&O wildcard
     found: list[OrphanRow] = []
-    for le in legal_entities(rt, cfg):
+    for le in legal_entities(cfg):
         rows = d365.iter_entities(
             "SalesOrderHeadersV2",
             filter=" and ".join(clauses),
@@ -181,10 +179,10 @@ async def _orphans(rt: Runtime, since: datetime, won: set[int]) -> list[OrphanRo
     return found
 
 
-async def _not_won(pipedrive: object, deal_id: int, since: datetime) -> str | None:
+async def _not_won(pipedrive: PipedriveClient, deal_id: int, since: datetime) -> str | None:
     """Why the order's deal does not justify it, or None when it was won (before the period)."""
     try:
-        deal = await pipedrive.get_deal(deal_id)  # type: ignore[attr-defined]
+        deal = await pipedrive.get_deal(deal_id)
     except NotFoundError:
         return f"deal {deal_id} does not exist in Pipedrive"
     if deal.is_deleted:

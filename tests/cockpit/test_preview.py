@@ -29,7 +29,7 @@ def writes(e2e: E2E) -> tuple[int, int]:
 async def test_preview_equals_what_the_build_then_writes(e2e: E2E, deal_id: int) -> None:
     e2e.stack.pipedrive.set_deal_status(deal_id, "won")
     before = writes(e2e)
-    preview = await preview_deal(e2e.rt, deal_id)
+    preview = await preview_deal(await e2e.rt.order_deps(), deal_id)
     assert preview.ok, preview.problems
     assert writes(e2e) == before, "preview wrote something"
     assert await e2e.rt.state.idmap.all("item") == [] and await e2e.job(deal_id) is None
@@ -52,7 +52,7 @@ async def test_preview_equals_what_the_build_then_writes(e2e: E2E, deal_id: int)
 
 
 async def test_preview_of_a_failing_deal_names_the_build_s_reason(e2e: E2E) -> None:
-    preview = await preview_deal(e2e.rt, 108)
+    preview = await preview_deal(await e2e.rt.order_deps(), 108)
     assert not preview.ok
     await e2e.win(108)
     await e2e.drain()
@@ -60,14 +60,14 @@ async def test_preview_of_a_failing_deal_names_the_build_s_reason(e2e: E2E) -> N
     assert job.state == "failed" and job.last_error == "; ".join(preview.problems)
 
     # An open deal is planned as it would be built once won (trying a mapping before go-live).
-    open_deal = await preview_deal(e2e.rt, 103)
+    open_deal = await preview_deal(await e2e.rt.order_deps(), 103)
     assert open_deal.ok and open_deal.deal_status == "open" and open_deal.lines
 
 
 async def test_preview_shows_a_new_customer_and_an_existing_order(e2e: E2E) -> None:
     await e2e.win(101)
     await e2e.drain()
-    again = await preview_deal(e2e.rt, 101)
+    again = await preview_deal(await e2e.rt.order_deps(), 101)
     assert again.ok and again.existing_order == e2e.orders("PD-101")[0]["SalesOrderNumber"]
     assert again.customer is not None and again.customer.how in ("idmap", "account_field")
 

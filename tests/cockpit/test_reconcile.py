@@ -42,7 +42,9 @@ async def test_reconcile_finds_each_kind_of_mismatch_and_writes_nothing(e2e: E2E
     await tamper(e2e)
 
     before = writes(e2e)
-    report = await reconcile(e2e.rt, datetime.now(UTC) - timedelta(days=30))
+    report = await reconcile(
+        await e2e.rt.order_deps(), datetime.now(UTC) - timedelta(days=30), stale_after=e2e.rt.settings.job_stale_seconds
+    )
     assert writes(e2e) == before, "reconcile wrote something"
 
     rows = {row.deal_id: row for row in report.deals}

@@ -124,7 +124,7 @@ async def test_webhook_and_poll_race_give_one_order(e2e: E2E) -> None:
     await e2e.register_webhook()
     e2e.stack.pipedrive.set_deal_status(104, "won")
     await e2e.stack.pipedrive.wait_for_deliveries(1, ok_only=True)
-    result = await poll_won_deals(e2e.rt)
+    result = await poll_won_deals(await e2e.rt.poll_deps())
     assert result.seen == 1 and result.enqueued == 0  # already queued by the webhook
     # Even a message sent around the guard (a racing poll that got past it) is harmless.
     await e2e.rt.queues.send(OrderBuild(deal_id=104, reason="poll", correlation_id="race"))
@@ -139,7 +139,7 @@ async def test_webhook_and_poll_race_give_one_order(e2e: E2E) -> None:
 async def test_poll_and_webhook_enqueueing_at_the_same_moment_send_one_message(e2e: E2E) -> None:
     e2e.stack.pipedrive.set_deal_status(107, "won")
     polled, hooked = await asyncio.gather(
-        poll_won_deals(e2e.rt),
+        poll_won_deals(await e2e.rt.poll_deps()),
         e2e.rt.queues.enqueue_order(107, reason="webhook", correlation_id="hook-107"),
     )
     assert polled.enqueued + int(hooked) == 1
@@ -157,7 +157,7 @@ async def test_dropped_webhook_is_recovered_by_the_poll(e2e: E2E) -> None:
     assert deliveries[0]["dropped"]
     assert await e2e.queue_depth() == 0
 
-    result = await poll_won_deals(e2e.rt)
+    result = await poll_won_deals(await e2e.rt.poll_deps())
     assert result.enqueued == 1
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}
@@ -167,12 +167,12 @@ async def test_dropped_webhook_is_recovered_by_the_poll(e2e: E2E) -> None:
 async def test_poll_with_nothing_new_advances_nothing(e2e: E2E) -> None:
     await e2e.win(110)
     await e2e.drain()
-    first = await poll_won_deals(e2e.rt)
+    first = await poll_won_deals(await e2e.rt.poll_deps())
     watermark = await e2e.rt.state.checkpoints.get(CHECKPOINT)
     assert watermark is not None and first.enqueued == 0
 
     calls_before = len(e2e.stack.pipedrive.requests())
-    second = await poll_won_deals(e2e.rt)
+    second = await poll_won_deals(await e2e.rt.poll_deps())
     assert second.enqueued == 0
     assert await e2e.rt.state.checkpoints.get(CHECKPOINT) == watermark
     assert len(e2e.stack.pipedrive.requests()) - calls_before == 1  # one Pipedrive call
@@ -189,7 +189,7 @@ async def test_replay_of_a_done_deal_makes_no_second_order(e2e: E2E) -> None:
     assert_one_order(e2e, 101, 2)
 
     # CLI-equivalent replay: the job guard skips a done deal.
-    result = await replay_deals(e2e.rt, [101])
+    result = await replay_deals(await e2e.rt.requeue_deps(), [101])
     assert result.requeued == [] and result.skipped == {101: "done"}
 
     # The admin HTTP function, through its decorated handler.
@@ -252,7 +252,9 @@ async def test_a_stalled_worker_overtaken_after_its_lease_makes_no_second_order(
         job = await e2e.rt.state.jobs.get("order", "104")
         assert job is not None and job.state == "running"
         await e2e.rt.state.jobs.renew(job, -60)  # A's lease runs out while it stalls
-        b = await build_order_for_deal(e2e.rt, OrderBuild(deal_id=104, reason="poll", correlation_id="worker-b"))
+        b = await build_order_for_deal(
+            await e2e.rt.order_deps(), OrderBuild(deal_id=104, reason="poll", correlation_id="worker-b")
+        )
         assert b.outcome == "created"
 
     pump = await e2e.drain(checkpoint=stall_then_overtake)

@@ -33,7 +33,7 @@ async def test_unmapped_product_fails_visibly_without_d365_writes_then_replays(e
     # A person fixes the product in Pipedrive and replays the deal: now it is built.
     pipedrive = await e2e.rt.pipedrive()
     await pipedrive.update_product(UNMAPPED_PRODUCT_ID, ProductInput(code=UNMAPPED_CODE_FIX))
-    replay = await replay_deals(e2e.rt, [108])
+    replay = await replay_deals(await e2e.rt.requeue_deps(), [108])
     assert replay.requeued == [108]
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}
@@ -98,7 +98,7 @@ async def test_an_unexpected_error_every_time_is_poisoned_with_its_job_failed_th
     assert [t.event for t in poisoned] == ["message.poisoned"]
 
     # The bug is fixed; the operator replays failed jobs: one order.
-    result = await replay_failed(e2e.rt)
+    result = await replay_failed(await e2e.rt.requeue_deps())
     assert result.requeued == [109]
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}

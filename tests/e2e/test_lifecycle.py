@@ -36,7 +36,7 @@ async def reconcile_later(e2e: E2E) -> list[str]:
     wait = e2e.rt.settings.job_lease_seconds + e2e.rt.settings.reconcile_grace_seconds + 1
     later = now() + timedelta(seconds=wait)
     e2e.rt.lifecycle.clock = lambda: later  # the workers that run the re-sent message live then too
-    return (await reconcile_jobs(e2e.rt, at=later)).requeued
+    return (await reconcile_jobs(await e2e.rt.requeue_deps(), at=later)).requeued
 
 
 async def test_a_job_inserted_but_never_sent_is_requeued_by_the_reconciler(e2e: E2E) -> None:
@@ -44,7 +44,7 @@ async def test_a_job_inserted_but_never_sent_is_requeued_by_the_reconciler(e2e: 
     decision = await e2e.rt.state.jobs.guard_enqueue("order", "101", correlation_id="lost", reason="webhook")
     assert decision.enqueue and await e2e.queue_depth() == 0
     e2e.stack.pipedrive.set_deal_status(101, "won")
-    assert (await reconcile_jobs(e2e.rt)).requeued == []  # within the grace period: left alone
+    assert (await reconcile_jobs(await e2e.rt.requeue_deps())).requeued == []  # within the grace period: left alone
     assert await reconcile_later(e2e) == ["order/101"]
     assert await reconcile_later(e2e) == []  # touched: not sent again before another grace period
     pump = await e2e.drain()
@@ -57,7 +57,7 @@ async def test_a_job_waiting_out_a_back_off_is_not_reconciled(e2e: E2E) -> None:
     decision = await e2e.rt.state.jobs.guard_enqueue("order", "102", correlation_id="c", reason="webhook")
     job = await e2e.rt.state.jobs.save(decision.job, retry_at=now() + timedelta(hours=2))
     assert job.retry_at is not None
-    assert (await reconcile_jobs(e2e.rt, at=now() + timedelta(hours=1))).requeued == []
+    assert (await reconcile_jobs(await e2e.rt.requeue_deps(), at=now() + timedelta(hours=1))).requeued == []
 
 
 KILLS = {"from_deal": ["after_create"], "d365_sequence": ["after_header", "after_create"]}

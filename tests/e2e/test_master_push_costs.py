@@ -19,7 +19,7 @@ def routes(e2e: E2E) -> list[str]:
 
 
 async def test_first_sync_lists_pipedrive_once_instead_of_searching_per_record(e2e: E2E) -> None:
-    first = await master_diff(e2e.rt, "products", reason="cli")
+    first = await master_diff(await e2e.rt.diff_deps(), "products", reason="cli")
     assert first.changed["products"] == 22 and first.enqueued == 0
     seen = routes(e2e)
     assert not [r for r in seen if r.endswith("/search")]  # no search per record
@@ -56,9 +56,9 @@ async def test_prices_are_in_the_accounting_currency_not_the_customer_default(e2
     cfg = e2e.rt.mapping
     # demf sells to customers in USD by default here, but its books (and item prices) are in EUR.
     customer = cfg.customer.model_copy(update={"defaults_by_legal_entity": {}})
-    e2e.rt._mapping = cfg.model_copy(update={"customer": customer})
+    e2e.rt.mapping = cfg.model_copy(update={"customer": customer})
     assert e2e.rt.mapping.customer.defaults_for("demf").currency == "USD"
-    assert await company_currency(e2e.rt, "demf") == "EUR"
+    assert await company_currency(await e2e.rt.master_deps(), "demf") == "EUR"
     await e2e.rt.queues.enqueue_master("product", UNMAPPED_CODE_FIX, "demf", reason="cli", correlation_id="t")
     assert (await drain_masters(e2e)).outcomes == {"created": 1}
     [created] = products(e2e, UNMAPPED_CODE_FIX)
@@ -68,9 +68,9 @@ async def test_prices_are_in_the_accounting_currency_not_the_customer_default(e2
 async def test_an_unknown_accounting_currency_pushes_no_price_rather_than_a_wrong_one(e2e: E2E) -> None:
     cfg = e2e.rt.mapping
     legal = cfg.legal_entity.model_copy(update={"accounting_currency": {}})
-    e2e.rt._mapping = cfg.model_copy(update={"legal_entity": legal})
+    e2e.rt.mapping = cfg.model_copy(update={"legal_entity": legal})
     # The simulator has no `Ledgers` entity (not in the reference metadata): D365 answers 404.
-    assert await company_currency(e2e.rt, "demf") is None
+    assert await company_currency(await e2e.rt.master_deps(), "demf") is None
     await e2e.rt.queues.enqueue_master("product", UNMAPPED_CODE_FIX, "demf", reason="cli", correlation_id="t")
     assert (await drain_masters(e2e)).outcomes == {"created": 1}
     [created] = products(e2e, UNMAPPED_CODE_FIX)
@@ -103,14 +103,14 @@ async def test_no_duplicate_when_the_search_index_lags_a_create(
 async def test_a_diff_after_a_crash_adopts_what_the_listing_shows(e2e: E2E) -> None:
     """Ids written in batches: a diff that died before writing them finds its creates in the listing, and
     re-adopts them without writing (Pipedrive already shows what it would write)."""
-    first = await master_diff(e2e.rt, "products", reason="cli")
+    first = await master_diff(await e2e.rt.diff_deps(), "products", reason="cli")
     created = first.pushed["products"]["created"]
     assert created >= 1
     for entry in await e2e.rt.state.idmap.all(PRODUCT_MAP):  # as if the id-map batch was never written
         table = await e2e.rt.state.idmap._table.client()
         await table.delete_entity(entry_partition(entry), entry_row(entry))
     writes_before = sum(1 for r in e2e.stack.pipedrive.requests() if r["method"] in ("POST", "PATCH"))
-    again = await master_diff(e2e.rt, "products", reason="cli")
+    again = await master_diff(await e2e.rt.diff_deps(), "products", reason="cli")
     assert "created" not in again.pushed["products"]
     assert len(products(e2e, UNMAPPED_CODE_FIX)) == 1
     writes = sum(1 for r in e2e.stack.pipedrive.requests() if r["method"] in ("POST", "PATCH"))

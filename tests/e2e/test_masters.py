@@ -144,7 +144,7 @@ async def test_customer_event_creates_the_organization_with_its_account_then_upd
 
 
 async def test_resync_with_nothing_changed_makes_only_paged_reads_and_zero_writes(e2e: E2E) -> None:
-    first = await master_diff(e2e.rt, "all", reason="cli")
+    first = await master_diff(await e2e.rt.diff_deps(), "all", reason="cli")
     # The diff pushes what it read: no message, no second D365 read of a record.
     assert first.enqueued == 0 and await master_depth(e2e) == 0
     assert {k: sum(v.values()) for k, v in first.pushed.items()} == first.changed
@@ -155,7 +155,7 @@ async def test_resync_with_nothing_changed_makes_only_paged_reads_and_zero_write
 
     e2e.stack.pipedrive.sim.log.clear()
     e2e.stack.d365.log.entries.clear()
-    again = await master_diff(e2e.rt, "all", reason="cli")
+    again = await master_diff(await e2e.rt.diff_deps(), "all", reason="cli")
     assert again.enqueued == 0 and again.changed == {}
     assert again.seen == first.seen
     assert await master_depth(e2e) == 0
@@ -173,7 +173,7 @@ async def test_resync_with_nothing_changed_makes_only_paged_reads_and_zero_write
     await d365_client.update(
         "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "US-002"}, {"AddressCity": "Salem"}
     )
-    changed = await master_diff(e2e.rt, "all", reason="cli")
+    changed = await master_diff(await e2e.rt.diff_deps(), "all", reason="cli")
     assert changed.changed == {"customers": 1} and changed.pushed == {"customers": {"updated": 1}}
     assert changed.enqueued == 0
 

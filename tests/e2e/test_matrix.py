@@ -55,7 +55,7 @@ async def test_duplicate_late_and_racing_deliveries_with_two_workers(
         deliveries = await pipedrive.wait_for_deliveries(5, ok_only=True)
         won_c = next(x for x in deliveries if x["body"].get("data", {}).get("id") == c or _v1_id(x) == c)
         # A racing poll finds them all queued; a stray message for b slipped around the guard anyway.
-        assert (await poll_won_deals(e2e.rt)).enqueued == 0
+        assert (await poll_won_deals(await e2e.rt.poll_deps())).enqueued == 0
         await e2e.rt.queues.send(OrderBuild(deal_id=b, reason="poll", correlation_id="race"))
         # Two workers on d at the same moment (its webhook's message and another one).
         await e2e.rt.queues.send(OrderBuild(deal_id=d, reason="replay", correlation_id="second-worker"))

@@ -182,7 +182,7 @@ async def _run(
         await monkey.calm()
         await pool.all_up()
         calm = time.monotonic()
-        await poll_won_deals(rt)  # the net under every dropped webhook and lost message
+        await poll_won_deals(await rt.poll_deps())  # the net under every dropped webhook and lost message
         report.drained = await _drained(rt, stack, [d.deal_id for d in deals], config.drain_seconds, say)
         report.drain_wait = time.monotonic() - calm
         jobs = {int(job.key): job for job in await rt.state.jobs.list(ORDER_JOB)}
