@@ -6,6 +6,10 @@ error, a wait, another worker's lease) has first sent a new message with a visib
 unknown error) = the host retries it after the visibility timeout, and after `maxDequeueCount` moves it
 to the poison queue; on that last attempt its job is marked failed first, so `status` shows it and
 `replay --failed` brings it back.
+
+The flow's dependencies come from the runtime (`order_deps()`, `master_deps()`), which opens the API
+clients on first use. A transient failure to open them (the secret store did not answer) backs the job
+off like a failed run (`_back_off_unopened`), so an outage at a cold start waits and recovers by itself.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from connector.errors import RetryLaterError
+from connector.errors import RetryLaterError, TransientError
 from connector.flows.context import Checkpoint, FlowContext
 from connector.flows.masters import PushResult, push_master
 from connector.flows.orders import OrderResult, build_order_for_deal
+from connector.flows.runner import JobHandle, Run
 from connector.queues import MalformedMessage, MasterPush, OrderBuild, decode_message
 from connector.runtime import Runtime, get_runtime
 
@@ -32,7 +37,12 @@ async def handle_order_message(
     rt = await get_runtime()
 
     async def build(message: OrderBuild) -> OrderResult:
-        return await build_order_for_deal(await rt.order_deps(), message, checkpoint=checkpoint)
+        try:
+            deps = await rt.order_deps()
+        except TransientError as exc:
+            run = await _back_off_unopened(rt, message, exc, "build")
+            return OrderResult(message.deal_id, run.status, reason=run.reason, delay=run.delay)  # type: ignore[arg-type]
+        return await build_order_for_deal(deps, message, checkpoint=checkpoint)
 
     result = await _handle(
         rt, text, OrderBuild, rt.queues.order_queue, build, requeued_event="build.requeued", dequeue_count=dequeue_count
@@ -49,7 +59,13 @@ async def handle_master_message(
     rt = await get_runtime()
 
     async def push(message: MasterPush) -> PushResult:
-        return await push_master(await rt.master_deps(), message, checkpoint=checkpoint)
+        try:
+            deps = await rt.master_deps()
+        except TransientError as exc:
+            run = await _back_off_unopened(rt, message, exc, "push")
+            return PushResult(message.entity, message.key, message.legal_entity.lower(), run.status,  # type: ignore[arg-type]
+                              reason=run.reason, delay=run.delay)  # fmt: skip
+        return await push_master(deps, message, checkpoint=checkpoint)
 
     result = await _handle(
         rt, text, MasterPush, rt.queues.master_queue, push, requeued_event="push.requeued", dequeue_count=dequeue_count
@@ -95,6 +111,22 @@ async def _handle(
         # A back-off, a wait or another worker's lease: the message comes back later instead of sleeping here.
         await _requeue(rt, message, result.delay, result.reason or result.outcome, requeued_event, dequeue_count)
     return result
+
+
+async def _back_off_unopened(
+    rt: Runtime, message: OrderBuild | MasterPush, exc: TransientError, events: str
+) -> Run[None]:
+    """The job's run, failed with the error that kept its clients from opening: it backs off (to the outage
+    horizon) exactly as a flow's own transient failure does, instead of spending the message's host retries."""
+    ctx = FlowContext(message.subject, message.correlation_id, rt.state.audit)
+
+    async def body(handle: JobHandle) -> None:
+        raise exc
+
+    return await rt.runner.run(
+        message.job_kind, message.job_key, ctx, body, result_of=lambda _: {}, events=events,
+        detail={"reason": message.reason},
+    )  # fmt: skip
 
 
 async def _requeue(rt: Runtime, message: Any, delay: float, why: str, event: str, dequeue_count: int) -> None:

@@ -6,11 +6,14 @@ MAX_DEQUEUE_COUNT, parked in the poison queue with its job marked failed; every 
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from connector.dev.localhost import QueuePump
 from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed
+from connector.errors import TransientError
 from connector.flows.replay import replay_deals, replay_failed
 from connector.pipedrive.models import ProductInput
+from connector.state.jobs import master_job
 from tests.fixtures.stack import E2E, VirtualClock
 
 REASON = "has no code; set its code to a D365 item number"
@@ -152,6 +155,44 @@ async def test_past_the_horizon_the_job_fails_with_the_last_error(e2e: E2E) -> N
     assert (job.last_error or "").startswith("gave up after 4 attempts over 3.0 h; last error: ")
     assert "503" in (job.last_error or "")
     assert await e2e.queue_depth() == 0 and await e2e.poison_depth() == 0
+
+
+async def test_a_secret_store_outage_at_a_cold_start_backs_off_and_recovers(
+    e2e: E2E, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers open the API clients before a flow runs (its deps); when the secret store does not answer,
+    the order and the master push back off like any transient failure (never poisoned, never failed before the
+    horizon) and run once it answers again."""
+    clock = VirtualClock()
+    e2e.rt.lifecycle.clock = clock
+    e2e.rt.lifecycle.requeue_scale = 0  # virtual time: a re-queued message is visible at once
+    e2e.rt.lifecycle.schedule = (30, 120)
+
+    async def unreachable(name: str) -> str:
+        raise TransientError(f"key vault unreachable reading {name!r} (ServiceRequestError)")
+
+    monkeypatch.setattr(e2e.rt.secrets, "get", unreachable)
+    await e2e.win(101)
+    await e2e.rt.queues.enqueue_master("product", UNMAPPED_CODE_FIX, "usmf", reason="cli", correlation_id="t")
+    pumps = {"order": lambda: QueuePump(e2e.rt, retry_after=0),
+             master_job("product"): lambda: QueuePump.for_masters(e2e.rt, retry_after=0)}  # fmt: skip
+    for delay in (30, 120, 120):
+        for kind, pump_for in pumps.items():
+            pump = pump_for()
+            assert await pump.run_once() == 1
+            assert pump.stats.outcomes == {"retry": 1} and pump.stats.failed_attempts == 0, pump.stats
+            key = "101" if kind == "order" else f"usmf:{UNMAPPED_CODE_FIX}"
+            job = await e2e.rt.state.jobs.get(kind, key)
+            assert job is not None and job.state == "queued" and job.retry_at is not None
+            assert (job.retry_at - clock()).total_seconds() == delay
+            assert "key vault unreachable" in (job.last_error or "")
+        clock.advance(delay)
+    assert await e2e.poison_depth() == 0 and e2e.orders("PD-101") == []
+
+    monkeypatch.undo()  # the secret store answers again
+    outcomes = [(await pump_for().drain()).outcomes for pump_for in pumps.values()]
+    assert outcomes == [{"created": 1}, {"created": 1}]
+    assert len(e2e.orders("PD-101")) == 1
 
 
 async def test_a_failing_line_leaves_no_header_and_the_retry_makes_the_whole_order(e2e: E2E) -> None:
