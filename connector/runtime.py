@@ -129,39 +129,34 @@ class Runtime:
             found = self._deps.setdefault(name, await build())
         return found
 
+    async def _api_deps(self) -> dict[str, Any]:
+        """The fields of `connector.flows.deps.ApiDeps` (opens both API clients)."""
+        return {
+            "cfg": self.mapping,
+            "state": self.state,
+            "pipedrive": await self.pipedrive(),
+            "d365": await self.d365(),
+            "org_fields": await self.custom_fields("organization"),
+            "runner": self.runner,
+        }
+
     async def order_deps(self) -> OrderDeps:
-        """An order build, its preview and reconcile (opens both API clients)."""
+        """An order build, its preview and reconcile."""
 
         async def build() -> OrderDeps:
             from connector.flows.deps import OrderDeps
 
-            return OrderDeps(
-                cfg=self.mapping,
-                state=self.state,
-                pipedrive=await self.pipedrive(),
-                d365=await self.d365(),
-                org_fields=await self.custom_fields("organization"),
-                runner=self.runner,
-                deal_fields=await self.custom_fields("deal"),
-            )
+            return OrderDeps(**await self._api_deps(), deal_fields=await self.custom_fields("deal"))
 
         return await self._deps_of("order", build)
 
     async def master_deps(self) -> MasterDeps:
-        """A master push (opens both API clients); it keeps the accounting currencies read from D365."""
+        """A master push; it keeps the accounting currencies read from D365."""
 
         async def build() -> MasterDeps:
             from connector.flows.deps import MasterDeps
 
-            return MasterDeps(
-                cfg=self.mapping,
-                state=self.state,
-                pipedrive=await self.pipedrive(),
-                d365=await self.d365(),
-                org_fields=await self.custom_fields("organization"),
-                runner=self.runner,
-                search_lag=self.settings.pipedrive_search_lag_seconds,
-            )
+            return MasterDeps(**await self._api_deps(), search_lag=self.settings.pipedrive_search_lag_seconds)
 
         return await self._deps_of("master", build)
 

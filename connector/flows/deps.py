@@ -1,6 +1,6 @@
 """What each flow is given: the clients, stores, mapping and settings it uses, and nothing more.
 
-A flow never fetches its dependencies. The edge (`connector.runtime.Runtime`: `order_deps()`,
+A flow never fetches its dependencies. The edge (`connector/runtime.py`: `order_deps()`,
 `master_deps()`, ...) builds each set once per runtime, opening the API clients on first use, and the
 handlers, the CLI and the local runner pass it in (docs/architecture.md, "Layers"). A test can build one
 by hand with whatever clients it wants.
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class CustomerDeps:
-    """Customer match-or-create (`flows/customers.py`, `flows/customer_preview.py`)."""
+class ApiDeps:
+    """What every flow that talks to both APIs uses: the mapping, the state, both clients, the organization
+    custom fields (one definitions cache per runtime) and the job runner."""
 
     cfg: MappingConfig
     state: StateStore
@@ -31,6 +32,11 @@ class CustomerDeps:
     d365: D365Client
     org_fields: CustomFields
     runner: JobRunner
+
+
+@dataclass
+class CustomerDeps(ApiDeps):
+    """Customer match-or-create (`flows/customers.py`, `flows/customer_preview.py`)."""
 
 
 @dataclass
@@ -42,15 +48,9 @@ class OrderDeps(CustomerDeps):
 
 
 @dataclass
-class MasterDeps:
+class MasterDeps(ApiDeps):
     """One master push (`flows/masters.py`), also the diff's pushes."""
 
-    cfg: MappingConfig
-    state: StateStore
-    pipedrive: PipedriveClient
-    d365: D365Client
-    org_fields: CustomFields
-    runner: JobRunner
     search_lag: float  # PIPEDRIVE_SEARCH_LAG_SECONDS: how long a new record may be missing from a search
     # legal entity -> accounting currency read from D365 (`company_currency`), once per runtime
     currencies: dict[str, str | None] = field(default_factory=dict)
