@@ -47,7 +47,7 @@ def _http_in(req: func.HttpRequest) -> Any:
 
     return HttpIn(
         method=req.method,
-        path=req.url,
+        url=req.url,
         body=req.get_body() or b"",
         headers=dict(req.headers),
         params=dict(req.params),

@@ -19,6 +19,7 @@ from connector.flows.deps import OrderDeps
 from connector.flows.items import resolve_items
 from connector.flows.order_plan import DealFacts, plan_for, read_deal
 from connector.mapping.customers import NewCustomer
+from connector.mapping.errors import MappingError
 from connector.mapping.money import show
 from connector.mapping.orders import OrderPlan
 
@@ -120,5 +121,5 @@ async def preview_deal(deps: OrderDeps, deal_id: int) -> Preview:
 
 
 def _problems(exc: PermanentError) -> list[str]:
-    problems = getattr(exc, "problems", None)
-    return list(problems) if problems else [str(exc)]
+    """A mapping error lists every reason it found; any other refusal is one reason."""
+    return list(exc.problems) if isinstance(exc, MappingError) and exc.problems else [str(exc)]

@@ -43,7 +43,7 @@ def _http_in(request: web.Request, body: bytes) -> HttpIn:
         # Repeated headers are joined with commas, as the Functions host does; handlers refuse them.
         key = name.title()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return HttpIn(method=request.method, path=request.path, body=body, headers=headers, params=dict(request.query))
+    return HttpIn(method=request.method, url=str(request.url), body=body, headers=headers, params=dict(request.query))
 
 
 def to_aiohttp(out: HttpOut) -> web.Response:

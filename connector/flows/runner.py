@@ -297,7 +297,7 @@ class JobRunner:
             await ctx.audit(f"{events}.busy", level="debug", holder=current.worker, retry_in=round(delay))
             return Run("busy", reason=f"being worked on by another worker ({current.worker})", delay=delay)
         clock = self.lifecycle.clock()
-        if current is not None and current.retry_at is not None and current.early(clock):
+        if current is not None and current.retry_at is not None and current.backing_off(clock):
             # A message while the job waits out a back-off (a duplicate, or a delay the host cut short): it
             # comes back when the back-off is over, so the back-off holds and no message is ever dropped.
             delay = (current.retry_at - clock).total_seconds()

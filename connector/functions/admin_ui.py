@@ -28,16 +28,13 @@ def _param(req: HttpIn, name: str) -> str:
     return clean_text(req.params.get(name) or "")
 
 
-def app_url(req: HttpIn) -> str | None:
-    """This app's public base URL: the host's WEBSITE_HOSTNAME in Azure, else the request's own origin."""
+def app_url(req: HttpIn) -> str:
+    """This app's public base URL: the host's WEBSITE_HOSTNAME in Azure (behind its front end), else the request's origin."""
     host = os.environ.get("WEBSITE_HOSTNAME")
     if host:
         return f"https://{host}"
-    parts = urlsplit(req.path)
-    if parts.scheme and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}"
-    host_header = req.header("host")
-    return f"http://{host_header}" if host_header else None
+    parts = urlsplit(req.url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 async def handle_doctor(req: HttpIn) -> HttpOut:
@@ -88,7 +85,7 @@ async def handle_admin_ui_replay(req: HttpIn) -> HttpOut:
         body["failed"] = True
     if form.get("poison") == "1":
         body["poison"] = True
-    out = await handle_replay(HttpIn("POST", req.path, json.dumps(body).encode(), {}, {}))
+    out = await handle_replay(HttpIn("POST", req.url, json.dumps(body).encode(), {}, {}))
     if out.status >= 400:
         text = f"not replayed: {out.json.get('error', out.status)}"
     else:

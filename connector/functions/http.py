@@ -25,8 +25,10 @@ Route = Callable[["HttpIn"], Awaitable["HttpOut"]]
 
 @dataclass(frozen=True)
 class HttpIn:
+    """A request as both hosts give it: `url` is the whole URL (scheme, host, path, query), as in Azure."""
+
     method: str
-    path: str
+    url: str
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector import telemetry
 from connector.functions.http import HttpIn, HttpOut
+
+if TYPE_CHECKING:
+    from connector.flows.poll import PollResult
 
 
 def _message_ids(text: str) -> dict[str, Any]:
@@ -70,13 +73,13 @@ async def pipedrive_webhook(req: HttpIn) -> HttpOut:
         return out
 
 
-async def poll() -> Any:
+async def poll() -> PollResult:
     """One poll, then a sample of the queue depths (the alert 'no successful poll' reads these)."""
     from connector.functions.timer import run_poll
 
     async with telemetry.operation("poll") as op:
         result = await run_poll()
-        op.set(seen=getattr(result, "seen", None), enqueued=getattr(result, "enqueued", None))
+        op.set(seen=result.seen, enqueued=result.enqueued)
     await sample_queues()
     return result
 

@@ -66,8 +66,8 @@ class Job(BaseModel):
                   if d is not None)  # fmt: skip
         return due + timedelta(seconds=grace) <= at
 
-    def early(self, at: datetime) -> bool:
-        """A queued job whose back-off (or settle wait) is not over: a message for it now came early."""
+    def backing_off(self, at: datetime) -> bool:
+        """Queued, and its back-off (or settle wait) is not over at `at`: a message for it now came early."""
         return self.state == "queued" and self.retry_at is not None and self.retry_at > at + timedelta(seconds=1)
 
     @classmethod

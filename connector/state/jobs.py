@@ -228,7 +228,7 @@ class JobStore:
                 if inserted is not None:
                     return inserted
                 continue
-            if current.state in ("done", "failed") or current.lease_live() or (at and current.early(at)):
+            if current.state in ("done", "failed") or current.lease_live() or (at and current.backing_off(at)):
                 return None
             takeover = 1 if current.state == "running" else 0
             try:
