@@ -129,7 +129,7 @@ def _trail(view: AdminView, key: str | None) -> str:
     if not view.trail:
         return f"<h2 id=trail>Audit trail of a deal</h2>{form}<p>No audit entries for deal {esc(view.deal_id)}.</p>"
     rows = "".join(
-        f"<tr class={esc(e.level)}><td>{esc(e.at.isoformat(timespec='seconds'))}</td><td>{esc(e.level)}</td>"
+        f"<tr class='{esc(e.level)}'><td>{esc(e.at.isoformat(timespec='seconds'))}</td><td>{esc(e.level)}</td>"
         f"<td>{esc(e.event)}</td><td><code>{esc(json.dumps(e.detail, default=str))}</code></td></tr>"
         for e in view.trail
     )
@@ -144,7 +144,7 @@ def _doctor(view: AdminView, key: str | None) -> str:
     if view.doctor is None:
         return f"<h2 id=doctor>Doctor</h2><p>{link} (checks settings and mapping against both systems; reads only).</p>"
     rows = "".join(
-        f"<tr data-check='{esc(c.name)}'><td class={c.status}>{c.status}</td><td>{esc(c.name)}</td>"
+        f"<tr data-check='{esc(c.name)}'><td class='{esc(c.status)}'>{esc(c.status)}</td><td>{esc(c.name)}</td>"
         f"<td>{esc(c.detail)}</td><td>{esc(c.fix)}</td></tr>"
         for c in view.doctor.checks
     )

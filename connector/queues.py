@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from connector.errors import PermanentError
+from connector.inputs import MAX_ID
 from connector.state.jobs import ORDER_JOB, master_job
 from connector.state.tables import storage_errors
 from connector.validation import problem_lines
@@ -49,7 +50,7 @@ class OrderBuild(_Message):
     """Build the D365 sales order for one won deal."""
 
     kind: Literal["order.build"] = "order.build"
-    deal_id: int = Field(gt=0)
+    deal_id: int = Field(gt=0, le=MAX_ID)  # a Pipedrive id, as every HTTP route takes it
     reason: OrderReason
 
     @property
@@ -100,7 +101,7 @@ def decode_message(text: str | bytes) -> OrderBuild | MasterPush:
     """Parse the trigger's (already base64-decoded) body; MalformedMessage says exactly what is wrong."""
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested ~1000 deep
         raise MalformedMessage(f"queue message is not JSON ({exc.__class__.__name__}: {str(exc)[:80]})") from None
     if not isinstance(data, dict):
         raise MalformedMessage(f"queue message is JSON {type(data).__name__}, expected an object")

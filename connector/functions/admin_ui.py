@@ -12,11 +12,21 @@ import os
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from connector.functions.http import HttpIn, HttpOut, json_response
+from connector.functions.http import HttpIn, HttpOut, json_error, json_response
 from connector.inputs import BadInput, clean_text
 
 _DEAL_ID = re.compile(r"^[0-9]{1,18}$")
-HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+# The page's URLs carry the function key (`?code=`): no Referer may take it elsewhere. No scripts at all.
+NO_LEAK = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+HTML = {
+    **NO_LEAK,
+    "Content-Type": "text/html; charset=utf-8",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+}
+_SAME_SITE = ("same-origin", "none")  # Sec-Fetch-Site of the page's own form, or of a URL typed in
 
 
 def function_key(req: HttpIn) -> str | None:
@@ -66,10 +76,26 @@ async def handle_admin_ui(req: HttpIn) -> HttpOut:
     return HttpOut(200, render(view, key=function_key(req), message=message).encode(), HTML)
 
 
+def cross_site(req: HttpIn) -> bool:
+    """A browser's post from another site's page (CSRF): Sec-Fetch-Site says so, or, from a browser that does
+    not send it, an Origin that is not this app. A request with neither header is not from a web page."""
+    site = req.header("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() not in _SAME_SITE
+    origin = req.header("origin")
+    if origin is None:
+        return False
+    hosts = {h.lower() for h in (req.header("host"), os.environ.get("WEBSITE_HOSTNAME")) if h}
+    return urlsplit(origin.strip()).netloc.lower() not in hosts
+
+
 async def handle_admin_ui_replay(req: HttpIn) -> HttpOut:
     from connector.admin_page import UI_PATH, url
     from connector.functions.admin import handle_replay
 
+    if cross_site(req):
+        # The key in the form's URL is the real guard; this keeps another site's page from using a leaked one.
+        return json_error(403, "a replay must be posted from the admin page itself (cross-site form post refused)")
     try:
         fields = parse_qs(req.body.decode("utf-8", "replace"), max_num_fields=10)
     except ValueError:  # more fields than any form of ours has
@@ -100,4 +126,4 @@ async def handle_admin_ui_replay(req: HttpIn) -> HttpOut:
 
 def _back(location: str) -> HttpOut:
     """303 See Other: the browser GETs the page again, so a reload never repeats the replay."""
-    return HttpOut(303, b"", {"Location": location, "Cache-Control": "no-store"})
+    return HttpOut(303, b"", {"Location": location, **NO_LEAK})

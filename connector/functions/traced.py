@@ -20,7 +20,7 @@ def _message_ids(text: str) -> dict[str, Any]:
     """deal id / record key from a queue message, for the record of an attempt that raised."""
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # the handler parks what it cannot read
         return {}
     if not isinstance(body, dict):
         return {}

@@ -11,6 +11,7 @@ from rich.table import Table
 from connector.reconcile.run import MISMATCHES, ReconcileReport
 
 CSV_COLUMNS = ("kind", "deal_id", "status", "legal_entity", "order_number", "reference", "detail")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 STYLE = {"ok": "green", "mismatch": "red", "missing": "red", "failed": "yellow", "pending": "cyan"}
 
 
@@ -31,8 +32,16 @@ def to_csv(report: ReconcileReport) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows(report))
+    writer.writerows({k: inert(v) for k, v in row.items()} for row in rows(report))
     return buffer.getvalue()
+
+
+def inert(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (OWASP CSV injection: = + - @ tab CR first) gets a
+    leading apostrophe: order numbers and references are typed by people in D365 and Pipedrive."""
+    if isinstance(value, str) and value[:1] in FORMULA_START:
+        return "'" + value
+    return value
 
 
 def render_reconcile(console: Console, report: ReconcileReport) -> None:

@@ -13,10 +13,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from connector.redact import scrub, scrub_text
 from connector.state.tables import LazyTable, decode_key, dumps, encode_key, loads, storage_errors
+from connector.validation import problem_lines
 
 Level = Literal["debug", "info", "warning", "error"]
 
@@ -57,6 +58,26 @@ class AuditEntry(BaseModel):
 
     @classmethod
     def from_entity(cls, entity: Any) -> AuditEntry:
+        """Parse a stored row; one edited by hand or written by something else becomes an `audit.malformed`
+        entry saying what is wrong, so the rest of the trail (admin page, `audit`) is still shown."""
+        try:
+            return cls._parse(entity)
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
+            problem = "; ".join(problem_lines(exc, root="row")) if isinstance(exc, ValidationError) else repr(exc)
+            stamp = getattr(entity, "metadata", {}).get("timestamp")
+            row_key = str(entity.get("RowKey", ""))
+            return cls(
+                subject=str(entity.get("PartitionKey", "")),
+                event="audit.malformed",
+                at=stamp if isinstance(stamp, datetime) else datetime.fromtimestamp(0, UTC),
+                correlation_id="",
+                level="error",
+                detail={"row_key": row_key[:80], "problem": problem[:300]},
+                row_key=row_key,
+            )
+
+    @classmethod
+    def _parse(cls, entity: Any) -> AuditEntry:
         detail = loads(entity.get("Detail"))
         return cls(
             subject=decode_key(entity["PartitionKey"]),

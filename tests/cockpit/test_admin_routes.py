@@ -69,3 +69,63 @@ async def test_page_escapes_what_it_shows(e2e: E2E) -> None:
     page = await call(e2e, "admin_ui", "GET", "admin/ui", code=e2e.host.admin_key, deal="<script>")
     html = page.get_body().decode()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+async def test_hand_edited_audit_rows_do_not_take_the_page_or_the_cli_down(e2e: E2E) -> None:
+    """Rows someone edited in Storage Explorer (unknown level, a row key that is no time, no event, a detail
+    nested past the JSON parser's depth, markup) are shown as `audit.malformed`; the rest of the trail stays."""
+    from connector.state.tables import encode_key
+    from tests.e2e.test_cli import cli
+
+    await e2e.rt.state.audit.append("deal-101", "build.started", correlation_id="c-1")
+    table = await e2e.rt.state.audit._table.client()
+    deep = "[" * 5000 + "]" * 5000
+    for row_key, extra in [
+        ("00000000000000000001-a", {"Event": "x", "Level": "x onmouseover=alert(1)"}),
+        ("not-a-time", {"Event": "<b>edited</b>"}),
+        ("00000000000000000002-b", {"Level": "info"}),
+        ("00000000000000000003-c", {"Event": "x", "Detail": '{"a": ' + deep + "}"}),
+    ]:
+        await table.create_entity({"PartitionKey": encode_key("deal-101"), "RowKey": row_key, **extra})
+
+    page = await call(e2e, "admin_ui", "GET", "admin/ui", code=e2e.host.admin_key, deal="101")
+    html = page.get_body().decode()
+    assert page.status_code == 200, html[:300]
+    assert html.count("audit.malformed") == 4 and "build.started" in html
+    assert "<b>edited" not in html and " onmouseover=" not in html
+
+    code, trail, text = await cli(e2e, "audit", "101", "--json")
+    assert code == 0, text
+    assert [row["event"] for row in trail].count("audit.malformed") == 4
+    assert any("Level" in row["detail"].get("problem", "") or "level" in row["detail"].get("problem", "")
+               for row in trail)  # fmt: skip
+
+
+async def test_a_cross_site_form_post_is_refused_and_queues_nothing(e2e: E2E) -> None:
+    """CSRF: another site's page posting the replay form (with a leaked key) over the local runner's HTTP."""
+    import httpx
+
+    await e2e.win(108)
+    await e2e.drain()
+    url = f"{e2e.host.base_url}/api/admin/ui/replay?code={e2e.host.admin_key}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient() as client:
+        for headers in (
+            {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Origin": "https://evil.example"},  # a browser that sends no Sec-Fetch-Site
+            {"Origin": "null"},  # a sandboxed frame or a data: page
+        ):
+            answer = await client.post(url, content=b"deal_id=108", headers={**form, **headers})
+            assert answer.status_code == 403, (headers, answer.text)
+            assert "cross-site" in answer.json()["error"]
+            assert await e2e.queue_depth() == 0
+        same = {"Sec-Fetch-Site": "same-origin", "Origin": e2e.host.base_url}
+        answer = await client.post(url, content=b"deal_id=108", headers={**form, **same})
+        assert answer.status_code == 303 and answer.headers["Referrer-Policy"] == "no-referrer"
+        assert await e2e.queue_depth() == 1
+        page = await client.get(f"{e2e.host.base_url}/api/admin/ui", params={"code": e2e.host.admin_key})
+    # The page's URLs carry the key: no Referer takes it elsewhere; no script runs, no other site frames it.
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"

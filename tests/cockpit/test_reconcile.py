@@ -82,9 +82,7 @@ async def test_cli_reconcile_table_json_csv_and_exit_codes(e2e: E2E) -> None:
     assert code == 2 and "--since 'yesterday'" in text
 
 
-@pytest.mark.parametrize(
-    ("text", "days"), [("30d", 30), ("12h", 0.5), ("90m", 90 / 1440), ("2026-11-01", None)]
-)
+@pytest.mark.parametrize(("text", "days"), [("30d", 30), ("12h", 0.5), ("90m", 90 / 1440), ("2026-11-01", None)])
 def test_parse_since(text: str, days: float | None) -> None:
     now = datetime(2026, 12, 5, tzinfo=UTC)
     moment = parse_since(text, now)
@@ -92,3 +90,22 @@ def test_parse_since(text: str, days: float | None) -> None:
         assert moment == datetime(2026, 11, 1, tzinfo=UTC)
     else:
         assert now - moment == timedelta(days=days)
+
+
+async def test_csv_cells_typed_by_people_never_run_as_formulas(e2e: E2E) -> None:
+    """CSV injection: an order number a D365 user keyed as a formula is exported as text, not run by the sheet."""
+    from connector.reconcile.render import to_csv
+
+    d365 = await e2e.rt.d365()
+    formula = '=HYPERLINK("http://x.example","ok")'
+    await d365.create(
+        "SalesOrderHeadersV2",
+        {"dataAreaId": "usmf", "SalesOrderNumber": formula[:20], "OrderingCustomerAccountNumber": "US-002",
+         "CurrencyCode": "USD", "CustomersOrderReference": "PD-110"},
+    )  # fmt: skip
+    report = await reconcile(
+        await e2e.rt.order_deps(), datetime.now(UTC) - timedelta(days=30), stale_after=e2e.rt.settings.job_stale_seconds
+    )
+    (row,) = [r for r in csv.DictReader(io.StringIO(to_csv(report))) if r["kind"] == "order"]
+    assert row["order_number"] == "'" + formula[:20]
+    assert all(not value.startswith(("=", "+", "-", "@")) for value in row.values())

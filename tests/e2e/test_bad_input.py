@@ -98,6 +98,11 @@ async def test_queue_message_through_the_decorated_order_build_handler(e2e: E2E)
         (b"not json at all", "not json"),
         (b'{"v": 9, "kind": "order.build", "deal_id": 1, "reason": "poll", "correlation_id": "x"}', "version"),
         (b'{"v": 1, "kind": "order.build", "deal_id": "abc", "reason": "poll", "correlation_id": "x"}', "deal_id"),
+        (
+            b'{"v": 1, "kind": "order.build", "deal_id": 1' + b"0" * 30 + b', "reason": "poll", "correlation_id": "x"}',
+            "deal_id",
+        ),
+        (b'{"v": 1, "kind": "order.build", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "not json"),
     ],
 )
 async def test_malformed_queue_message_is_parked_and_audited_not_retried(e2e: E2E, body: bytes, words: str) -> None:
