@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from connector.cli_app import JsonOpt, app, busy, console, emit, usage_error, with_runtime
+from connector.terminal import shown
 
 
 @app.command()
@@ -99,7 +100,7 @@ def replay(
     def render() -> None:
         console.print(f"re-queued: {', '.join(map(str, result['requeued'])) or 'none'}")
         for deal, state in result["skipped"].items():
-            console.print(f"skipped deal {deal}: job is {state}")
+            console.print(f"skipped deal {shown(deal)}: job is {shown(state)}")
         if result["poison_requeued"]:
             console.print(f"poison messages re-queued: {result['poison_requeued']}")
         if "outcomes" in result:
@@ -156,7 +157,7 @@ def push_masters(
             console.print(f"pushed {kind}: {outcomes}")
         console.print(f"queued: {result['enqueued']}")
         for why in result["skipped"]:
-            console.print(f"[yellow]skipped[/yellow] {why}")
+            console.print(f"[yellow]skipped[/yellow] {shown(why)}")
         if "outcomes" in result:
             console.print(f"outcomes: {result['outcomes']}")
             if result["poisoned"]:

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from connector.errors import ConnectorError
+from connector.terminal import shown
 
 app = typer.Typer(help="ml-connector: Pipedrive -> D365 F&O orders, run and inspected from the shell.")
 secrets_app = typer.Typer(help="Manage the local encrypted secret store (Key Vault is managed with az).")
@@ -50,7 +51,7 @@ def with_runtime(work: Callable[[Any], Awaitable[T]]) -> T:
 
 def usage_error(message: str) -> NoReturn:
     """One red line and exit status 2 (bad arguments or configuration: nothing was done)."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {shown(message)}", highlight=False)
     raise typer.Exit(2) from None
 
 

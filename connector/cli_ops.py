@@ -11,6 +11,7 @@ from rich.table import Table
 
 from connector.cli_app import JsonOpt, app, busy, console, emit, secrets_app, usage_error, with_runtime
 from connector.pipedrive.models import Webhook
+from connector.terminal import shown
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
 
@@ -33,7 +34,7 @@ def secrets_set(name: str, value: str = typer.Option(None, help="Omit to be prom
         await rt.secrets.set(name, secret)
 
     with_runtime(work)
-    console.print(f"stored {name}")
+    console.print(f"stored {shown(name)}")
 
 
 @app.command("register-webhook")
@@ -49,7 +50,7 @@ def register_webhook(url: str = typer.Argument(..., help="Public URL of /api/pip
         )
 
     hook = with_runtime(work)
-    console.print(f"webhook {hook.id} -> {url}")
+    console.print(f"webhook {hook.id} -> {shown(url)}")
 
 
 @app.command()
@@ -73,7 +74,9 @@ def doctor(
         table = Table("", "check", "finding", "fix")
         for check in report.checks:
             style = STATUS_STYLE[check.status]
-            table.add_row(f"[{style}]{check.status}[/{style}]", check.name, check.detail, check.fix)
+            table.add_row(
+                f"[{style}]{check.status}[/{style}]", shown(check.name), shown(check.detail), shown(check.fix)
+            )
         console.print(table)
         counts = report.counts
         console.print(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed")

@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from connector.cli_app import JsonOpt, app, console, emit, with_runtime
+from connector.terminal import shown
 
 
 @app.command()
@@ -27,10 +28,7 @@ def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
         table = Table("time", "level", "event", "correlation", "detail", title=f"deal {deal_id}")
         for row in rows:
             detail = json.dumps(row.get("detail") or {}, default=str)
-            table.add_row(
-                str(row.get("time", "")), row.get("level", ""), row.get("event", ""), row.get("correlation_id", ""),
-                detail,
-            )  # fmt: skip
+            table.add_row(*(shown(row.get(k, "")) for k in ("at", "level", "event", "correlation_id")), shown(detail))
         console.print(table)
 
     emit(as_json, rows, render)
@@ -91,21 +89,21 @@ def status(as_json: bool = JsonOpt) -> None:
         console.print(table)
         console.print(f"order queue: {result['queue_depth']}  poison: {result['poison_depth']}")
         if result["poisoned_deals"]:
-            console.print(f"[red]deals in the poison queue:[/red] {', '.join(result['poisoned_deals'])}")
+            console.print(f"[red]deals in the poison queue:[/red] {shown(', '.join(result['poisoned_deals']))}")
         for row in result["stuck"]:
-            console.print(f"[yellow]stuck[/yellow] deal {row['deal_id']} ({row['state']} since {row['since']}): "
-                          f"{row['last_error'] or 'no message; the reconciler re-queues it'}")  # fmt: skip
+            console.print(f"[yellow]stuck[/yellow] deal {shown(row['deal_id'])} ({row['state']} since {row['since']}): "
+                          f"{shown(row['last_error'] or 'no message; the reconciler re-queues it')}")  # fmt: skip
         for row in result["retrying"]:
-            console.print(f"backing off: deal {row['deal_id']} (failure {row['failures']}, next try {row['retry_at']}): "
-                          f"{row['last_error'] or ''}")  # fmt: skip
+            console.print(f"backing off: deal {shown(row['deal_id'])} (failure {row['failures']}, next try "
+                          f"{row['retry_at']}): {shown(row['last_error'])}")  # fmt: skip
         console.print(f"poll checkpoint: {result['poll_checkpoint'] or 'never polled'}")
         console.print(f"master queue: {result['master_queue_depth']}  poison: {result['master_poison_depth']}")
         for row in result["master_failed"]:
-            console.print(f"[red]failed master push[/red] {row['job']}: {row['reason'] or ''}")
+            console.print(f"[red]failed master push[/red] {shown(row['job'])}: {shown(row['reason'])}")
         if result["failed"]:
             failed = Table("deal", "reason", title="failed jobs")
             for row in result["failed"]:
-                failed.add_row(str(row["deal_id"]), row["reason"] or "")
+                failed.add_row(shown(row["deal_id"]), shown(row["reason"]))
             console.print(failed)
 
     emit(as_json, result, render)

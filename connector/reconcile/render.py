@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.reconcile.run import MISMATCHES, ReconcileReport
+from connector.terminal import shown
 
 CSV_COLUMNS = ("kind", "deal_id", "status", "legal_entity", "order_number", "reference", "detail")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -49,13 +50,13 @@ def render_reconcile(console: Console, report: ReconcileReport) -> None:
     table = Table("deal", "status", "order", "company", "finding")
     for deal in report.deals:
         style = STYLE[deal.status]
-        table.add_row(str(deal.deal_id), f"[{style}]{deal.status}[/{style}]", deal.order_number or "",
-                      deal.legal_entity, "\n".join(deal.differences))  # fmt: skip
+        table.add_row(str(deal.deal_id), f"[{style}]{deal.status}[/{style}]", shown(deal.order_number),
+                      shown(deal.legal_entity), "\n".join(map(shown, deal.differences)))  # fmt: skip
     console.print(table)
     if report.orphans:
         orphans = Table("order", "company", "reference", "finding", title="orders with our reference but no won deal")
         for orphan in report.orphans:
-            orphans.add_row(orphan.order_number, orphan.legal_entity, orphan.reference, orphan.why)
+            orphans.add_row(*map(shown, (orphan.order_number, orphan.legal_entity, orphan.reference, orphan.why)))
         console.print(orphans)
     bad = sum(1 for d in report.deals if d.status in MISMATCHES) + len(report.orphans)
     summary = ", ".join(f"{v} {k}" for k, v in report.counts.items() if v)
