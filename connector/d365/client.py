@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from connector.api_auth import ApiAuth
 from connector.d365 import odata
 from connector.d365.batch import Operation, batch_parts, build_changeset
-from connector.d365.errors import classify, protocol_error
+from connector.d365.errors import classify, protocol_error, written
 from connector.d365.lookups import MasterDataLookups, select_for
 from connector.d365.models import (
     Currency,
@@ -133,6 +133,12 @@ class D365Client(MasterDataLookups, SalesOrders):
         except PydanticValidationError as exc:
             problems = "; ".join(problem_lines(exc)[:5])
             raise protocol_error(what, f"unexpected {model.entity_set} record: {problems}") from None
+
+    @classmethod
+    def _created(cls, model: type[E], data: Mapping[str, Any], what: str) -> E:
+        """The record a create answered with; one that cannot be read may still be saved (`written`)."""
+        with written(what):
+            return cls._model(model, data, what)
 
     def _url(self, path: str, query: odata.Query | None = None) -> str:
         return f"{self.data_url}/{path}" + (query.to_query_string() if query else "")
@@ -283,7 +289,8 @@ class D365Client(MasterDataLookups, SalesOrders):
         what = f"POST {entity_set}"
         body = payload.to_payload() if isinstance(payload, D365Create) else dict(payload)
         response = await self._send("POST", self._url(odata.entity_path(entity_set)), what, json=body)
-        return self._json(response, what)
+        with written(what):
+            return self._json(response, what)
 
     async def update(self, entity_set: str, key: Key, patch: Mapping[str, Any]) -> None:
         """PATCH by full key (F&O answers 204)."""
@@ -307,7 +314,8 @@ class D365Client(MasterDataLookups, SalesOrders):
         response = await self._send(
             "POST", self._url("$batch"), what, content=body, headers={"Content-Type": content_type}
         )
-        parts = batch_parts(response)
-        if len(parts) != len(operations):
-            raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")
-        return [p.json() for p in parts]
+        with written(what):
+            parts = batch_parts(response)
+            if len(parts) != len(operations):
+                raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")
+            return [p.json() for p in parts]

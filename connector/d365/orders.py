@@ -47,6 +47,8 @@ class _OData(Protocol):
 
     def _model(self, model: type[E], data: Mapping[str, Any], what: str) -> E: ...
 
+    def _created(self, model: type[E], data: Mapping[str, Any], what: str) -> E: ...
+
 
 class SalesOrders:
     async def find_order_by_reference(
@@ -79,7 +81,7 @@ class SalesOrders:
         return None if row is None else self._model(SalesOrderHeader, row, "GET SalesOrderHeadersV2")
 
     async def create_customer(self: _OData, customer: CustomerCreate) -> Customer:
-        return self._model(Customer, await self.create("CustomersV3", customer), "POST CustomersV3")
+        return self._created(Customer, await self.create("CustomersV3", customer), "POST CustomersV3")
 
     async def create_sales_order(
         self: _OData, header: SalesOrderHeaderCreate, lines: Sequence[SalesOrderLineCreate]
@@ -96,13 +98,13 @@ class SalesOrders:
         operations = [Operation(method="POST", path="SalesOrderHeadersV2", body=header.to_payload())]
         operations += line_operations(header.data_area_id, header.sales_order_number, lines)
         results = await self.execute_changeset(operations)
-        created = self._model(SalesOrderHeader, results[0], "POST SalesOrderHeadersV2")
-        created_lines = [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results[1:]]
+        created = self._created(SalesOrderHeader, results[0], "POST SalesOrderHeadersV2")
+        created_lines = [self._created(SalesOrderLine, r, "POST SalesOrderLines") for r in results[1:]]
         return created.sales_order_number, created_lines
 
     async def create_order_header(self: _OData, header: SalesOrderHeaderCreate) -> SalesOrderHeader:
         """The header alone (its number from D365's number sequence when it carries none)."""
-        return self._model(
+        return self._created(
             SalesOrderHeader, await self.create("SalesOrderHeadersV2", header), "POST SalesOrderHeadersV2"
         )
 
@@ -111,7 +113,7 @@ class SalesOrders:
     ) -> list[SalesOrderLine]:
         """Lines of an existing order in one changeset (all or nothing), each carrying its SalesOrderNumber."""
         results = await self.execute_changeset(line_operations(legal_entity.lower(), number, lines))
-        return [self._model(SalesOrderLine, r, "POST SalesOrderLines") for r in results]
+        return [self._created(SalesOrderLine, r, "POST SalesOrderLines") for r in results]
 
 
 def line_operations(company: str, number: str, lines: Sequence[SalesOrderLineCreate]) -> list[Operation]:

@@ -14,9 +14,9 @@ from connector.dev.sandbox.d365 import D365Sandbox
 from connector.errors import (
     ConfigError,
     DuplicateError,
-    ProtocolError,
     RetryLaterError,
     TransientError,
+    UnknownOutcomeError,
     ValidationError,
 )
 
@@ -181,5 +181,6 @@ async def test_a_gateway_error_on_the_batch_post_is_not_resent(d365_sim: D365San
 
 async def test_gateway_html_instead_of_a_batch_answer(d365_sim: D365Sandbox, d365: D365Client) -> None:
     d365_sim.inject_fault(status=200, html=True, path="/data/$batch")
-    with pytest.raises(ProtocolError, match="not multipart"):
+    # The client cannot tell a portal's page from a cut answer of a saved write: it may have been saved.
+    with pytest.raises(UnknownOutcomeError, match="not multipart"):
         await d365.create_sales_order(_header(), [_line("D0001")])

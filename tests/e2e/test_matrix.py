@@ -99,16 +99,19 @@ async def test_a_crash_at_every_step_still_gives_exactly_one_order(
             assert job.state == "done" and job.intent is None
 
 
-# (write, fault, person-only): every D365 create of the cell's numbering mode, with each way to lose its answer.
+# (write, fault, person-only): every D365 create of the cell's numbering mode, with each way to lose its answer
+# ("truncated": a 2xx whose body was cut short, so the record was saved but the answer cannot be read).
 LOST = {
     "from_deal": [
         ("CustomersV3", "reset", False), ("CustomersV3", "late", True), ("$batch", "reset", False),
-        ("$batch", "502", False), ("$batch", "504", False), ("$batch", "late", False),
+        ("$batch", "502", False), ("$batch", "504", False), ("$batch", "late", False), ("$batch", "truncated", False),
+        ("CustomersV3", "truncated", False),
     ],
     "d365_sequence": [
         ("CustomersV3", "502", False), ("CustomersV3", "late", True), ("SalesOrderHeadersV2", "reset", False),
         ("SalesOrderHeadersV2", "504", False), ("SalesOrderHeadersV2", "late", False), ("$batch", "502", False),
-        ("$batch", "reset", False), ("$batch", "late", False),
+        ("$batch", "reset", False), ("$batch", "late", False), ("SalesOrderHeadersV2", "truncated", False),
+        ("$batch", "truncated", False),
     ],
 }  # fmt: skip
 SETTLE = 60.0

@@ -203,6 +203,11 @@ async def lose_answer(request: web.Request, fault: Fault, response: Response) ->
         if request.transport is not None:
             request.transport.abort()  # no answer at all: the client sees the connection drop
         return web.Response(status=500)  # written to nothing
+    if fault.after_commit == "truncated":
+        whole = to_web(response)
+        body = bytes(whole.body) if isinstance(whole.body, bytes | bytearray) else b""
+        headers = {k: v for k, v in whole.headers.items() if k.lower() != "content-length"}
+        return web.Response(status=whole.status, body=body[: len(body) // 2], headers=headers)
     status = int(fault.after_commit or 502)
     return web.Response(status=status, text=gateway_html(status), content_type="text/html")
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-AfterCommit = Literal["reset", "502", "504", "stall"]
+AfterCommit = Literal["reset", "502", "504", "stall", "truncated"]
 
 
 def gateway_html(status: int = 502) -> str:
@@ -45,7 +45,8 @@ class Fault(BaseModel):
     after_commit: AfterCommit | None = Field(
         None,
         description="Process the request, then lose its answer: 'reset' aborts the connection, '502'/'504' "
-        "answer a gateway HTML page, 'stall' holds the answer `stall` seconds (beyond the client's timeout).",
+        "answer a gateway HTML page, 'stall' holds the answer `stall` seconds (beyond the client's timeout), "
+        "'truncated' answers the real status with half the body (a proxy that cut it short but framed it).",
     )
     stall: float = Field(90.0, ge=0, le=3600, description="Seconds an after_commit='stall' answer is held.")
     commit_delay: float = Field(
