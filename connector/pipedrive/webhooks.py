@@ -62,7 +62,8 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
     value = header.strip()
     if value.lower().startswith("sha256="):
         value = value[7:]
-    return hmac.compare_digest(value.lower().encode(), sign(body, secret).encode())
+    # surrogatepass: a header byte that is not UTF-8 arrives as a lone surrogate; it compares unequal, never raises.
+    return hmac.compare_digest(value.lower().encode("utf-8", "surrogatepass"), sign(body, secret).encode())
 
 
 def verify_request(
