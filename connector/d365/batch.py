@@ -57,7 +57,7 @@ class BatchPart(BaseModel):
             return {}
         try:
             data = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise ProtocolError(f"$batch part {self.status} is not JSON", status=self.status) from None
         if not isinstance(data, dict):
             raise ProtocolError("$batch part JSON is not an object", status=self.status)

@@ -119,7 +119,7 @@ class D365Client(MasterDataLookups, SalesOrders):
     def _json(response: httpx.Response, what: str) -> dict[str, Any]:
         try:
             data = response.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
             ctype = response.headers.get("content-type", "no content type")
             raise protocol_error(what, f"expected JSON, got {ctype.split(';')[0]}", response.status_code) from None
         if not isinstance(data, dict):

@@ -95,7 +95,7 @@ def read_error(response: httpx.Response) -> ErrorInfo:
     text = ""
     try:
         odata = ODataErrorBody.model_validate(json.loads(body)).error if body.strip() else None
-    except (ValueError, PydanticValidationError):
+    except (ValueError, PydanticValidationError, RecursionError):
         text = _excerpt(body)
     return ErrorInfo(status=response.status_code, odata=odata, text=text, retry_after=server_wait(response))
 

@@ -65,7 +65,7 @@ def api_messages(body: Any) -> list[str]:
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
 
 

@@ -63,6 +63,14 @@ async def _bad_record(_: web.Request) -> web.Response:
     return web.json_response({"value": [{"dataAreaId": "usmf", "CustomerAccount": "US-001", "PartyType": 7}]})
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000  # past the JSON parser's recursion limit (a proxy's junk, not OData)
+
+
+async def _deep(request: web.Request) -> web.Response:
+    status = 500 if "CustomersV3" in request.path else 201 if request.method == "POST" else 200
+    return web.Response(status=status, body=b'{"value": ' + DEEP + b"}", content_type="application/json")
+
+
 @pytest.fixture
 async def broken() -> AsyncIterator[D365Client]:
     app = web.Application()
@@ -72,6 +80,9 @@ async def broken() -> AsyncIterator[D365Client]:
     app.router.add_get("/data/Currencies", _foreign_next)
     app.router.add_get("/data/Units", _next_link_back)
     app.router.add_get("/data/{tail:CustomersV3.*}", _bad_record)
+    app.router.add_get("/data/Sites", _deep)
+    app.router.add_post("/data/SalesOrderHeadersV2", _deep)
+    app.router.add_post("/data/CustomersV3", _deep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -117,3 +128,14 @@ async def test_a_next_link_to_a_page_already_read_is_not_followed(broken: D365Cl
 async def test_record_of_the_wrong_shape(broken: D365Client) -> None:
     with pytest.raises(ProtocolError, match="PartyType"):
         await broken.find_customer("US-001", "usmf")
+
+
+async def test_json_nested_past_the_parser_s_depth(broken: D365Client) -> None:
+    """A read is a ProtocolError, a create answered so may have been saved, and an error body so is still
+    classified (a RecursionError escaping would look like 'nothing sent' and let a retry create twice)."""
+    with pytest.raises(ProtocolError, match="expected JSON"):
+        [r async for r in broken.iter_entities("Sites")]
+    with pytest.raises(UnknownOutcomeError, match="may have been saved"):
+        await broken.create("SalesOrderHeadersV2", {"dataAreaId": "usmf"})
+    with pytest.raises(UnknownOutcomeError, match="500"):
+        await broken.create("CustomersV3", {"dataAreaId": "usmf"})

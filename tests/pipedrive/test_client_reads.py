@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from aiohttp import web
 
 from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 from connector.errors import (
@@ -223,3 +224,31 @@ async def test_a_cursor_already_followed_is_refused(pd: PipedriveSandbox, client
         async for deal in client.iter_deals():
             seen.append(deal.id)
     assert seen == [100, 100] and len(api_calls(pd, "/api/v2/deals")) == 2
+
+
+async def test_json_nested_past_the_parser_s_depth_is_a_protocol_error() -> None:
+    """A proxy's junk (or a broken answer) nested ~100k deep: a ProtocolError for a success and still a
+    classified TransientError for an error body, never a RecursionError escaping the client."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    async def answer(request: web.Request) -> web.Response:
+        status = 503 if request.match_info["id"] == "2" else 200
+        return web.Response(
+            status=status, body=b'{"success": true, "data": ' + deep + b"}", content_type="application/json"
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v2/deals/{id}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with PipedriveClient(f"http://127.0.0.1:{port}", ApiTokenAuth("t"), policy=FAST) as client:
+            with pytest.raises(ProtocolError, match="not JSON"):
+                await client.get_deal(1)
+            with pytest.raises(TransientError, match="503"):
+                await client.get_deal(2)
+    finally:
+        await runner.cleanup()
