@@ -85,7 +85,10 @@ def cross_site(req: HttpIn) -> bool:
     origin = req.header("origin")
     if origin is None:
         return False
-    hosts = {h.lower() for h in (req.header("host"), os.environ.get("WEBSITE_HOSTNAME")) if h}
+    # The names this app is reached by (a custom domain arrives as Host or, behind a proxy, X-Forwarded-Host /
+    # X-Original-Host): a page cannot set these on a cross-site form post, so trusting them opens nothing.
+    named = ("host", "x-forwarded-host", "x-original-host")
+    hosts = {h.strip().lower() for h in (*map(req.header, named), os.environ.get("WEBSITE_HOSTNAME")) if h}
     return urlsplit(origin.strip()).netloc.lower() not in hosts
 
 

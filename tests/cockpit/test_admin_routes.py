@@ -124,6 +124,10 @@ async def test_a_cross_site_form_post_is_refused_and_queues_nothing(e2e: E2E) ->
         answer = await client.post(url, content=b"deal_id=108", headers={**form, **same})
         assert answer.status_code == 303 and answer.headers["Referrer-Policy"] == "no-referrer"
         assert await e2e.queue_depth() == 1
+        # A browser without Sec-Fetch-Site on the app's custom domain, named by the proxy in front of it.
+        proxied = {"Origin": "https://erp-sync.example.com", "X-Forwarded-Host": "erp-sync.example.com"}
+        answer = await client.post(url, content=b"deal_id=108", headers={**form, **proxied})
+        assert answer.status_code == 303, answer.text
         page = await client.get(f"{e2e.host.base_url}/api/admin/ui", params={"code": e2e.host.admin_key})
     # The page's URLs carry the key: no Referer takes it elsewhere; no script runs, no other site frames it.
     assert page.headers["Referrer-Policy"] == "no-referrer"
