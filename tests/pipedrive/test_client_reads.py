@@ -22,6 +22,7 @@ from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.errors import decode_envelope, error_for
 from connector.pipedrive.models import AddressInput, OrganizationInput, ProductInput, ProductPriceInput
+from tests.fixtures.loopback import serving
 
 from .conftest import FAST, ORDER_NO, ORG_ACCOUNT, TOKEN, WON_DEALS
 
@@ -239,16 +240,8 @@ async def test_json_nested_past_the_parser_s_depth_is_a_protocol_error() -> None
 
     app = web.Application()
     app.router.add_get("/api/v2/deals/{id}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with PipedriveClient(f"http://127.0.0.1:{port}", ApiTokenAuth("t"), policy=FAST) as client:
-            with pytest.raises(ProtocolError, match="not JSON"):
-                await client.get_deal(1)
-            with pytest.raises(TransientError, match="503"):
-                await client.get_deal(2)
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url, PipedriveClient(url, ApiTokenAuth("t"), policy=FAST) as client:
+        with pytest.raises(ProtocolError, match="not JSON"):
+            await client.get_deal(1)
+        with pytest.raises(TransientError, match="503"):
+            await client.get_deal(2)
