@@ -245,13 +245,14 @@ async def test_lenient_line_endings_and_bad_operations_inside_a_changeset(api: h
     lf_only = b"--b\nContent-Type: application/http\n\nGET Currencies?$select=CurrencyCode HTTP/1.1\n\n\n--b--\n"
     response = await api.post("$batch", content=lf_only, headers=headers)
     assert statuses(response) == [200] and '"CurrencyCode": "EUR"' in response.text
+    json_type = b"Content-Type: application/json\r\n"
     for inner, message in [
-        (b"POST $9/SalesOrderLines HTTP/1.1\r\n\r\n{}", b"Content-ID '9'"),
-        (b"POST CustomerGroups HTTP/1.1\r\n\r\n{bad json", b"not valid JSON"),
-        (b'POST CustomerGroups HTTP/1.1\r\n\r\n{"Nope": 1}', b"'Nope' does not exist"),
+        (b"POST $9/SalesOrderLines HTTP/1.1\r\n" + json_type + b"\r\n{}", b"Content-ID '9'"),
+        (b"POST CustomerGroups HTTP/1.1\r\n" + json_type + b"\r\n{bad json", b"not valid JSON"),
+        (b"POST CustomerGroups HTTP/1.1\r\n" + json_type + b'\r\n{"Nope": 1}', b"'Nope' does not exist"),
     ]:
-        body = (b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: application/http\r\n\r\n"
-                + inner + b"\r\n--c--\r\n--b--\r\n")  # fmt: skip
+        body = (b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: application/http\r\n"
+                b"Content-ID: 1\r\n\r\n" + inner + b"\r\n--c--\r\n--b--\r\n")  # fmt: skip
         response = await api.post("$batch", content=body, headers=headers)
         assert response.status_code == 200
         assert statuses(response) == [400]

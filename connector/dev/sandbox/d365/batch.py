@@ -97,8 +97,9 @@ def _operation(part: bytes) -> Operation:
         inner_headers, inner_body = {}, after[blank.end() :]
     else:
         inner_headers, inner_body = _split_head(after)
+    # The Content-ID is a MIME header of the part (ODataLib reads it there), not a header of the inner request.
     return Operation(request_line[0].upper(), request_line[1], inner_headers, inner_body.rstrip(b"\r\n"),
-                     headers.get("content-id") or inner_headers.get("content-id"))  # fmt: skip
+                     headers.get("content-id"))  # fmt: skip
 
 
 def parse_batch(content_type: str, body: bytes) -> list[Operation | Changeset]:
@@ -108,12 +109,33 @@ def parse_batch(content_type: str, body: bytes) -> list[Operation | Changeset]:
         part_type = headers.get("content-type", "")
         if part_type.lower().startswith("multipart/mixed"):
             changeset = Changeset([_operation(p) for p in _parts(rest, _boundary(part_type))])
-            if any(op.method == "GET" for op in changeset.operations):
-                raise bad_request("A changeset cannot contain GET requests.")
+            _check_changeset(changeset)
             items.append(changeset)
         else:
             items.append(_operation(part))
     return items
+
+
+def _check_changeset(changeset: Changeset) -> None:
+    """ODataLib's reader rules for a changeset (OData/odata.net, `ODataBatchReader`): writes only, each with a
+    Content-ID, unique within the changeset. It refuses the whole batch before running any of it."""
+    seen: set[str] = set()
+    for op in changeset.operations:
+        if op.method not in ("POST", "PUT", "PATCH", "DELETE", "MERGE"):
+            raise bad_request(
+                f"An invalid HTTP method '{op.method}' was detected for a request in a change set. Requests in "
+                "change sets only support the HTTP methods 'POST', 'PUT', 'DELETE', and 'PATCH'."
+            )
+        if not op.content_id:
+            raise bad_request(
+                "The header with name 'Content-ID' was not present in the header collection of the batch operation."
+            )
+        if op.content_id in seen:
+            raise bad_request(
+                f"The content ID '{op.content_id}' was found more than once in the same change set. Content IDs "
+                "have to be unique across all operations of a change set."
+            )
+        seen.add(op.content_id)
 
 
 def content_id_refused(url: str, content_id: str) -> ODataError:
@@ -124,12 +146,16 @@ def content_id_refused(url: str, content_id: str) -> ODataError:
     )
 
 
-def _data_path(url: str) -> tuple[str, dict[str, str]]:
-    """`https://host/data/X?q`, `/data/X` or `X` -> (path after /data/, query); `$1/...` is refused."""
+def _data_path(url: str, base_url: str) -> tuple[str, dict[str, str]]:
+    """`https://host/data/X?q`, `/data/X` or `X` -> (path after /data/, query); `$1/...` is refused, and so
+    is an absolute URL outside this service (ODataLib resolves each operation against the service root)."""
     ref = re.match(r"^\$(\w+)", url)
     if ref:
         raise content_id_refused(url, ref.group(1))
     parts = urlsplit(url)
+    root = f"{base_url}/data/"
+    if parts.scheme and not url.lower().startswith(root.lower()):
+        raise bad_request(f"The URI '{url[:200]}' is not valid because it is not based on '{root}'.")
     path = parts.path
     if "/data/" in path:
         path = path.split("/data/", 1)[1]
@@ -147,7 +173,7 @@ async def _run(sandbox: D365Sandbox, op: Operation, *, atomic: bool = False) -> 
     else:
         refused: Response | None = None
         try:
-            path, query = _data_path(op.url)
+            path, query = _data_path(op.url, sandbox.service.base_url)
         except ODataError as exc:
             refused = response = sandbox.service.error(exc)
         if refused is None:

@@ -59,6 +59,10 @@ class EntitySet(BaseModel):
     # Values a new record gets for fields the caller did not set, taken from recorded real responses
     # where one exists (e.g. PartyType "Organization", InvoiceAddress "InvoiceAccount").
     recorded_defaults: dict[str, str | int | float | None] = {}
+    # Properties annotated `AllowEdit=false` (not in a PATCH) and `AllowEditOnCreate=false` (not in a POST
+    # either) in the verbatim $metadata; only CustomersV3 has a verbatim excerpt in the reference.
+    not_editable: tuple[str, ...] = ()
+    not_editable_on_create: tuple[str, ...] = ()
 
     @property
     def company_specific(self) -> bool:
@@ -109,6 +113,9 @@ def build_from_reference(ref_dir: Path) -> Schema:
         for name, members in sorted(raw.items())
         if name in used
     }
+    customers = sets["CustomersV3"]
+    edit, create = _edit_annotations(ref_dir / "CustomerV3.metadata-excerpt.xml")
+    sets["CustomersV3"] = customers.model_copy(update={"not_editable": edit, "not_editable_on_create": create})
     samples = _recorded_records(ref_dir / "samples" / "nango-recorded-fno-responses.json")
     for name, entity in sets.items():
         defaults = _empty_values(samples.get(RECORDED_SAMPLE.get(name, name), {}), entity, enums)
@@ -151,12 +158,31 @@ def _empty_values(
     return out
 
 
-def verbatim_customer_properties(ref_dir: Path) -> set[str]:
-    """Property names of the verbatim CustomerV3 $metadata excerpt (a second, independent check)."""
-    text = (ref_dir / "CustomerV3.metadata-excerpt.xml").read_text(encoding="utf-8")
+def _edit_annotations(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(AllowEdit=false, AllowEditOnCreate=false) property names of the verbatim CustomerV3 excerpt
+    (read with patterns: the author's trimmed copy is not well-formed XML past the entity type)."""
+    entity = _customer_entity_type(path)
+    edit: list[str] = []
+    create: list[str] = []
+    for name, body in re.findall(r'<Property Name="([^"]+)"[^>]*?(?:/>|>(.*?)</Property>)', entity, re.S):
+        if re.search(r'Term="Microsoft\.Dynamics\.OData\.Core\.V1\.AllowEdit" Bool="false"', body):
+            edit.append(name)
+        if re.search(r'Term="Microsoft\.Dynamics\.OData\.Core\.V1\.AllowEditOnCreate" Bool="false"', body):
+            create.append(name)
+    return tuple(sorted(edit)), tuple(sorted(create))
+
+
+def _customer_entity_type(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
     entity = re.search(r'<EntityType Name="CustomerV3">(.*?)</EntityType>', text, re.S)
     assert entity is not None
-    return set(re.findall(r'<Property Name="([^"]+)"', entity.group(1)))
+    return entity.group(1)
+
+
+def verbatim_customer_properties(ref_dir: Path) -> set[str]:
+    """Property names of the verbatim CustomerV3 $metadata excerpt (a second, independent check)."""
+    entity = _customer_entity_type(ref_dir / "CustomerV3.metadata-excerpt.xml")
+    return set(re.findall(r'<Property Name="([^"]+)"', entity))
 
 
 def to_csdl(schema: Schema) -> str:

@@ -43,6 +43,13 @@ class WriteError(ODataError):
         self.infolog = infolog
 
 
+class WebApiError(ODataError):
+    """An answer of ASP.NET Web API itself, before OData runs: `{"Message": ...}`, not the OData envelope."""
+
+    def body(self) -> dict[str, Any]:
+        return {"Message": self.message}
+
+
 def bad_request(message: str) -> ODataError:
     """Query/payload errors raised by the OData library layer, before X++ logic runs."""
     return ODataError(400, message, inner={"message": message, "type": ODATA_EXCEPTION, "stacktrace": ""})

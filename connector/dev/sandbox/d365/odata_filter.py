@@ -206,10 +206,45 @@ def _bind(node: Node, entity: EntitySet, enums: Mapping[str, Collection[str]]) -
         if prop.is_enum:
             _bind_enum(node.op, field.name, prop.type, literal, enums)
         elif literal.enum_type is not None:
-            raise ODataQueryError(
-                f"A binary operator with incompatible types was detected. Found operand types '{prop.type}' "
-                f"and '{literal.enum_type}' for operator kind '{node.op}'."
-            )
+            raise _incompatible(prop.type, literal.enum_type, node.op)
+        elif literal.value is not None and _literal_type(literal) not in _ACCEPTS.get(prop.type, ()):
+            # ODataLib binds types before any row is read: a quoted date or number, or a number against a
+            # string, is refused (no implicit conversion), so the simulator refuses it too.
+            raise _incompatible(prop.type, _literal_type(literal), node.op)
+
+
+# Property type -> literal types ODataLib promotes to it (numbers promote among themselves).
+_ACCEPTS = {
+    "Edm.String": ("Edm.String",),
+    "Edm.Decimal": ("Edm.Int32", "Edm.Int64", "Edm.Decimal"),
+    "Edm.Int32": ("Edm.Int32",),
+    "Edm.Int64": ("Edm.Int32", "Edm.Int64"),
+    "Edm.DateTimeOffset": ("Edm.DateTimeOffset",),
+}
+_OPERATOR_KIND = {"eq": "Equal", "ne": "NotEqual", "gt": "GreaterThan", "ge": "GreaterThanOrEqual",
+                  "lt": "LessThan", "le": "LessThanOrEqual"}  # fmt: skip
+
+
+def _literal_type(literal: Literal) -> str:
+    value = literal.value
+    if isinstance(value, bool):
+        return "Edm.Boolean"
+    if isinstance(value, str):
+        return "Edm.String"
+    if isinstance(value, datetime):
+        return "Edm.DateTimeOffset"
+    if isinstance(value, Decimal):
+        if value != value.to_integral_value():
+            return "Edm.Decimal"
+        return "Edm.Int32" if abs(value) < 2**31 else "Edm.Int64"
+    return type(value).__name__
+
+
+def _incompatible(left: str, right: str, op: str) -> ODataQueryError:
+    return ODataQueryError(
+        f"A binary operator with incompatible types was detected. Found operand types '{left}' and '{right}' "
+        f"for operator kind '{_OPERATOR_KIND.get(op, op)}'."
+    )
 
 
 def _bind_enum(op: str, field: str, enum_type: str, literal: Literal, enums: Mapping[str, Collection[str]]) -> None:
@@ -219,10 +254,7 @@ def _bind_enum(op: str, field: str, enum_type: str, literal: Literal, enums: Map
         return
     if literal.enum_type is None:
         # F&O documents the qualified form; plain strings are refused like ODataLib's type check.
-        raise ODataQueryError(
-            f"A binary operator with incompatible types was detected. Found operand types "
-            f"'{NAMESPACE}.{enum_type}' and 'Edm.String' for operator kind '{op}'."
-        )
+        raise _incompatible(f"{NAMESPACE}.{enum_type}", "Edm.String", op)
     given = literal.enum_type.rsplit(".", 1)[-1]
     if _enum_key(given) != _enum_key(enum_type):
         raise ODataQueryError(f"The enum type '{literal.enum_type}' does not match property '{field}' ({enum_type}).")

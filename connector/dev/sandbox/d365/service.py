@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from connector.dev.sandbox.d365.entities import coerce_body, etag, format_key, parse_key
 from connector.dev.sandbox.d365.metadata import NAMESPACE, EntitySet, to_csdl
-from connector.dev.sandbox.d365.odata_errors import ODataError, bad_request, not_found
+from connector.dev.sandbox.d365.odata_errors import ODataError, WebApiError, bad_request, not_found
 from connector.dev.sandbox.d365.odata_filter import ODataQueryError, evaluate, parse_filter
 from connector.dev.sandbox.d365.rules import PRODUCT_TEXT_FIELDS, Rules, same_order
 from connector.dev.sandbox.d365.store import Store
@@ -94,7 +94,7 @@ class ODataService:
             if method == "GET":
                 return self._get_collection(entity, request)
             if method == "POST":
-                return self._create(entity, self._json(request), request)
+                return self._create(entity, self._json_body(request), request)
             raise ODataError(405, f"The HTTP method '{method}' is not allowed on an entity set.")
         record = self._lookup(entity, key_text, request.query)
         if nav is not None:
@@ -103,7 +103,8 @@ class ODataService:
             return self._single(entity, record, request.query)
         if method in ("PATCH", "PUT", "MERGE"):
             self._check_if_match(entity, record, request)
-            values = coerce_body(entity, self.store.schema, self._json(request))
+            values = coerce_body(entity, self.store.schema, self._json_body(request))
+            _refuse_not_editable(entity, values, entity.not_editable)
             self.rules.update(entity.name, self._storage_record(entity, record), values)
             return Response(204)
         if method == "DELETE":
@@ -262,6 +263,7 @@ class ODataService:
     # ---- writes -------------------------------------------------------------------------------
     def _create(self, entity: EntitySet, body: Any, request: Request) -> Response:
         values = coerce_body(entity, self.store.schema, body)
+        _refuse_not_editable(entity, values, entity.not_editable_on_create)
         record = self.rules.create(entity.name, values)
         if entity.name == "ReleasedProductCreationsV2":
             record = self._creation_row(entity, record)
@@ -279,7 +281,14 @@ class ODataService:
             raise ODataError(412, "The etag value in the request header does not match with the current etag value.")
 
     @staticmethod
-    def _json(request: Request) -> Any:
+    def _json_body(request: Request) -> Any:
+        """A write's JSON body. Web API picks the body's formatter by Content-Type: anything but JSON (or
+        none, read as application/octet-stream) is refused with 415 before the entity is touched
+        (F&O's exact answer is UNCONFIRMED; Web API's own wording)."""
+        given = {k.lower(): v for k, v in request.headers.items()}.get("content-type", "")
+        media = given.split(";")[0].strip().lower() or "application/octet-stream"
+        if media != "application/json":
+            raise WebApiError(415, f"The request entity's media type '{media}' is not supported for this resource.")
         try:
             return json.loads(request.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -312,6 +321,17 @@ def no_route(url: str) -> Response:
         f"No HTTP resource was found that matches the request URI '{url}'. No route data was found for this request."
     )
     return Response(404, {"Message": message}, {"Content-Type": JSON_TYPE})
+
+
+def _refuse_not_editable(entity: EntitySet, values: dict[str, Any], names: tuple[str, ...]) -> None:
+    """A value for a property the $metadata marks not editable (AllowEdit / AllowEditOnCreate false) is
+    refused: whether F&O ignores or refuses it is UNCONFIRMED, so the strict reading (docs/sandbox-d365.md)."""
+    given = sorted(set(values) & set(names))
+    if given:
+        raise bad_request(
+            f"The property '{given[0]}' of type '{NAMESPACE}.{entity.entity_type}' is not editable "
+            "($metadata: AllowEdit or AllowEditOnCreate false); leave it out of the request body."
+        )
 
 
 def _non_negative(query: dict[str, str], name: str, default: int | None) -> int | None:
