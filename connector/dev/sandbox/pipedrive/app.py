@@ -18,6 +18,7 @@ from .context import INITIAL_SEED, SIM, Sim
 from .envelope import ApiError, error_body
 from .faults import Faults
 from .models import Seed
+from .query_params import check_query
 from .ratelimit import RateLimiter, RateLimits, token_cost
 from .store import Store
 from .webhooks import Dispatcher
@@ -92,6 +93,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
                 entry["cost"] = cost
                 search = entry["route"] in SEARCH_ROUTES
                 rate_headers = s.limiter.check(principal.key, principal.kind, cost, search=search)
+                check_query(request.method, entry["route"], request.query.keys())  # a refused call still costs
             response = await handler(request)
     except ApiError as exc:
         rate_headers = {**rate_headers, **exc.headers}
