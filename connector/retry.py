@@ -231,8 +231,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
         failure = failure_of(response, self._classify)
         if failure is None:
             return response
-        if issubclass(failure.row.error, RetryLaterError):
-            raise failure.error(f"{request.method} {request.url.path}")  # a wait no worker should spend
+        if issubclass(failure.row.error, RetryLaterError):  # a wait no worker should spend
+            if failure.wait is not None:
+                for name in classes:  # ... nor any other request of this credential: each would draw a 429
+                    self._pacer.hold(failure.wait, name)
+            raise failure.error(f"{request.method} {request.url.path}")
         if not resend_after_failure(request, failure, self._resendable):
             return response
         wait = failure.wait

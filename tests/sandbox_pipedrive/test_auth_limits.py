@@ -97,7 +97,11 @@ async def test_burst_limit_headers_and_429() -> None:
             assert limited.json()["success"] is False
             assert limited.headers["x-ratelimit-remaining"] == "0"
             assert 0 < float(limited.headers["x-ratelimit-reset"]) <= 60
-            assert limited.headers["Retry-After"] == limited.headers["x-ratelimit-reset"]
+            # Retry-After on a 429 is UNCONFIRMED for today's API: off unless asked for (strict reading).
+            assert "Retry-After" not in limited.headers
+            sandbox.sim.limiter.limits = limits.model_copy(update={"send_retry_after": True})  # same window
+            again = await client.get("/api/v2/deals/1")
+            assert again.status_code == 429 and again.headers["Retry-After"] == again.headers["x-ratelimit-reset"]
             # a different token has its own window (burst limits are per token)
             sandbox.seed({"api_tokens": ["second-token"]})
             other = await client.get("/api/v2/deals/1", headers={"x-api-token": "second-token"})
@@ -124,7 +128,7 @@ async def test_window_rolls(pipedrive_sim: PipedriveSandbox) -> None:
 
 
 async def test_daily_token_budget_uses_documented_costs(pipedrive_sim: PipedriveSandbox) -> None:
-    pipedrive_sim.set_limits(RateLimits(daily_tokens=25))
+    pipedrive_sim.set_limits(RateLimits(daily_tokens=25, send_retry_after=True))
     headers = {"x-api-token": pipedrive_sim.api_token}
     async with httpx.AsyncClient(base_url=pipedrive_sim.base_url, headers=headers) as client:
         listed = await client.get("/api/v2/deals")  # cost 10

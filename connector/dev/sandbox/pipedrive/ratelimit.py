@@ -72,8 +72,9 @@ class RateLimits(BaseModel):
     burst_search: int = Field(10, ge=1)
     window_seconds: float = Field(2.0, gt=0)
     daily_tokens: int | None = Field(None, ge=0, description="Override 30,000 x multiplier x seats.")
-    # Retry-After on 429 is UNCONFIRMED for today's API (documented only in 2015): on by default, switchable.
-    send_retry_after: bool = True
+    # Retry-After on 429 is UNCONFIRMED for today's API (documented only in 2015): off by default (the strict
+    # reading: clients must pace by the documented x-ratelimit-* headers), switchable on.
+    send_retry_after: bool = False
 
     def burst(self, kind: str, search: bool) -> int:
         if search:
