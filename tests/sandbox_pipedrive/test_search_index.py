@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
 
@@ -38,3 +39,34 @@ async def test_a_lagging_index_finds_a_write_only_after_the_lag(
     assert [p["code"] for p in listed] == ["LAG-1"]  # a direct read sees it at once
     clock[0] += 30
     assert await _codes(api, "LAG-1") == [created["id"]]
+
+
+@pytest.mark.parametrize("exact", ["true", "false"])
+async def test_search_looks_only_into_searchable_custom_field_types(
+    pipedrive_sim: PipedriveSandbox, api: httpx.AsyncClient, exact: str
+) -> None:
+    """Searchable custom field types: address, varchar, text, varchar_auto, double, monetary, phone
+    (pipedrive-api.md, search endpoints): an enum's option id or an int field's value is never a hit."""
+    pipedrive_sim.seed(
+        {
+            "fields": {
+                "organization": [
+                    {"field_name": "Tier", "field_type": "enum", "options": [{"id": 4242, "label": "Gold"}]},
+                    {"field_name": "Staff", "field_type": "int"},
+                    {"field_name": "Reference", "field_type": "varchar"},
+                ]
+            },
+            "organizations": [
+                {"name": "Searchable Oy", "custom_fields": {"Tier": 4242, "Staff": 777, "Reference": "R-5151"}}
+            ],
+        }
+    )
+
+    async def hits(term: str) -> list[str]:
+        params = {"term": term, "fields": "custom_fields", "exact_match": exact}
+        response = await api.get("/api/v2/organizations/search", params=params)
+        assert response.status_code == 200, response.text
+        return [item["item"]["name"] for item in response.json()["data"]["items"]]
+
+    assert await hits("4242") == [] and await hits("777") == []
+    assert await hits("R-5151") == ["Searchable Oy"]

@@ -201,8 +201,9 @@ def _search(request: web.Request, entity: str, allowed: tuple[str, ...]) -> tupl
             if record is not None and not record.get("is_deleted"):
                 hits.append({"id": record_id, "score": 1.0, "record": record})
     else:
+        searchable = store.searchable(entity)
         for record in store.visible(entity):
-            found = [v for name in fields for v in field_values(record, name)]
+            found = [v for name in fields for v in field_values(record, name, searchable)]
             if any(needle in v for v in found):
                 hits.append({"id": record["id"], "score": 1.0 if needle in found else 0.5, "record": record})
     hits.sort(key=lambda h: (-float(h["score"]), int(h["id"])))

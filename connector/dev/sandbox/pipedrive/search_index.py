@@ -9,16 +9,32 @@ being findable at once (the strict reading: in between, a search finds the recor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 Clock = Callable[[], float]
 
 
-def field_values(record: Mapping[str, Any], name: str) -> list[str]:
-    """The lower-cased texts a search on field `name` matches, for one record."""
+# The custom field types the Search API looks into (pipedrive-api.md, search endpoints); an enum's option id,
+# a user/org/person id or a date is never matched, so a search must not find them here either.
+SEARCHABLE_TYPES = frozenset({"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"})
+
+
+def _searchable_text(value: Any) -> str | None:
+    if isinstance(value, dict):  # monetary {value, currency}; address {value, ...}
+        value = value.get("value")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
+
+
+def field_values(record: Mapping[str, Any], name: str, searchable: Collection[str] = ()) -> list[str]:
+    """The lower-cased texts a search on field `name` matches, for one record; `searchable` names the
+    custom fields of a searchable type."""
     if name == "custom_fields":
-        values = [str(v) for v in (record.get("custom_fields") or {}).values() if isinstance(v, str | int)]
+        custom = record.get("custom_fields") or {}
+        texts = (_searchable_text(v) for k, v in custom.items() if k in searchable)
+        values = [t for t in texts if t is not None]
     elif name == "address":
         values = [str((record.get("address") or {}).get("value") or "")]
     elif name == "notes" or record.get(name) is None:
@@ -42,13 +58,14 @@ class SearchIndex:
         self._entries: dict[tuple[str, str, str], dict[int, float]] = {}
         self._keys: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
 
-    def put(self, entity: str, record: Mapping[str, Any]) -> None:
+    def put(self, entity: str, record: Mapping[str, Any], searchable: Collection[str] = ()) -> None:
         """(Re)index one record after a write: its old values go at once, its new ones after the lag."""
         record_id = int(record["id"])
         for key in self._keys.pop((entity, record_id), []):
             self._entries.get(key, {}).pop(record_id, None)
         findable_from = self.clock() + self.lag
-        keys = [(entity, name, value) for name in self.FIELDS for value in field_values(record, name) if value]
+        keys = [(entity, name, value) for name in self.FIELDS for value in field_values(record, name, searchable)
+                if value]  # fmt: skip
         for key in keys:
             self._entries.setdefault(key, {})[record_id] = findable_from
         self._keys[(entity, record_id)] = keys

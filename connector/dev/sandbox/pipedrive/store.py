@@ -16,7 +16,7 @@ from . import records
 from .customfields import FieldDef, check_custom_fields, make_code
 from .envelope import bad_request, not_found
 from .models import Seed
-from .search_index import SearchIndex
+from .search_index import SEARCHABLE_TYPES, SearchIndex
 from .writes import check_body
 
 TABLES = ("deal", "organization", "person", "product", "deal_product")
@@ -157,7 +157,7 @@ class Store:
         custom.update(cf)
         record = records.new_record(entity, record_id, body, custom, now, user_id, self.default_user)
         self.tables[entity][record_id] = record
-        self.search.put(entity, record)
+        self.search.put(entity, record, self.searchable(entity))
         return record
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -166,6 +166,10 @@ class Store:
         if record is None:
             raise not_found(LABELS.get(entity, "Item"))
         return record
+
+    def searchable(self, entity: str) -> set[str]:
+        """Codes of the entity's custom fields the Search API looks into (by field type)."""
+        return {c for c, f in self.fields.get(entity, {}).items() if f.custom and f.field_type in SEARCHABLE_TYPES}
 
     def visible(self, entity: str) -> list[dict[str, Any]]:
         return [r for r in self.tables[entity].values() if not r.get("is_deleted")]
@@ -201,7 +205,7 @@ class Store:
         record["custom_fields"] = {**record["custom_fields"], **cf}
         previous = records.changed(before, record)
         if previous:
-            self.search.put(entity, record)
+            self.search.put(entity, record, self.searchable(entity))
         if previous:
             record["update_time"] = self.now()
             if "stage_id" in previous:
