@@ -4,7 +4,8 @@
 Such a job has lost its message: the worker was killed between the job insert and the queue send, or
 mid-step; an undo after a failed send did not land; the host parked the message in the poison queue
 after a kill on its last attempt. A duplicate message is harmless (the claim dedupes), so when in doubt
-the reconciler sends. A job waiting out a back-off (`retry_at` in the future) is left alone. A job that
+the reconciler sends; each re-send of the same job doubles the wait before the next (`Job.stranded`), so a
+message late behind a backlog is not multiplied. A job waiting out a back-off (`retry_at` in the future) is left alone. A job that
 keeps losing its worker mid-step fails visibly once its takeovers reach the limit (`JobRunner.run`).
 """
 
@@ -50,7 +51,7 @@ async def reconcile_jobs(deps: RequeueDeps, *, at: datetime | None = None) -> Re
             try:
                 # Touch the row first (ETag-conditional): a racing reconciler or worker wins, and the next
                 # run does not send again before another grace period.
-                await deps.state.jobs.save(job, retry_at=at)
+                await deps.state.jobs.save(job, retry_at=at, resends=job.resends + 1)
             except LostLeaseError:
                 continue
             message = message_for(job, correlation_id)
@@ -62,6 +63,6 @@ async def reconcile_jobs(deps: RequeueDeps, *, at: datetime | None = None) -> Re
                 correlation_id=correlation_id,
                 level="warning",
                 detail={"job_state": job.state, "since": (job.updated or at).isoformat(), "attempts": job.attempts,
-                        "last_error": job.last_error},
+                        "resends": job.resends + 1, "last_error": job.last_error},
             )  # fmt: skip
     return result

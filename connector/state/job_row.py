@@ -5,7 +5,8 @@ transient release (with a `retry_at` when the flow backs off). Besides the state
 must remember across attempts (docs/architecture.md, "Job lifecycle"): `context` (facts frozen at the first
 attempt and confirmed progress), `intent` (the create that was about to be sent: a later attempt looks
 before it creates again), the transient-failure count and the time of the first one (the outage horizon),
-and `takeovers` (leases that ran out under a worker). `connector.state.jobs` reads and writes rows.
+`takeovers` (leases that ran out under a worker) and `resends` (messages sent again for it since it was last
+claimed: each one doubles the wait before the next). `connector.state.jobs` reads and writes rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from connector.redact import scrub, scrub_text
 from connector.state.tables import decode_key, dumps, encode_key, loads, now
 
 JobState = Literal["queued", "running", "done", "failed"]
+MAX_RESEND_DOUBLINGS = 3  # the wait before another re-send doubles with each one, up to 8 x the grace
 
 
 class Job(BaseModel):
@@ -44,6 +46,7 @@ class Job(BaseModel):
     failures: int = 0
     first_failure: datetime | None = None
     takeovers: int = 0
+    resends: int = 0
     enqueue_token: str = ""  # the guard_enqueue call that last queued it (not a credential)
     created: datetime | None = None
     updated: datetime | None = None
@@ -58,13 +61,17 @@ class Job(BaseModel):
 
     def stranded(self, grace: float, at: datetime | None = None) -> bool:
         """Queued or running, nobody holding it, and nothing due to run it (no back-off, no lease pending)
-        for `grace` seconds: its message may have been lost (the reconciler's and the enqueue guard's test)."""
+        for `grace` seconds: its message may have been lost (the reconciler's and the enqueue guard's test).
+
+        After a re-send the wait doubles (up to MAX_RESEND_DOUBLINGS): a message behind a long backlog is
+        late, not lost, and re-sending it every grace period only lengthens the queue it waits in."""
         at = at or now()
         if self.state not in ("queued", "running") or self.lease_live(at):
             return False
         due = max(d for d in (self.retry_at, self.updated, self.lease_until, self.created, at - timedelta(days=3650))
                   if d is not None)  # fmt: skip
-        return due + timedelta(seconds=grace) <= at
+        wait = grace * 2 ** min(self.resends, MAX_RESEND_DOUBLINGS)
+        return due + timedelta(seconds=wait) <= at
 
     def backing_off(self, at: datetime) -> bool:
         """Queued, and its back-off (or settle wait) is not over at `at`: a message for it now came early."""
@@ -99,6 +106,7 @@ class Job(BaseModel):
             failures=int(entity.get("Failures", 0)),
             first_failure=entity.get("FirstFailure"),
             takeovers=int(entity.get("Takeovers", 0)),
+            resends=int(entity.get("Resends", 0)),
             enqueue_token=entity.get("EnqueueToken", ""),
             created=entity.get("Created"),
             updated=entity.get("Updated"),
@@ -121,6 +129,7 @@ class Job(BaseModel):
             "Intent": dumps(self.intent) if self.intent is not None else "",
             "Failures": self.failures,
             "Takeovers": self.takeovers,
+            "Resends": self.resends,
             "EnqueueToken": self.enqueue_token,
             "Created": self.created or now(),
             "Updated": self.updated or now(),
@@ -148,4 +157,4 @@ def reopened(job: Job) -> dict[str, Any]:
     """What a replay resets on a failed (or done) job: attempts bookkeeping, and the context unless it
     must be kept (a flow marks it `keep` once anything may have been written under it)."""
     context = job.context if (job.context or {}).get("keep") else None
-    return {"failures": 0, "first_failure": None, "retry_at": None, "takeovers": 0, "context": context}
+    return {"failures": 0, "first_failure": None, "retry_at": None, "takeovers": 0, "resends": 0, "context": context}

@@ -172,6 +172,8 @@ class JobStore:
             changes: dict[str, Any] = {"state": "queued", "worker": None, "lease_until": None}
             if current.state in ("failed", "done"):
                 changes.update(reopened(current))
+            else:
+                changes["resends"] = current.resends + 1  # stranded: its message is sent again
             try:
                 job = await self._replace(
                     current, correlation_id=correlation_id, reason=reason, enqueue_token=token, **changes
@@ -239,6 +241,7 @@ class JobStore:
                     lease_until=lease_until,
                     attempts=current.attempts + 1,
                     takeovers=current.takeovers + takeover,
+                    resends=0,  # a message arrived: the next lost one is re-sent after one grace again
                 )
             except LostLeaseError:
                 continue  # someone else moved it: look again

@@ -15,6 +15,7 @@ import pytest
 from connector.dev.sandbox.azurite import Azurite
 from connector.flows.context import step_subject
 from connector.flows.reconciler import reconcile_jobs
+from connector.state.job_row import MAX_RESEND_DOUBLINGS
 from connector.state.tables import now
 from tests.e2e.matrix import CELLS, Cell, assert_exactly_once, extra_deals, open_cell
 from tests.fixtures.stack import E2E
@@ -51,6 +52,35 @@ async def test_a_job_inserted_but_never_sent_is_requeued_by_the_reconciler(e2e: 
     assert pump.stats.outcomes == {"created": 1}
     assert len(e2e.orders("PD-101")) == 1
     assert "reconcile.requeued" in await e2e.events(101)
+
+
+async def test_each_resend_of_a_job_doubles_the_wait_before_the_next(e2e: E2E) -> None:
+    # A message behind a long backlog is late, not lost: re-sending it every grace period would only add to
+    # the backlog it waits in. The wait doubles with each re-send and starts again once a message arrives.
+    await e2e.rt.state.jobs.guard_enqueue("order", "103", correlation_id="lost", reason="webhook")
+    grace = e2e.rt.settings.reconcile_grace_seconds
+    deps = await e2e.rt.requeue_deps()
+    at = now() + timedelta(seconds=grace + 1)
+    sent_at = []
+    for resend in range(5):
+        wait = grace * 2 ** min(resend, MAX_RESEND_DOUBLINGS)
+        if resend:
+            early = at + timedelta(seconds=wait - 2)
+            assert (await reconcile_jobs(deps, at=early)).requeued == [], resend  # the message may still come
+            at += timedelta(seconds=wait + 1)
+        assert (await reconcile_jobs(deps, at=at)).requeued == ["order/103"], resend
+        sent_at.append(at)
+    job = await e2e.rt.state.jobs.get("order", "103")
+    assert job is not None and job.resends == 5
+    details = [e.detail for e in await e2e.rt.state.audit.trail("deal-103") if e.event == "reconcile.requeued"]
+    assert [d["resends"] for d in details] == [1, 2, 3, 4, 5]
+    # The guard's own re-send (a webhook for a stranded job) counts the same way...
+    again = await e2e.rt.state.jobs.guard_enqueue("order", "103", correlation_id="hook", reason="webhook",
+                                                  stale_after=grace)  # fmt: skip
+    assert not again.enqueue  # ...and it is not stranded yet: the last re-send was just now
+    # A claim proves a message arrived: the next lost one is re-sent after one grace period again.
+    claimed = await e2e.rt.state.jobs.claim("order", "103", worker="w", lease_seconds=1, at=sent_at[-1])
+    assert claimed is not None and claimed.resends == 0
 
 
 async def test_a_job_waiting_out_a_back_off_is_not_reconciled(e2e: E2E) -> None:
