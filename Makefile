@@ -23,7 +23,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check connector function_app.py
+	$(VENV)/bin/ruff format --check connector function_app.py tests bench infra
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy connector function_app.py

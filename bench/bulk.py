@@ -1,4 +1,4 @@
-"""4. Bulk routes over the local runner's real HTTP (issue 11, item 3; target under 2 s each):
+"""4. Bulk routes over the local runner's real HTTP (target under 2 s each):
 a replay of 1,000 new deal ids, a replay of 1,000 failed jobs, and one D365 delivery of 200 events."""
 
 from __future__ import annotations

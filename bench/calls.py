@@ -36,7 +36,7 @@ WARMUP, NEW_CUSTOMER = 9000, 9100
 PD_BUDGET = {"GET /api/v2/deals/{id}", "GET /api/v2/deals/{id}/products", "GET /api/v2/products"}
 PD_OPTIONAL = {"PATCH /api/v2/deals/{id}"}
 D365_BUDGET = {"POST /data/$batch", "POST /data/SalesOrderHeadersV2"}
-# Both numbering modes where the mapping has them (issue 8); before that, the demo mapping's one way.
+# Both numbering modes where the mapping has them; an older checkout measured has only the demo mapping's way.
 MODES = ("from_deal", "d365_sequence") if "numbering" in OrderConfig.model_fields else ("demo mapping",)
 
 

@@ -1,4 +1,4 @@
-"""The short chaos run (issue 10 item 5) in both numbering modes: real worker processes killed with
+"""The short chaos run in both numbering modes: real worker processes killed with
 SIGKILL, faults and lost answers in both APIs; every won deal ends as exactly one order with exactly
 its lines, no customer twice, no secret in any log, and (every fault being transient) no failed job."""
 

@@ -1,4 +1,4 @@
-"""Calls per order at the floor (issue 14.1), in both numbering modes: a known customer's warm order reads the
+"""Calls per order at the floor, in both numbering modes: a known customer's warm order reads the
 deal, its products and the products' codes from Pipedrive, writes the order in one (from_deal) or two
 (d365_sequence) D365 calls, and the optional number write-back; nothing more, whatever the line count."""
 
@@ -17,7 +17,7 @@ from tests.fixtures.stack import open_e2e
 
 NUMBERING = ("from_deal", "d365_sequence")
 pytestmark = pytest.mark.skipif(
-    "numbering" not in OrderConfig.model_fields, reason="the mapping has no numbering modes yet (issue 8)"
+    "numbering" not in OrderConfig.model_fields, reason="the mapping has no numbering modes"
 )
 
 PIPEDRIVE = Counter({"GET /api/v2/deals/{id}": 1, "GET /api/v2/deals/{id}/products": 1, "GET /api/v2/products": 1,

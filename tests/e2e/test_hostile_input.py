@@ -1,4 +1,4 @@
-"""Issue 11, items 1 and 2: every class of junk a stranger or a broken sender can post gets a 4xx JSON error
+"""Every class of junk a stranger or a broken sender can post gets a 4xx JSON error
 and queues nothing, through the decorated function_app handlers and over the local runner's real HTTP.
 Only our own faults (storage down) answer 5xx: a 503 with a JSON error, never a traceback."""
 
@@ -255,7 +255,7 @@ async def test_d365_event_junk_is_a_4xx_and_queues_nothing(e2e: E2E, post: Post,
 
 async def test_one_bad_event_in_a_delivery_queues_none_of_them(e2e: E2E, post: Post) -> None:
     status, payload = await post("d365/events", raw([event(), event(), event(EventId="x" * 500)]), {})
-    refused(status, payload, "item 2")
+    refused(status, payload, "item 2")  # the third event, by its index
     await nothing_queued(e2e)
 
 

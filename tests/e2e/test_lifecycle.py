@@ -1,4 +1,4 @@
-"""Issue 10: no deal stranded. Real worker processes killed (SIGKILL) between the job insert and the queue
+"""No deal stranded. Real worker processes killed (SIGKILL) between the job insert and the queue
 send, between the header and the lines, and after the D365 create; the reconciler or the retry finishes
 each deal exactly once. A customer job's lease lost mid-create makes the order job retry, not vanish."""
 

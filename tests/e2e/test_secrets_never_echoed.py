@@ -1,4 +1,4 @@
-"""Issue 11, items 4 and 5: the serve admin key, and no credential in a response or a log line whatever
+"""The serve admin key, and no credential in a response or a log line whatever
 the input (malformed headers the HTTP parser refuses, SDK and aiohttp loggers, job rows, tracebacks)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property-based tests of every HTTP route (issue 11, item 6): generated and mutated inputs from real
+"""Property-based tests of every HTTP route: generated and mutated inputs from real
 payloads, through the decorated function_app handlers and over the local runner's HTTP. For each input:
 no 5xx; a 4xx is a JSON error; nothing is queued unless the raw input is a valid won-deal change, a known
 change event or a valid replay (oracles in inputs.py, independent of the parsers); no credential in any

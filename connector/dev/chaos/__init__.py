@@ -1,4 +1,4 @@
-"""The chaos suite (issue 10): real worker processes killed with SIGKILL, faults in both APIs, lost
+"""The chaos suite: real worker processes killed with SIGKILL, faults in both APIs, lost
 answers, then a verdict read from D365 and Pipedrive. `make chaos`, `python -m connector.dev.chaos`,
 or `await run_chaos(ChaosConfig.short("from_deal"))` from a test. Development only (not deployed)."""
 
