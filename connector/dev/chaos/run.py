@@ -48,6 +48,7 @@ class ChaosReport:
     wall: float = 0.0
     drained: bool = False
     drain_wait: float = 0.0  # seconds from the calm to an empty queue with every job settled
+    queue_peak: int = 0  # the order queue's deepest point during the drain (re-sent messages swell it)
     rss_mb: list[float] = field(default_factory=list)
     folder: Path | None = None
     diagnostics: str = ""  # audit trails and D365 writes behind a broken invariant
@@ -67,7 +68,8 @@ class ChaosReport:
             f"orders={v.orders} duplicates={len(v.duplicates)} lost={len(v.lost)} wrong_lines={len(v.wrong_lines)} "
             f"duplicate_customers={len(v.duplicate_customers)} leaks={len(v.leaks)} failed={failed} "
             f"kills={self.kills} faults={faults} 429_share={share} wall={self.wall:.1f}s "
-            f"drained={'yes' if self.drained else 'NO'}:{self.drain_wait:.0f}s peak_rss_mb={rss}"
+            f"drained={'yes' if self.drained else 'NO'}:{self.drain_wait:.0f}s queue_peak={self.queue_peak} "
+            f"peak_rss_mb={rss}"
         )
 
     def problems(self) -> list[str]:
@@ -183,7 +185,8 @@ async def _run(
         await pool.all_up()
         calm = time.monotonic()
         await poll_won_deals(await rt.poll_deps())  # the net under every dropped webhook and lost message
-        report.drained = await _drained(rt, stack, [d.deal_id for d in deals], config.drain_seconds, say)
+        report.drained, report.queue_peak = await _drained(rt, stack, [d.deal_id for d in deals],
+                                                           config.drain_seconds, say)  # fmt: skip
         report.drain_wait = time.monotonic() - calm
         jobs = {int(job.key): job for job in await rt.state.jobs.list(ORDER_JOB)}
         await pool.stop()  # every log complete before the leak check
@@ -229,15 +232,19 @@ async def _play(
     await asyncio.sleep(max(0.0, config.chaos_seconds - (time.monotonic() - start)))
 
 
-async def _drained(rt: Any, stack: LocalStack, deal_ids: list[int], bound: float, say: Callable[[str], None]) -> bool:
-    """Until the order queue is empty and every won deal's job is done or failed (bounded).
+async def _drained(
+    rt: Any, stack: LocalStack, deal_ids: list[int], bound: float, say: Callable[[str], None]
+) -> tuple[bool, int]:
+    """Until the order queue is empty and every won deal's job is done or failed (bounded); and the queue's peak.
 
     Says what it waits for (queue depth, unsettled jobs by state, held commits) every 10 s at most.
     """
     start = said = time.monotonic()
+    peak = 0
     wanted = {str(d) for d in deal_ids if stack.pipedrive.deal(d)["status"] == "won"}
     while time.monotonic() - start < bound:
         depth = await rt.queues.depth(rt.queues.order_queue)
+        peak = max(peak, depth)
         jobs = {j.key: j.state for j in await rt.state.jobs.list(ORDER_JOB) if j.key in wanted}
         unsettled = Counter(jobs.get(key, "none") for key in wanted if jobs.get(key) not in ("done", "failed"))
         done = depth == 0 and not unsettled and stack.d365.pending_commits == 0
@@ -246,6 +253,6 @@ async def _drained(rt: Any, stack: LocalStack, deal_ids: list[int], bound: float
                 f"held commits {stack.d365.pending_commits}")  # fmt: skip
             said = time.monotonic()
         if done:
-            return True
+            return True, peak
         await asyncio.sleep(0.5)  # polling observable state: queue depth and job rows
-    return False
+    return False, peak
