@@ -8,6 +8,9 @@ Messages never carry secrets: clients build them from status, codes and API text
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class ConnectorError(Exception):
     """Base of every error the connector raises on purpose."""
@@ -86,3 +89,17 @@ class DuplicateError(ConnectorError):
 
 class ProtocolError(PermanentError):
     """The API answered something that is not its documented contract (HTML, bad JSON, wrong shape)."""
+
+
+@contextlib.contextmanager
+def written(what: str, *, creates: bool = True) -> Iterator[None]:
+    """Reading the answer to a create that came back as done. One that cannot be read (a body cut short, a
+    proxy's page, a record of the wrong shape) may still have been saved: UnknownOutcomeError, so the flow
+    keeps its intent and looks before it creates again (a ProtocolError would let a replay create blindly).
+    `creates=False` (a read, or a write that is safe to repeat) leaves a ProtocolError as it is."""
+    try:
+        yield
+    except ProtocolError as exc:
+        if not creates:
+            raise
+        raise UnknownOutcomeError(f"{exc}; the write may have been saved", status=exc.status) from None

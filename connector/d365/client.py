@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from connector.api_auth import ApiAuth
 from connector.d365 import odata
 from connector.d365.batch import Operation, batch_parts, build_changeset
-from connector.d365.errors import classify, protocol_error, written
+from connector.d365.errors import classify, protocol_error
 from connector.d365.lookups import MasterDataLookups, select_for
 from connector.d365.models import (
     Currency,
@@ -34,7 +34,7 @@ from connector.d365.models import (
     SalesOrderLine,
 )
 from connector.d365.orders import SalesOrders
-from connector.errors import NotFoundError, PermanentError
+from connector.errors import NotFoundError, PermanentError, written
 from connector.paging import Page, follow_pages
 from connector.retry import UNANSWERED, RetryPolicy, RetryTransport, Sleep, failure_error, failure_of, no_answer
 from connector.telemetry import counting_transport

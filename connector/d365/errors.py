@@ -12,10 +12,8 @@ headers or request bodies, so tokens and secrets cannot leak through them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -33,7 +31,6 @@ from connector.errors import (
     ProtocolError,
     RateLimitedError,
     TransientError,
-    UnknownOutcomeError,
     ValidationError,
 )
 from connector.pacing import server_wait
@@ -186,14 +183,3 @@ def error_from_response(response: httpx.Response, what: str) -> ConnectorError:
 
 def protocol_error(what: str, problem: str, status: int | None = None) -> ProtocolError:
     return ProtocolError(f"{what}: {problem}", status=status)
-
-
-@contextlib.contextmanager
-def written(what: str) -> Iterator[None]:
-    """Reading the answer to a write that came back as done. One that cannot be read (a body cut short, a
-    proxy's page, a record of the wrong shape) may still have been saved: UnknownOutcomeError, so the flow
-    keeps its intent and looks before it creates again (a ProtocolError would let a replay create blindly)."""
-    try:
-        yield
-    except ProtocolError as exc:
-        raise UnknownOutcomeError(f"{exc}; the write may have been saved", status=exc.status) from None

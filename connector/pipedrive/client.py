@@ -20,7 +20,7 @@ from pydantic import BaseModel, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from connector.api_auth import ApiAuth
-from connector.errors import ProtocolError, TransientError, ValidationError
+from connector.errors import ProtocolError, TransientError, ValidationError, written
 from connector.pacing import DEFAULT_CLASS, RateLimitPacer
 from connector.pipedrive.errors import PIPEDRIVE_ERRORS, call_name, decode_envelope
 from connector.pipedrive.models import (
@@ -133,7 +133,8 @@ class PipedriveClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> dict[str, Any]:
         """One call; returns the decoded success envelope or raises a typed ConnectorError (a create whose
-        answer was lost is UnknownOutcomeError: look before creating again)."""
+        answer was lost, or came back as done but unreadable, is UnknownOutcomeError: look before creating
+        again)."""
         try:
             response = await self._http.request(method, path, params=params, json=json)
         except UNANSWERED as exc:
@@ -143,13 +144,15 @@ class PipedriveClient:
         failure = failure_of(response, PIPEDRIVE_ERRORS.failure)
         if failure is not None:
             raise failure_error(response.request, failure, call_name(response.request))
-        return decode_envelope(response)
+        with written(f"Pipedrive {method} {path}", creates=method == "POST"):
+            return decode_envelope(response)
 
     async def _one(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         envelope = await self.request(method, path, **kwargs)
-        if envelope.get("data") is None:
-            raise ProtocolError(f"Pipedrive {method} {path}: response has no data")
-        return validate(model, envelope["data"], f"{method} {path}")
+        with written(f"Pipedrive {method} {path}", creates=method == "POST"):
+            if envelope.get("data") is None:
+                raise ProtocolError(f"Pipedrive {method} {path}: response has no data")
+            return validate(model, envelope["data"], f"{method} {path}")
 
     def _items(
         self, path: str, params: dict[str, Any] | None, *, limit: int = MAX_LIMIT, items_key: str | None = None

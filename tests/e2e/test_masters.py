@@ -287,6 +287,38 @@ async def test_crash_after_create_before_the_id_map_write_does_not_duplicate(
     assert entry is not None and entry.target_key == str(found[0]["id"])
 
 
+@pytest.mark.parametrize(
+    ("entity", "key", "legal_entity", "path"),
+    [
+        ("product", UNMAPPED_CODE_FIX, "usmf", "/api/v2/products"),
+        ("customer", "DE-001", "demf", "/api/v2/organizations"),
+    ],
+)
+async def test_a_create_saved_but_answered_unreadably_is_looked_up_not_sent_again(
+    e2e: E2E, entity: str, key: str, legal_entity: str, path: str
+) -> None:
+    """Pipedrive saved the record but a proxy's page came back with a 200: the write may have happened,
+    so the job retries by looking (it finds and adopts the record), never by creating a second one."""
+    page = "<html>gateway maintenance</html>"
+    e2e.stack.pipedrive.inject_fault(path, 200, body=page, method="POST", after=True)
+    assert await e2e.rt.queues.enqueue_master(
+        entity,  # type: ignore[arg-type]
+        key,
+        legal_entity,
+        reason="cli",
+        correlation_id="garbled-create",
+    )
+    stats = await drain_masters(e2e)
+    assert stats.outcomes == {"retry": 1, "adopted": 1}  # the retry looks first and finds the saved record
+    creates = [r for r in pipedrive_writes(e2e) if r["method"] == "POST" and r["path"] == path]
+    assert [r["status"] for r in creates] == [200]  # one create, answered with the proxy's page
+    found = products(e2e, key) if entity == "product" else orgs(e2e, key)
+    assert len(found) == 1
+    map_kind = PRODUCT_MAP if entity == "product" else ORG_MAP
+    entry = await e2e.rt.state.idmap.get(map_kind, f"{legal_entity}:{key}")
+    assert entry is not None and entry.target_key == str(found[0]["id"])
+
+
 async def test_a_record_missing_in_d365_is_audited_and_nothing_is_deleted(e2e: E2E) -> None:
     before = len(e2e.stack.pipedrive.sim.store.visible("product"))
     assert await e2e.rt.queues.enqueue_master("product", "NO-SUCH-ITEM", "usmf", reason="cli", correlation_id="t")

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from connector.dev.sandbox.pipedrive.sandbox import PipedriveSandbox
-from connector.errors import RateLimitedError, TransientError, UnknownOutcomeError
+from connector.errors import ProtocolError, RateLimitedError, TransientError, UnknownOutcomeError
 from connector.pipedrive.auth import ApiTokenAuth
 from connector.pipedrive.client import PipedriveClient
 from connector.pipedrive.models import OrganizationInput, ProductInput
@@ -90,3 +90,22 @@ async def test_an_update_whose_answer_is_lost_is_sent_again() -> None:
             updated = await client.update_product(1, ProductInput(name="Widget v2"))
         assert updated.name == "Widget v2"
         assert len([e for e in pd.requests() if e["method"] == "PATCH"]) >= 2
+
+
+@pytest.mark.parametrize(
+    "body", ["<html>gateway maintenance</html>", {"success": True}, {"success": True, "data": {"name": "no id"}}]
+)
+async def test_a_create_saved_but_answered_unreadably_may_have_been_done(body: object) -> None:
+    """A 2xx whose body is not the record (a proxy's page, no data, the wrong shape): Pipedrive may have
+    saved it, so it is UnknownOutcomeError (look before creating again), not a ProtocolError a replay
+    would create past. An update answered the same way stays a ProtocolError: sending it again is safe."""
+    async with PipedriveSandbox(seed()) as pd:
+        pd.inject_fault("/api/v2/products", 200, body=body, method="POST", after=True)
+        pd.inject_fault("/api/v2/products/1", 200, body=body, method="PATCH", after=True)
+        async with PipedriveClient(pd.base_url, ApiTokenAuth(TOKEN), policy=FAST) as client:
+            with pytest.raises(UnknownOutcomeError, match="may have been saved"):
+                await client.create_product(ProductInput(name="Garbled", code="G-1"))
+            with pytest.raises(ProtocolError) as update:
+                await client.update_product(1, ProductInput(name="Widget v2"))
+        assert type(update.value) is ProtocolError
+        assert len(posts(pd, "/api/v2/products")) == 1 and len(named(pd, "product", "Garbled")) == 1

@@ -17,7 +17,7 @@ from .auth import TokenStore
 from .context import INITIAL_SEED, SIM, Sim
 from .envelope import ApiError, error_body
 from .faults import Faults
-from .models import Seed
+from .models import FaultSpec, Seed
 from .query_params import check_query
 from .ratelimit import RateLimiter, RateLimits, token_cost
 from .store import Store
@@ -71,17 +71,14 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     }  # fmt: skip
     s.log.append(entry)
     rate_headers: dict[str, str] = {}
+    fault: FaultSpec | None = None
     try:
         fault = s.faults.take(request.method, request.path)
         if fault is not None:
             if fault.latency:
                 await asyncio.sleep(fault.latency)  # injected server latency
-            if fault.status is not None:
-                body = fault.body if fault.body is not None else error_body(f"Injected fault {fault.status}")
-                response: web.StreamResponse = web.json_response(body, status=fault.status, headers=fault.headers)
-                entry["status"] = fault.status
-                entry["fault"] = True
-                return response
+            if fault.status is not None and not fault.after:
+                return _faulted(entry, fault, fault.status)
         if request.path.startswith("/oauth/"):  # the OAuth server authenticates clients itself
             response = await handler(request)
         else:
@@ -107,8 +104,17 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         log.exception("pipedrive simulator failed on %s %s", request.method, request.path)
         response = web.json_response(error_body("Internal server error"), status=500)
     response.headers.update(rate_headers)
+    if fault is not None and fault.after and fault.status is not None:
+        return _faulted(entry, fault, fault.status)  # the request was served (a write saved); only its answer is lost
     entry["status"] = response.status
     return response
+
+
+def _faulted(entry: dict[str, Any], fault: FaultSpec, status: int) -> web.StreamResponse:
+    body = fault.body if fault.body is not None else error_body(f"Injected fault {status}")
+    entry["status"] = status
+    entry["fault"] = True
+    return web.json_response(body, status=status, headers=fault.headers)
 
 
 def build_app(seed: Seed, *, limits: RateLimits | None = None, webhook_time_scale: float = 1.0) -> web.Application:

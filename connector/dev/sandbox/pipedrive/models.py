@@ -199,6 +199,9 @@ class FaultSpec(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     latency: float = Field(0.0, ge=0)
+    after: bool = Field(
+        False, description="True: serve the request first (a write is saved), then answer with `status`/`body`."
+    )
 
 
 class WebhookFaultSpec(_Strict):

@@ -109,10 +109,12 @@ class PipedriveSandbox:
         body: Any = None,
         latency: float = 0.0,
         method: str | None = None,
+        after: bool = False,
     ) -> None:
-        """The next `times` requests whose path matches the glob `path` get `status` (+ headers/latency)."""
+        """The next `times` requests whose path matches the glob `path` get `status` (+ headers/latency);
+        `after=True` serves them first, so a write is saved and only its answer is replaced."""
         spec = FaultSpec(path=path, status=status, times=times, headers=headers or {}, body=body, latency=latency,
-                         method=method)  # fmt: skip
+                         method=method, after=after)  # fmt: skip
         self.sim.faults.add(spec)
 
     def webhook_fault(self, mode: str, times: int = 1) -> None:
