@@ -137,7 +137,8 @@ async def _mode(azurite: Azurite, mode: str, mapping: Path) -> str:
         [
             "Budget, known customer: Pipedrive deal + deal products + products batch (+ optional order-number",
             "write-back PATCH, on in the demo mapping); D365 from_deal: one $batch; d365_sequence: the header POST",
-            "and one $batch of lines; no lookup before a first attempt's create. Poll, nothing new: 1.",
+            "and one $batch of lines; no lookup before a first attempt's create. Poll, nothing new: 2 (live and",
+            "archived won deals; 1 with POLL_ARCHIVED=false).",
             "Token calls are counted apart (Pipedrive uses an API token here: none; D365 token is cached).",
             "Known customer, beyond the budget: " + (", ".join(sorted(over)) or "nothing"),
             *breakdown,

@@ -182,7 +182,13 @@ class Runtime:
         async def build() -> PollDeps:
             from connector.flows.deps import PollDeps
 
-            return PollDeps(self.state, await self.pipedrive(), self.queues, self.settings.poll_overlap_seconds)
+            return PollDeps(
+                self.state,
+                await self.pipedrive(),
+                self.queues,
+                self.settings.poll_overlap_seconds,
+                archived=self.settings.poll_archived,
+            )
 
         return await self._deps_of("poll", build)
 

@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     # for records the Search API's index may not show yet (its lag is UNCONFIRMED).
     pipedrive_search_lag_seconds: float = Field(3600.0, ge=0, validation_alias=_env("PIPEDRIVE_SEARCH_LAG_SECONDS"))
     poll_overlap_seconds: int = Field(120, ge=0, validation_alias=_env("POLL_OVERLAP_SECONDS"))
+    # Also list archived won deals (Pipedrive's /deals leaves them out): a deal won and archived while its
+    # webhook was lost is otherwise never seen. Costs 20 more tokens a poll; false trades that safety away.
+    poll_archived: bool = Field(True, validation_alias=_env("POLL_ARCHIVED"))
     mapping_file: Path = Field(Path("config/mapping.yaml"), validation_alias=_env("MAPPING_FILE"))
 
     # --- Outbound retry policy (connector.retry.RetryPolicy)

@@ -74,6 +74,7 @@ class PollDeps:
     pipedrive: PipedriveClient
     queues: Queues
     overlap_seconds: float  # POLL_OVERLAP_SECONDS: how far before the watermark each poll looks
+    archived: bool = True  # POLL_ARCHIVED: list archived won deals too
 
 
 @dataclass

@@ -8,11 +8,17 @@ differ), minus an overlap for late-committed updates; it advances only after eve
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from connector.flows.deps import PollDeps
 from connector.state.jobs import ORDER_JOB
+
+if TYPE_CHECKING:
+    from connector.pipedrive.client import PipedriveClient
+    from connector.pipedrive.models import Deal
 
 CHECKPOINT = "poll.won-deals"
 # First run without a watermark: look back this far (a fresh install picks up the last day's wins).
@@ -36,7 +42,7 @@ async def poll_won_deals(deps: PollDeps, *, now: datetime | None = None) -> Poll
 
     seen = enqueued = 0
     newest = watermark
-    async for deal in deps.pipedrive.iter_won_deals(since):
+    async for deal in won_deals(deps.pipedrive, since, archived=deps.archived):
         seen += 1
         if await _failed_since_last_change(deps, deal.id, deal.update_time):
             continue
@@ -54,6 +60,17 @@ async def poll_won_deals(deps: PollDeps, *, now: datetime | None = None) -> Poll
         detail={"since": since.isoformat(), "seen": seen, "enqueued": enqueued},
     )
     return PollResult(since=since, seen=seen, enqueued=enqueued, watermark=newest)
+
+
+async def won_deals(pipedrive: PipedriveClient, since: datetime, *, archived: bool) -> AsyncIterator[Deal]:
+    """Won deals changed since `since`: the live list, then (with `archived`) the archived one, which
+    Pipedrive's `/deals` leaves out. A deal archived between the two reads is in the second; the
+    watermark's overlap covers one archived just before the first."""
+    async for deal in pipedrive.iter_won_deals(since):
+        yield deal
+    if archived:
+        async for deal in pipedrive.iter_won_deals(since, archived=True):
+            yield deal
 
 
 async def _failed_since_last_change(deps: PollDeps, deal_id: int, updated: datetime | None) -> bool:

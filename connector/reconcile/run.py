@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from connector.errors import NotFoundError, PermanentError
 from connector.flows.master_diff import legal_entities
 from connector.flows.order_plan import read_deal
+from connector.flows.poll import won_deals
 from connector.reconcile.compare import compare_order
 
 if TYPE_CHECKING:
@@ -83,7 +84,11 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 async def reconcile(deps: OrderDeps, since: datetime, *, stale_after: float) -> ReconcileReport:
     """`stale_after` (JOB_STALE_SECONDS): an open job younger than that is still pending, not missing."""
-    won = [d.id async for d in deps.pipedrive.iter_won_deals(since) if d.won_time is None or d.won_time >= since]
+    won = [
+        d.id
+        async for d in won_deals(deps.pipedrive, since, archived=True)  # an archived won deal needs its order too
+        if d.won_time is None or d.won_time >= since
+    ]
     deals = [await _deal_row(deps, deal_id, stale_after) for deal_id in sorted(set(won))]
     orphans = await _orphans(deps, since, set(won))
     return ReconcileReport(since=since, deals=deals, orphans=orphans)

@@ -39,6 +39,8 @@ async def test_reconcile_finds_each_kind_of_mismatch_and_writes_nothing(e2e: E2E
     await e2e.win(101, 102, 103, 108)
     await e2e.drain()
     e2e.stack.pipedrive.set_deal_status(106, "won")  # won, but its webhook and the poll never ran
+    for archived in (103, 106):  # archived deals are only in Pipedrive's /deals/archived: still counted
+        e2e.stack.pipedrive.change_deal(archived, is_archived=True)
     await tamper(e2e)
 
     before = writes(e2e)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -164,6 +165,26 @@ async def test_dropped_webhook_is_recovered_by_the_poll(e2e: E2E) -> None:
     assert_one_order(e2e, 106, 2)
 
 
+async def test_a_won_deal_archived_while_its_webhooks_were_lost_is_recovered_by_the_poll(e2e: E2E) -> None:
+    """Pipedrive's `/deals` leaves archived deals out: the poll also reads `/deals/archived`, or a deal won
+    and archived while its webhooks were lost would never become an order. POLL_ARCHIVED=false skips it."""
+    await e2e.register_webhook()
+    e2e.stack.pipedrive.webhook_fault("drop", times=2)
+    e2e.stack.pipedrive.set_deal_status(106, "won")
+    e2e.stack.pipedrive.change_deal(106, is_archived=True)
+    deliveries = await e2e.stack.pipedrive.wait_for_deliveries(2)
+    assert [d["dropped"] for d in deliveries] == [True, True]
+
+    deps = await e2e.rt.poll_deps()
+    blind = await poll_won_deals(dataclasses.replace(deps, archived=False))
+    assert (blind.seen, blind.enqueued) == (0, 0)
+    result = await poll_won_deals(deps)
+    assert (result.seen, result.enqueued) == (1, 1)
+    pump = await e2e.drain()
+    assert pump.stats.outcomes == {"created": 1}
+    assert_one_order(e2e, 106, 2)
+
+
 async def test_poll_with_nothing_new_advances_nothing(e2e: E2E) -> None:
     await e2e.win(110)
     await e2e.drain()
@@ -175,7 +196,8 @@ async def test_poll_with_nothing_new_advances_nothing(e2e: E2E) -> None:
     second = await poll_won_deals(await e2e.rt.poll_deps())
     assert second.enqueued == 0
     assert await e2e.rt.state.checkpoints.get(CHECKPOINT) == watermark
-    assert len(e2e.stack.pipedrive.requests()) - calls_before == 1  # one Pipedrive call
+    calls = [r["path"] for r in e2e.stack.pipedrive.requests()[calls_before:]]
+    assert calls == ["/api/v2/deals", "/api/v2/deals/archived"]  # one page of each list, nothing else
     assert await e2e.queue_depth() == 0
     assert_one_order(e2e, 110, 1)
 

@@ -57,6 +57,7 @@ async def test_the_runtime_builds_each_flows_deps_once_and_shares_its_clients(tm
         LOCAL_SECRETS_KEY=Fernet.generate_key().decode(),
         JOB_STALE_SECONDS="600",
         POLL_OVERLAP_SECONDS="45",
+        POLL_ARCHIVED="false",
         MAPPING_FILE=str(ROOT / "config" / "mapping.example.yaml"),
     )
     rt = Runtime.open(settings)
@@ -72,7 +73,7 @@ async def test_the_runtime_builds_each_flows_deps_once_and_shares_its_clients(tm
                                      await rt.poll_deps())  # fmt: skip
         assert await rt.order_deps() is order and await rt.master_deps() is master
         assert await rt.requeue_deps() is requeue
-        assert diff.masters is master and poll.overlap_seconds == 45
+        assert diff.masters is master and poll.overlap_seconds == 45 and poll.archived is False
         # One client per API and one field-definition cache per entity, whichever flow uses them.
         assert order.pipedrive is master.pipedrive is poll.pipedrive
         assert order.d365 is master.d365

@@ -188,3 +188,22 @@ async def test_moving_a_deal_to_a_stage_moves_its_pipeline(api: httpx.AsyncClien
     deal = (await api.patch("/api/v2/deals/1", json={"stage_id": 4})).json()["data"]
     assert (deal["stage_id"], deal["pipeline_id"]) == (4, 2)
     assert deal["stage_change_time"] == deal["update_time"]
+
+
+async def test_archived_deals_are_listed_only_apart_and_cannot_be_edited(
+    api: httpx.AsyncClient, pipedrive_sim: PipedriveSandbox
+) -> None:
+    """Since Jul 15 2025 `/deals` leaves archived deals out; `/deals/archived` (cost 20) lists them with the
+    same filters; a single GET still reads one; PATCH refuses it (its exact answer is UNCONFIRMED)."""
+    pipedrive_sim.set_deal_status(4, "won")
+    archived = pipedrive_sim.change_deal(4, is_archived=True)
+    assert archived["archive_time"] == archived["update_time"]
+    assert 4 not in [d["id"] for d in (await api.get("/api/v2/deals", params={"status": "won"})).json()["data"]]
+    listed = await api.get("/api/v2/deals/archived", params={"status": "won", "sort_by": "update_time"})
+    assert [d["id"] for d in listed.json()["data"]] == [4]
+    assert [d["id"] for d in (await api.get("/api/v2/deals/archived", params={"status": "open"})).json()["data"]] == []
+    assert (await api.get("/api/v2/deals/4")).json()["data"]["is_archived"] is True
+    refused = await api.patch("/api/v2/deals/4", json={"title": "edited"})
+    assert refused.status_code == 400 and refused.json()["success"] is False
+    costs = {e["path"]: e["cost"] for e in pipedrive_sim.requests()}
+    assert (costs["/api/v2/deals/archived"], costs["/api/v2/deals"]) == (20, 10)

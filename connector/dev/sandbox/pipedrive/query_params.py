@@ -27,6 +27,8 @@ V2_QUERY: dict[tuple[str, str], frozenset[str]] = {
     for key, names in {
         ("GET", "/api/v2/deals"): (*PAGE, *SHAPE, *CHANGED, *LIST_FILTERS, "person_id", "org_id", "pipeline_id",
                                    "stage_id", "status"),
+        ("GET", "/api/v2/deals/archived"): (*PAGE, *CHANGED, *LIST_FILTERS, "custom_fields", "person_id", "org_id",
+                                            "pipeline_id", "stage_id", "status"),
         ("GET", "/api/v2/deals/{id}"): SHAPE,
         ("GET", "/api/v2/deals/products"): (*PAGE, "deal_ids"),
         ("GET", "/api/v2/deals/{id}/products"): PAGE,

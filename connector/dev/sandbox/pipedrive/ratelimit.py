@@ -31,7 +31,7 @@ TOKEN_COST: dict[tuple[str, str], int] = {
     ("GET", "/api/v2/deals"): 10, ("POST", "/api/v2/deals"): 5, ("GET", "/api/v2/deals/{id}"): 1,
     ("PATCH", "/api/v2/deals/{id}"): 5, ("DELETE", "/api/v2/deals/{id}"): 3,
     ("GET", "/api/v2/deals/{id}/products"): 10, ("POST", "/api/v2/deals/{id}/products"): 5,
-    ("GET", "/api/v2/deals/products"): 10,
+    ("GET", "/api/v2/deals/products"): 10, ("GET", "/api/v2/deals/archived"): 20,
     ("GET", "/api/v2/organizations"): 10, ("POST", "/api/v2/organizations"): 5,
     ("GET", "/api/v2/organizations/{id}"): 1, ("PATCH", "/api/v2/organizations/{id}"): 5,
     ("GET", "/api/v2/organizations/search"): 20,

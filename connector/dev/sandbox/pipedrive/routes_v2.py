@@ -89,6 +89,17 @@ def _delete(entity: str) -> Any:
 # ---- deals -------------------------------------------------------------------------------------
 @routes.get(f"{V2}/deals")
 async def list_deals(request: web.Request) -> web.Response:
+    return _deals(request, archived=False)
+
+
+@routes.get(f"{V2}/deals/archived")
+async def list_archived_deals(request: web.Request) -> web.Response:
+    """Archived deals, only here since Jul 15 2025 (changelog: "archived deals and leads will not be
+    returned in existing endpoints"); the same filters and paging as `GET /deals` (SPEC-v2), cost 20."""
+    return _deals(request, archived=True)
+
+
+def _deals(request: web.Request, *, archived: bool) -> web.Response:
     store = sim(request).store
     raw_status = request.query.get("status")
     statuses = raw_status.split(",") if raw_status else ["open", "won", "lost"]
@@ -97,7 +108,7 @@ async def list_deals(request: web.Request) -> web.Response:
     deals = [
         d
         for d in store.tables["deal"].values()
-        if not d["is_archived"]  # archived deals are only in /deals/archived (changelog, Jul 2025)
+        if bool(d["is_archived"]) is archived
         and (("deleted" in statuses) if d["is_deleted"] else d["status"] in statuses)
     ]
     keys = ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
@@ -129,7 +140,11 @@ async def create_deal(request: web.Request) -> web.Response:
 
 @routes.patch(f"{V2}/deals/{{id:\\d+}}")
 async def patch_deal(request: web.Request) -> web.Response:
+    """Archived deals "will not be editable through the API" (changelog, Jul 2025); the status and text of
+    that refusal are UNCONFIRMED, so any 4xx a client sees here is only a stand-in."""
     store = sim(request).store
+    if store.get("deal", path_id(request)).get("is_archived"):
+        raise bad_request("Archived deals cannot be edited")
     record = store.update("deal", path_id(request), await read_json(request))
     return ok(_present(store, "deal", record, {}))
 

@@ -197,6 +197,8 @@ class Store:
         before = copy.deepcopy(record)
         if entity == "deal":
             values = records.deal_status_effects(record, values, self.clock())
+            if values.get("is_archived") and not record.get("is_archived") and not values.get("archive_time"):
+                values["archive_time"] = self.now()  # archiving stamps the moment, as the app does
             if values.get("stage_id") in self.stages and "pipeline_id" not in values:
                 values["pipeline_id"] = self.stages[values["stage_id"]]["pipeline_id"]  # a stage implies its pipeline
         if entity == "product" and "prices" in values:
