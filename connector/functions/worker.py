@@ -25,6 +25,7 @@ from connector.flows.orders import OrderResult, build_order_for_deal
 from connector.flows.runner import JobHandle, Run
 from connector.queues import MalformedMessage, MasterPush, OrderBuild, decode_message
 from connector.runtime import Runtime, get_runtime
+from connector.state.audit import Level
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", OrderBuild, MasterPush)
@@ -98,7 +99,7 @@ async def _handle(
     try:
         result = await run(message)
     except RetryLaterError as exc:
-        await _requeue(rt, message, exc.delay, str(exc), requeued_event, dequeue_count)
+        await _requeue(rt, message, exc.delay, str(exc), requeued_event, dequeue_count, "warning")
         return None
     except BaseException as exc:
         if dequeue_count >= rt.settings.max_dequeue_count:
@@ -109,7 +110,9 @@ async def _handle(
         raise
     if result.requeue:
         # A back-off, a wait or another worker's lease: the message comes back later instead of sleeping here.
-        await _requeue(rt, message, result.delay, result.reason or result.outcome, requeued_event, dequeue_count)
+        # Routine when the run was only early or busy (the runner audited those at debug): not a warning then.
+        level: Level = "debug" if result.outcome in ("busy", "early") else "warning"
+        await _requeue(rt, message, result.delay, result.reason or result.outcome, requeued_event, dequeue_count, level)
     return result
 
 
@@ -129,12 +132,14 @@ async def _back_off_unopened(
     )  # fmt: skip
 
 
-async def _requeue(rt: Runtime, message: Any, delay: float, why: str, event: str, dequeue_count: int) -> None:
+async def _requeue(
+    rt: Runtime, message: Any, delay: float, why: str, event: str, dequeue_count: int, level: Level
+) -> None:
     await rt.queues.requeue(message, delay * rt.lifecycle.requeue_scale)
     await rt.state.audit.append(
         message.subject,
         event,
         correlation_id=message.correlation_id,
-        level="warning",
+        level=level,
         detail={"delay": round(delay, 1), "error": why, "dequeue_count": dequeue_count},
     )

@@ -138,6 +138,29 @@ async def test_a_d365_outage_backs_off_to_the_horizon_and_completes_after_recove
     assert job is not None and job.state == "done" and job.attempts == len(delays) + 1
 
 
+async def test_the_requeue_row_weighs_what_came_before_it(e2e: E2E) -> None:
+    """`build.requeued` is a warning after a back-off, and debug after a message that came before its back-off
+    was over (routine: the runner wrote `build.early` at debug), as docs/audit-events.md says."""
+    clock = VirtualClock()
+    e2e.rt.lifecycle.clock = clock
+    e2e.rt.lifecycle.requeue_scale = 0  # virtual time: a re-queued message is visible at once
+    e2e.rt.lifecycle.schedule = (30,)
+    e2e.stack.d365.inject_fault(status=503, count=10_000, path="/data/")
+    await e2e.win(101)
+    for outcome in ("retry", "early"):  # the clock stands still: the second message is early
+        pump = QueuePump(e2e.rt, retry_after=0)
+        await pump.run_once()
+        assert pump.stats.outcomes == {outcome: 1}, pump.stats
+    watched = ("build.retry", "build.early", "build.requeued")
+    rows = [(t.event, t.level) for t in await e2e.rt.state.audit.trail("deal-101") if t.event in watched]
+    assert rows == [
+        ("build.retry", "warning"),
+        ("build.requeued", "warning"),
+        ("build.early", "debug"),
+        ("build.requeued", "debug"),
+    ]
+
+
 async def test_past_the_horizon_the_job_fails_with_the_last_error(e2e: E2E) -> None:
     clock = VirtualClock()
     e2e.rt.lifecycle.clock = clock
