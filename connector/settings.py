@@ -308,6 +308,11 @@ _ENV_NAMES: dict[str, str] = {
 }
 
 
+def env_names() -> list[str]:
+    """Every environment variable Settings reads, by its app-setting name (matched case-insensitively)."""
+    return list(_ENV_NAMES.values())
+
+
 def describe_errors(exc: PydanticValidationError) -> str:
     """One line per bad setting, by its env name, WITHOUT the offending value (it may be a secret)."""
     lines: list[str] = []

@@ -14,6 +14,7 @@ with the invariants; any that does not hold makes the exit code non-zero.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -50,8 +51,23 @@ class Report:
         return all(ok for _, ok, _ in self.checks)
 
 
+def _drop_shell_settings() -> list[str]:
+    """The demo brings all its settings. One exported in this shell (KEY_VAULT_URL, D365_CREDENTIAL, ...)
+    would point it at real services or change what it shows, so this process forgets them."""
+    from connector.settings import env_names
+
+    names = {name.lower() for name in env_names()}
+    dropped = sorted(name for name in os.environ if name.lower() in names)
+    for name in dropped:
+        del os.environ[name]
+    return dropped
+
+
 async def run() -> Report:
     report = Report()
+    dropped = _drop_shell_settings()
+    if dropped:
+        console.print(f"The demo ignores these settings of your shell: {', '.join(dropped)}", style="dim")
     async with LocalStack(pipedrive_seed=pipedrive_seed(), d365_seed=d365_seed(), webhook_time_scale=0.01) as stack:
         stack.apply_env()
         rt = await get_runtime()
@@ -106,7 +122,9 @@ async def _from_deal_pass(first: LocalStack, folder: Path, report: Report) -> No
 async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report) -> None:
     pd = stack.pipedrive
     console.rule("[bold]ml-connector demo[/bold]: Pipedrive won deals -> D365 F&O sales orders")
-    console.print(f"Azurite, Pipedrive sandbox {pd.base_url}, D365 sandbox {stack.d365.base_url}")
+    console.print(
+        f"Started in memory: Azurite, Pipedrive simulator {pd.base_url}, D365 simulator {stack.d365.base_url}"
+    )
     client = await rt.pipedrive()
     hook = await client.ensure_webhook(
         f"{host.base_url}/api/pipedrive/webhook", WEBHOOK_USER, stack.webhook_password, "change", "deal"
@@ -142,7 +160,7 @@ async def _scenario(stack: LocalStack, rt: Any, host: LocalHost, report: Report)
     report.check(
         "unmapped product fails clearly",
         set(reasons) == {UNMAPPED} and "has no code; set its code to a D365 item number" in reasons.get(UNMAPPED, ""),
-        reasons.get(UNMAPPED, "no failure recorded"),
+        f"deal {UNMAPPED}: the reason above" if UNMAPPED in reasons else f"failed: {sorted(reasons)}",
     )
 
     from connector.pipedrive.models import ProductInput
@@ -173,8 +191,17 @@ async def _masters(stack: LocalStack, rt: Any, host: LocalHost, report: Report) 
     with console.status("first full sync of released products and customers…"):
         first = await master_diff(await rt.diff_deps(), "all", reason="demo")
         await masters.drain()
-    pushed = {kind: dict(outcomes) for kind, outcomes in first.pushed.items()}
-    console.print(f"first sync: {first.seen} read, pushed {pushed}, queued {first.enqueued}")
+    read = ", ".join(f"{count} {kind}" for kind, count in first.seen.items())
+    pushed = "; ".join(
+        f"{kind}: " + ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items())
+        for kind, outcomes in first.pushed.items()
+    )
+    console.print(f"first sync: read {read} from D365 (both companies); pushed {pushed}; queued {first.enqueued}")
+    console.print(
+        "  (adopted: already in Pipedrive with that code/account, now linked, not created again; "
+        "one Pipedrive product serves the item in every company)",
+        style="dim",
+    )
 
     code = "HP-1000"
     events_before = len(stack.d365.events.deliveries)
@@ -194,7 +221,8 @@ async def _masters(stack: LocalStack, rt: Any, host: LocalHost, report: Report) 
     report.check(
         "resync with nothing changed writes nothing",
         again.enqueued == 0 and not again.pushed and _pipedrive_writes(stack) == writes_before,
-        f"{again.seen} read, {sum(sum(o.values()) for o in again.pushed.values())} pushed",
+        f"read {', '.join(f'{n} {kind}' for kind, n in again.seen.items())}; "
+        f"pushed {sum(sum(o.values()) for o in again.pushed.values())}",
     )
     codes = [p.get("code") for p in store.visible("product") if p.get("code")]
     report.check("one Pipedrive product per item number", len(codes) == len(set(codes)), f"{len(codes)} products")
@@ -230,13 +258,19 @@ async def _verify(stack: LocalStack, rt: Any, report: Report, replayed: list[int
             str(order.get("DefaultLedgerDimensionDisplayValue") if order else "-"),
         )
     console.print(table)
+    console.print(
+        "  how the customer was found: idmap = linked already (an earlier deal of the same organization), "
+        "matched = an existing D365 customer (the account on the organization, or the same name and country), "
+        "created = a new D365 customer",
+        style="dim",
+    )
 
     how = Counter((j.result or {}).get("customer_how") for j in jobs.values() if j.state == "done")
     pd_calls = [r for r in stack.pipedrive.requests() if not r["path"].startswith("/oauth")]
     d365_calls = [r for r in stack.d365.requests() if r.path.startswith("/data")]
     console.print(
-        f"deals won: {len(WON)}   orders created: {len(ours)}   customers matched: "
-        f"{how['account_field'] + how['matched'] + how['idmap']}, created: {how['created']}"
+        f"deals won: {len(WON)}   orders created: {len(ours)}   customers: "
+        f"{how['account_field'] + how['matched']} matched, {how['created']} created, {how['idmap']} linked already"
     )
     console.print(
         f"API calls per order: Pipedrive {len(pd_calls) / max(1, len(ours)):.1f}, "
@@ -244,7 +278,12 @@ async def _verify(stack: LocalStack, rt: Any, report: Report, replayed: list[int
     )
     throttled = [r for r in stack.d365.requests() if r.status == 429]
 
-    report.check("one order per won deal", all(by_ref.get(f"PD-{d}") == 1 for d in WON), str(dict(by_ref)))
+    not_one = {ref: n for ref, n in by_ref.items() if n != 1}
+    report.check(
+        "one order per won deal",
+        all(by_ref.get(f"PD-{d}") == 1 for d in WON),
+        f"{len(WON)} deals, one order each" if not not_one else f"orders per reference: {not_one}",
+    )
     report.check("no order for anything else", len(ours) == len(WON), f"{len(ours)} orders")
     report.check(
         "every order has all its lines",
@@ -256,7 +295,7 @@ async def _verify(stack: LocalStack, rt: Any, report: Report, replayed: list[int
     report.check(
         "every job done",
         all(jobs.get(d) and jobs[d].state == "done" for d in WON),
-        str(Counter(j.state for j in jobs.values())),
+        ", ".join(f"{n} {state}" for state, n in Counter(j.state for j in jobs.values()).items()),
     )
     report.check("dropped webhook recovered by the poll", by_ref.get(f"PD-{DROPPED}") == 1)
     report.check("duplicated webhook made one order", by_ref.get(f"PD-{DUPLICATED}") == 1)
@@ -272,12 +311,28 @@ async def _verify(stack: LocalStack, rt: Any, report: Report, replayed: list[int
     report.check("poison queue empty", await rt.queues.poison_depth(rt.queues.order_queue) == 0)
 
 
+NEXT_STEPS = """\
+Everything ran in memory and is gone now; run it again any time.
+Next steps:
+  - how it works:        README.md, docs/architecture.md
+  - the admins' set-up:  docs/admin-pipedrive.md, docs/admin-d365.md
+  - deploy to Azure:     docs/deploy-azure.md
+  - your mapping:        config/mapping.example.yaml
+  - the command line:    README.md "Operations" (.venv/bin/ml-connector --help)"""
+
+
 def main() -> None:
     report = asyncio.run(run())
     table = Table("invariant", "holds", "detail", title="Invariants")
     for name, ok, detail in report.checks:
-        table.add_row(name, "[green]yes[/green]" if ok else "[red]NO[/red]", detail[:90])
+        table.add_row(name, "[green]yes[/green]" if ok else "[red]NO[/red]", detail)
     console.print(table)
+    failed = [name for name, ok, _ in report.checks if not ok]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(report.checks)} invariants do NOT hold:[/red] {', '.join(failed)}")
+    else:
+        console.print(f"[green]All {len(report.checks)} invariants hold.[/green]")
+    console.print(NEXT_STEPS, highlight=False)
     sys.exit(0 if report.ok else 1)
 
 
