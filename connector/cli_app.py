@@ -21,7 +21,9 @@ from connector.errors import ConnectorError
 from connector.terminal import shown
 
 app = typer.Typer(help="ml-connector: Pipedrive -> D365 F&O orders, run and inspected from the shell.")
-secrets_app = typer.Typer(help="Manage the local encrypted secret store (Key Vault is managed with az).")
+secrets_app = typer.Typer(
+    help="Secrets in the configured store: Key Vault if KEY_VAULT_URL is set, else the local file."
+)
 app.add_typer(secrets_app, name="secrets")
 console = Console()
 T = TypeVar("T")

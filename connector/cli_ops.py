@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from connector.cli_app import JsonOpt, app, busy, console, emit, secrets_app, usage_error, with_runtime
+from connector.errors import ConnectorError
 from connector.pipedrive.models import Webhook
 from connector.terminal import shown
 
@@ -35,6 +36,25 @@ def secrets_set(name: str, value: str = typer.Option(None, help="Omit to be prom
 
     with_runtime(work)
     console.print(f"stored {shown(name)}")
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Make the local store's key file, LOCAL_SECRETS_KEY_FILE (mode 0600); an existing one is kept."""
+    from connector.secrets import write_key_file
+    from connector.settings import get_settings
+
+    try:
+        path = get_settings().local_secrets_key_file
+    except ConnectorError as exc:
+        usage_error(str(exc))
+    if path is None:
+        usage_error("set LOCAL_SECRETS_KEY_FILE to the key file's path first (e.g. .ml-connector/secrets.key)")
+    try:
+        write_key_file(path)
+    except FileExistsError:
+        usage_error(f"{path} exists and is kept: a new key could not read what the old one encrypted")
+    console.print(f"new key in {shown(str(path))}")
 
 
 @app.command("register-webhook")
@@ -113,8 +133,11 @@ def reconcile(
     as_json: bool = JsonOpt,
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV (one row per finding) for a spreadsheet."),
 ) -> None:
-    """Every won deal of the period against D365 (order, customer, lines, totals) and every order with our
-    reference against Pipedrive. Reads only; exits 1 on any mismatch."""
+    """Won deals of the period against their D365 orders, and our D365 orders against Pipedrive; reads only.
+
+    Each won deal: its order, customer, lines and totals. Each D365 order with our reference: a won deal
+    behind it. Exits 1 on any mismatch.
+    """
     from connector.reconcile.render import render_reconcile, to_csv
     from connector.reconcile.run import parse_since
     from connector.reconcile.run import reconcile as run_reconcile

@@ -65,7 +65,9 @@ def _read_key(key: SecretStr | None, key_file: Path | None) -> bytes:
         try:
             mode = key_file.stat().st_mode
         except OSError:
-            raise ConfigError(f"LOCAL_SECRETS_KEY_FILE {key_file} cannot be read") from None
+            raise ConfigError(
+                f"LOCAL_SECRETS_KEY_FILE {key_file} cannot be read; a first run makes it with `ml-connector secrets new-key`"
+            ) from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
                 f"LOCAL_SECRETS_KEY_FILE {key_file} is accessible by group/others; run `chmod 600 {key_file}`"
@@ -73,7 +75,10 @@ def _read_key(key: SecretStr | None, key_file: Path | None) -> bytes:
         raw = key_file.read_bytes().strip()
         source = f"LOCAL_SECRETS_KEY_FILE {key_file}"
     else:
-        raise ConfigError("the local secret store needs a key: set LOCAL_SECRETS_KEY or LOCAL_SECRETS_KEY_FILE")
+        raise ConfigError(
+            "the local secret store needs a key: set LOCAL_SECRETS_KEY or LOCAL_SECRETS_KEY_FILE "
+            "(a file such as .ml-connector/secrets.key, which `ml-connector secrets new-key` makes)"
+        )
     try:
         if len(base64.urlsafe_b64decode(raw)) != 32:
             raise ValueError

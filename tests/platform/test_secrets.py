@@ -103,3 +103,34 @@ def test_key_vault_is_chosen_when_configured(platform_settings: Settings) -> Non
     kv = platform_settings.model_copy(update={"key_vault_url": "https://mlconn-kv.vault.azure.net"})
     store = open_secret_store(kv)
     assert isinstance(store, KeyVaultSecretStore) and "mlconn-kv" in store.description
+
+
+def test_secrets_new_key_makes_the_key_file_a_first_run_needs_and_never_replaces_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from connector.cli import app
+    from connector.settings import get_settings
+    from tests.fixtures.platform import BASE_ENV
+
+    key_file = tmp_path / ".ml-connector" / "secrets.key"
+    for name in ("LOCAL_SECRETS_KEY", "KEY_VAULT_URL", "local_secrets_key", "key_vault_url"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**BASE_ENV, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOCAL_SECRETS_KEY_FILE", str(key_file))
+    monkeypatch.setenv("LOCAL_SECRETS_FILE", str(tmp_path / "secrets.enc"))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="ml-connector secrets new-key"):
+            open_secret_store(get_settings())  # what a first run meets, with the fix in it
+        made = CliRunner().invoke(app, ["secrets", "new-key"])
+        assert made.exit_code == 0, made.output
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_bytes()
+        assert open_secret_store(get_settings())  # the store opens with it
+        again = CliRunner().invoke(app, ["secrets", "new-key"])
+        assert again.exit_code == 2 and "kept" in again.output and key_file.read_bytes() == key
+    finally:
+        get_settings.cache_clear()
