@@ -2,7 +2,7 @@
 push-masters) and the local runner (serve); `cli_status` inspects, `cli_ops` sets up and goes live.
 
 Human output is rich tables; `--json` prints one JSON document for scripts. Configuration comes from
-the same settings as the function app (environment / .env), so a command sees what the app sees.
+the same settings as the function app (environment variables), so a command sees what the app sees.
 This module ships in the deployment zip but never runs there (the host runs function_app.py); `serve`
 and the `--run`/`sync` drains use the local runner of the development package `connector.dev`, which
 the zip leaves out, so they import it inside the command: the CLI runs from a checkout, which has it.

@@ -36,8 +36,11 @@ def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def status(as_json: bool = JsonOpt) -> None:
-    """Jobs by state; the deals that failed, are stuck or are backing off (ids and reasons); the deals parked in
-    the poison queue; queue depths (orders and masters); the poll checkpoint."""
+    """Jobs by state, the deals needing attention, queue depths and the poll checkpoint.
+
+    Needing attention: the deals that failed, are stuck or are backing off (ids and reasons), and the deals
+    parked in the poison queue. Queues: orders and masters, each with its poison queue.
+    """
     from connector.flows.poll import CHECKPOINT
     from connector.queues import OrderBuild
     from connector.state.jobs import MASTER_JOBS, ORDER_JOB
