@@ -41,6 +41,7 @@ class OrderResult:
     reason: str | None = None
     detail: dict[str, object] = field(default_factory=dict)
     delay: float = 0.0  # retry/wait/busy: when the message should come back
+    deal_archived: bool = False  # Pipedrive refuses API edits of an archived deal: no write-back
 
     @property
     def requeue(self) -> bool:
@@ -198,6 +199,7 @@ def _result(
         deal.id,
         written.outcome,
         order_number=written.order_number,
+        deal_archived=deal.is_archived,
         detail={
             "order_number": written.order_number,
             "legal_entity": frozen.legal_entity,
@@ -217,6 +219,11 @@ async def _write_back_order_number(deps: OrderDeps, ctx: FlowContext, result: Or
     cfg = deps.cfg
     name = cfg.pipedrive_fields.deal_order_number
     if not cfg.order.write_back_order_number or not name or not result.order_number:
+        return
+    if result.deal_archived:
+        # Archived deals "will not be editable through the API" (Pipedrive changelog, Jul 2025): say so
+        # instead of spending a call on a refusal. The order number stays on the job and in the audit.
+        await ctx.audit("deal.write_back_skipped", level="warning", reason="the deal is archived in Pipedrive")
         return
     try:
         custom = await deps.deal_fields.to_hashes({name: result.order_number})

@@ -183,6 +183,10 @@ async def test_a_won_deal_archived_while_its_webhooks_were_lost_is_recovered_by_
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}
     assert_one_order(e2e, 106, 2)
+    # Pipedrive refuses API edits of an archived deal: the order number is not written back, and no
+    # call is spent on the refusal.
+    assert "deal.write_back_skipped" in await e2e.events(106)
+    assert not [r for r in e2e.stack.pipedrive.requests() if r["method"] == "PATCH" and "/deals/" in r["path"]]
 
 
 async def test_poll_with_nothing_new_advances_nothing(e2e: E2E) -> None:
