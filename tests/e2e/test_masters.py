@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 import httpx
@@ -23,6 +23,7 @@ from tests.fixtures.stack import E2E
 
 FUNCTION_KEY = "test-function-key"
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
+MasterEntity = Literal["product", "customer"]
 
 
 @pytest.fixture
@@ -256,12 +257,21 @@ async def test_events_route_needs_the_function_key(e2e: E2E, events_host: LocalH
     assert await master_depth(e2e) == 0
 
 
+async def assert_one_mapped(e2e: E2E, entity: MasterEntity, key: str, legal_entity: str) -> None:
+    """Pipedrive holds one record for the D365 key, and the id map points at it."""
+    found = products(e2e, key) if entity == "product" else orgs(e2e, key)
+    assert len(found) == 1, found
+    map_kind = PRODUCT_MAP if entity == "product" else ORG_MAP
+    entry = await e2e.rt.state.idmap.get(map_kind, f"{legal_entity}:{key}")
+    assert entry is not None and entry.target_key == str(found[0]["id"])
+
+
 @pytest.mark.parametrize(
     ("entity", "key", "legal_entity"),
     [("product", UNMAPPED_CODE_FIX, "usmf"), ("customer", "DE-001", "demf")],
 )
 async def test_crash_after_create_before_the_id_map_write_does_not_duplicate(
-    e2e: E2E, entity: str, key: str, legal_entity: str
+    e2e: E2E, entity: MasterEntity, key: str, legal_entity: str
 ) -> None:
     crashed: list[str] = []
 
@@ -270,21 +280,11 @@ async def test_crash_after_create_before_the_id_map_write_does_not_duplicate(
             crashed.append(step)
             raise RuntimeError("worker died after the Pipedrive create")
 
-    assert await e2e.rt.queues.enqueue_master(
-        entity,  # type: ignore[arg-type]
-        key,
-        legal_entity,
-        reason="cli",
-        correlation_id="crash-test",
-    )
+    assert await e2e.rt.queues.enqueue_master(entity, key, legal_entity, reason="cli", correlation_id="crash-test")
     stats = await drain_masters(e2e, checkpoint=crash_once)
     assert crashed == ["after_create"]
     assert stats.failed_attempts == 1 and stats.outcomes == {"adopted": 1}
-    found = products(e2e, key) if entity == "product" else orgs(e2e, key)
-    assert len(found) == 1
-    map_kind = PRODUCT_MAP if entity == "product" else ORG_MAP
-    entry = await e2e.rt.state.idmap.get(map_kind, f"{legal_entity}:{key}")
-    assert entry is not None and entry.target_key == str(found[0]["id"])
+    await assert_one_mapped(e2e, entity, key, legal_entity)
 
 
 @pytest.mark.parametrize(
@@ -295,28 +295,18 @@ async def test_crash_after_create_before_the_id_map_write_does_not_duplicate(
     ],
 )
 async def test_a_create_saved_but_answered_unreadably_is_looked_up_not_sent_again(
-    e2e: E2E, entity: str, key: str, legal_entity: str, path: str
+    e2e: E2E, entity: MasterEntity, key: str, legal_entity: str, path: str
 ) -> None:
     """Pipedrive saved the record but a proxy's page came back with a 200: the write may have happened,
     so the job retries by looking (it finds and adopts the record), never by creating a second one."""
     page = "<html>gateway maintenance</html>"
     e2e.stack.pipedrive.inject_fault(path, 200, body=page, method="POST", after=True)
-    assert await e2e.rt.queues.enqueue_master(
-        entity,  # type: ignore[arg-type]
-        key,
-        legal_entity,
-        reason="cli",
-        correlation_id="garbled-create",
-    )
+    assert await e2e.rt.queues.enqueue_master(entity, key, legal_entity, reason="cli", correlation_id="garbled")
     stats = await drain_masters(e2e)
     assert stats.outcomes == {"retry": 1, "adopted": 1}  # the retry looks first and finds the saved record
     creates = [r for r in pipedrive_writes(e2e) if r["method"] == "POST" and r["path"] == path]
     assert [r["status"] for r in creates] == [200]  # one create, answered with the proxy's page
-    found = products(e2e, key) if entity == "product" else orgs(e2e, key)
-    assert len(found) == 1
-    map_kind = PRODUCT_MAP if entity == "product" else ORG_MAP
-    entry = await e2e.rt.state.idmap.get(map_kind, f"{legal_entity}:{key}")
-    assert entry is not None and entry.target_key == str(found[0]["id"])
+    await assert_one_mapped(e2e, entity, key, legal_entity)
 
 
 async def test_a_record_missing_in_d365_is_audited_and_nothing_is_deleted(e2e: E2E) -> None:
