@@ -4,7 +4,10 @@
 budget it draws on. `RefreshingAuth` is the token both APIs use (Pipedrive OAuth, the D365 Entra ID
 token): kept under a lock, renewed `margin` seconds before it expires (at most a fifth of its
 lifetime, for short-lived tokens), and renewed once when the server refuses it with a 401; requests
-that met the same refusal share that one renewal. A second 401 goes back to the client as is.
+that met the same refusal share that one renewal. A second 401 goes back to the client as is, unless
+the token it refused had run out meanwhile: the retry transport sits below the auth and resends a
+request after waiting (429, 5xx), so a short-lived token can expire in flight, which says nothing
+about the credentials. A fresh token refused is a credential problem (AuthError for the flows).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ class ApiAuth(httpx.Auth):
 
     async def aclose(self) -> None:
         """Nothing to release unless a subclass holds connections."""
+
+
+# A request renews after a 401 once, and again only while each refused token had expired in flight.
+MAX_RENEWALS_PER_REQUEST = 3
 
 
 class RefreshingAuth(ApiAuth, Generic[T]):
@@ -81,13 +88,23 @@ class RefreshingAuth(ApiAuth, Generic[T]):
         self._token, self._expires_at, self._obtained_at = token, expires_at, self._clock()
         self.renewals += 1
 
+    def _lapsed(self, sent: T) -> bool:
+        """Whether `sent` stopped being the token to use while its request was under way: another
+        request renewed it, or it expired (a resend after a long wait can outlive a short-lived token)."""
+        if self._token is None or self.bearer(self._token) != self.bearer(sent):
+            return True
+        return self._clock() >= self._expires_at
+
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self.current_token()
         self._apply(request, token)
         response = yield request
-        if response.status_code == 401:
-            self._apply(request, await self._after_refusal(token))
-            yield request
+        for attempt in range(MAX_RENEWALS_PER_REQUEST):
+            if response.status_code != 401 or (attempt and not self._lapsed(token)):
+                return  # answered, or a token still valid was refused: the credentials are wrong
+            token = await self._after_refusal(token)
+            self._apply(request, token)
+            response = yield request
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError(f"{type(self).__name__} is async-only; use httpx.AsyncClient")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -199,3 +200,33 @@ async def test_a_401_after_renewal_is_an_auth_error(d365_sim: D365Sandbox, waits
             await d365.find_item("D0001", "usmf")
     assert [r.status for r in d365_sim.requests() if r.path.startswith("/data/")] == [401, 401]
     assert wrong_audience.renewals == 2  # renewed exactly once
+
+
+async def test_a_token_that_expired_while_its_request_was_resent_is_renewed_again(d365_sim: D365Sandbox) -> None:
+    """The retry transport resends after waiting out a 429; a short-lived token can run out meanwhile.
+    That 401 says nothing about the credentials: the request renews again and succeeds, where a fresh
+    token refused (test above) is an AuthError after one renewal."""
+    path = "/data/ReleasedProductsV2"
+    waits, skew, jumps = Waits(), [0.0], [2]
+
+    def time_passes() -> None:  # the first two waits outlast the token: D365 refuses it, our clock agrees
+        if jumps[0]:
+            jumps[0] -= 1
+            d365_sim.expire_tokens()
+            skew[0] += d365_sim.issuer.lifetime + 1
+
+    issue = d365_sim.issuer.issue
+
+    def issue_and_throttle_once(audience: str) -> tuple[str, int]:
+        if d365_sim.issuer.issued == 1:  # the renewed token's first send meets a 429 too
+            d365_sim.inject_fault(status=429, retry_after=1, count=1, path=path)
+        return issue(audience)
+
+    waits.on_wait = time_passes
+    d365_sim.issuer.issue = issue_and_throttle_once  # type: ignore[method-assign]
+    d365_sim.inject_fault(status=429, retry_after=1, count=1, path=path)
+    auth = make_auth(d365_sim, clock=lambda: time.time() + skew[0])
+    async with make_client(d365_sim, waits, auth=auth) as d365:
+        assert await d365.find_item("D0001", "usmf") is not None
+    assert [r.status for r in d365_sim.requests() if r.path == path] == [429, 401, 429, 401, 200]
+    assert auth.renewals == 3
