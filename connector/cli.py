@@ -191,7 +191,7 @@ def serve(
     from connector.dev.localhost import LocalHost
     from connector.logging_setup import configure_logging
 
-    configure_logging()  # the function app's logging, scrubbing included
+    configure_logging(force_handler=True)  # the app's logging and scrubbing; never inside the Functions host
 
     async def work(rt: Any) -> None:
         key, made = await resolve_admin_key(rt.secrets, host, admin_key)

@@ -20,7 +20,8 @@ from tests.fixtures.stack import E2E
 
 
 async def test_serve_stops_with_every_client_closed(e2e: E2E) -> None:
-    env = {**os.environ, **e2e.stack.env, "PYTHONUNBUFFERED": "1"}
+    # FUNCTIONS_WORKER_RUNTIME: what a shell has after exporting local.settings.json (README); serve still logs.
+    env = {**os.environ, **e2e.stack.env, "PYTHONUNBUFFERED": "1", "FUNCTIONS_WORKER_RUNTIME": "python"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "connector.cli", "serve", "--port", "0", "--poll-every", "0", "--master-every", "0",
         "--reconcile-every", "0", "--admin-key", "k" * 40,
