@@ -104,7 +104,7 @@ def _failed(view: AdminView, key: str | None) -> str:
 
 
 def _queue(queue: QueueView, key: str | None) -> str:
-    button = _replay_button(key, "Replay poison messages", poison="1") if queue.orders and queue.poison_depth else ""
+    button = _replay_button(key, "Replay poison messages", poison="1") if queue.poison_depth else ""
     rows = "".join(
         f"<tr><td>{esc(m['subject'])}</td><td>{esc(m['inserted'])}</td><td>{esc(m['error'])}</td></tr>"
         for m in queue.poison

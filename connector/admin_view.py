@@ -29,7 +29,6 @@ class QueueView:
     name: str
     depth: int | str
     poison_depth: int | str
-    orders: bool = False  # the order queue (its poison messages can be replayed from the page)
     poison: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -87,8 +86,7 @@ async def _queue(rt: Runtime, queue: str, problems: list[str]) -> QueueView:
     from connector.errors import ConnectorError
 
     try:
-        orders = queue == rt.queues.order_queue
-        view = QueueView(queue, await rt.queues.depth(queue), await rt.queues.poison_depth(queue), orders)
+        view = QueueView(queue, await rt.queues.depth(queue), await rt.queues.poison_depth(queue))
         for msg in await rt.queues.peek_poison(queue, max_messages=10):
             parsed = msg.message
             view.poison.append(
@@ -102,7 +100,7 @@ async def _queue(rt: Runtime, queue: str, problems: list[str]) -> QueueView:
         return view
     except ConnectorError as exc:
         problems.append(f"queue {queue}: {exc}")
-        return QueueView(queue, "?", "?", queue == rt.queues.order_queue)
+        return QueueView(queue, "?", "?")
 
 
 def _when(moment: datetime | None) -> str:

@@ -1,4 +1,4 @@
-"""Replays: re-queue deals, every failed order job, or the poison queue.
+"""Replays: re-queue deals, every failed order job, or the poison queues (orders and master pushes).
 
 All of them go through the same job rules as the first run, so a replay can re-open a failed job but can
 never make a second order for a deal that has one. A request is validated whole before anything is queued
@@ -123,5 +123,9 @@ async def replay_failed(deps: RequeueDeps, *, correlation_id: str | None = None)
 
 
 async def replay_poison(deps: RequeueDeps) -> ReplayResult:
-    """Move poison messages back to the order queue; the claim still dedupes each of them."""
-    return ReplayResult(poison_requeued=await deps.queues.requeue_poison(deps.queues.order_queue))
+    """Move poison messages back to their queues, order builds and master pushes alike (a parked master
+    message would otherwise keep the poison alert firing); the claim still dedupes each of them."""
+    moved = 0
+    for queue in (deps.queues.order_queue, deps.queues.master_queue):
+        moved += await deps.queues.requeue_poison(queue)
+    return ReplayResult(poison_requeued=moved)

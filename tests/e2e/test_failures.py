@@ -11,7 +11,7 @@ import pytest
 from connector.dev.localhost import QueuePump
 from connector.dev.sandbox.demo_data import ACCOUNT_FIELD, UNMAPPED_CODE_FIX, UNMAPPED_PRODUCT_ID, d365_seed
 from connector.errors import TransientError
-from connector.flows.replay import replay_deals, replay_failed
+from connector.flows.replay import replay_deals, replay_failed, replay_poison
 from connector.pipedrive.models import ProductInput
 from connector.state.jobs import master_job
 from tests.fixtures.stack import E2E, VirtualClock
@@ -106,6 +106,30 @@ async def test_an_unexpected_error_every_time_is_poisoned_with_its_job_failed_th
     pump = await e2e.drain()
     assert pump.stats.outcomes == {"created": 1}
     assert len(e2e.orders("PD-109")) == 1
+
+
+async def test_a_poisoned_master_push_is_replayed_back_to_the_master_queue(e2e: E2E) -> None:
+    """`replay --poison` (and the admin page's button) serves both queues: a master push parked after a bug
+    goes back to the master queue and is pushed, so the poison alert stops without hand-deleting it."""
+
+    async def bug(step: str) -> None:
+        if step == "before_create":
+            raise RuntimeError("a bug in the push")
+
+    queues = e2e.rt.queues
+    await queues.enqueue_master("product", UNMAPPED_CODE_FIX, "usmf", reason="cli", correlation_id="poison-push")
+    parked = await QueuePump.for_masters(e2e.rt, retry_after=0, checkpoint=bug).drain()
+    assert parked.poisoned == 1 and await queues.poison_depth(queues.master_queue) == 1
+
+    result = await replay_poison(await e2e.rt.requeue_deps())
+    assert result.poison_requeued == 1
+    assert await queues.poison_depth(queues.master_queue) == 0 and await queues.depth(queues.master_queue) == 1
+    pushed = await QueuePump.for_masters(e2e.rt, retry_after=0).drain()
+    assert pushed.outcomes == {"created": 1}
+    job = await e2e.rt.state.jobs.get(master_job("product"), f"usmf:{UNMAPPED_CODE_FIX}")
+    assert job is not None and job.state == "done"
+    events = [t.event for t in await e2e.rt.state.audit.trail(f"product-usmf-{UNMAPPED_CODE_FIX}")]
+    assert "poison.requeued" in events, events
 
 
 async def test_a_d365_outage_backs_off_to_the_horizon_and_completes_after_recovery(e2e: E2E) -> None:
