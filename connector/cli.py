@@ -60,7 +60,7 @@ def sync(as_json: bool = JsonOpt) -> None:
 def replay(
     deal_ids: list[int] = typer.Argument(None, help="Deal ids to re-queue."),
     failed: bool = typer.Option(False, "--failed", help="Re-queue every failed order job."),
-    poison: bool = typer.Option(False, "--poison", help="Move the poison queue back to the order queue."),
+    poison: bool = typer.Option(False, "--poison", help="Move parked messages back to the order and master queues."),
     run: bool = typer.Option(False, "--run", help="Drain the order queue right away (without the host)."),
     as_json: bool = JsonOpt,
 ) -> None:

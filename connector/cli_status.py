@@ -1,31 +1,58 @@
-"""`ml-connector audit` and `status`: what happened to a deal, and where every job and queue stands."""
+"""`ml-connector audit` and `status`: what happened to a deal (or any audited subject), and where every job
+and queue stands."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import typer
 from rich.table import Table
 
-from connector.cli_app import JsonOpt, app, console, emit, with_runtime
+from connector.cli_app import JsonOpt, app, console, emit, usage_error, with_runtime
 from connector.terminal import shown
+
+MAX_SUBJECT = 300
+
+
+def audit_subject(target: str) -> str:
+    """A deal id names its trail (`deal-<id>`); anything else is a subject as docs/audit-events.md lists
+    them (`product-<le>-<item>`, `customer-<le>-<account>`, `poll`, `replay`, `queue-<name>` ...)."""
+    text = target.strip()
+    if text.isascii() and text.isdigit():
+        return f"deal-{int(text)}"
+    if not target or len(target) > MAX_SUBJECT or not target.isprintable():
+        raise ValueError(f"audit: give a deal id or a subject of 1-{MAX_SUBJECT} printable characters")
+    return target  # item numbers may carry spaces (" RFI-TEST-001"): kept as typed
 
 
 @app.command()
-def audit(deal_id: int, as_json: bool = JsonOpt) -> None:
-    """The whole audit trail of a deal, oldest first."""
+def audit(
+    target: str = typer.Argument(
+        ...,
+        help="A deal id, or a subject: product-<le>-<item>, customer-<le>-<account>, poll, master-diff, "
+        "replay, d365-events, queue-<queue name> (docs/audit-events.md).",
+    ),
+    last: int = typer.Option(200, "--last", min=1, help="Show only the newest N rows."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The audit trail of a deal or any other subject, oldest first."""
+    try:
+        subject = audit_subject(target)
+    except ValueError as exc:
+        usage_error(str(exc))
 
     async def work(rt: Any) -> list[dict[str, Any]]:
-        entries = await rt.state.audit.trail(f"deal-{deal_id}")
-        return [e.model_dump(mode="json") for e in entries]
+        entries = await rt.state.audit.trail(subject)
+        return [e.model_dump(mode="json") for e in entries[-last:]]
 
     rows = with_runtime(work)
 
     def render() -> None:
         if not rows:
-            console.print(f"no audit entries for deal {deal_id}")
+            console.print(f"no audit entries for {shown(subject)}")
             return
-        table = Table("time", "level", "event", "correlation", "detail", title=f"deal {deal_id}")
+        table = Table("time", "level", "event", "correlation", "detail", title=shown(subject))
         for row in rows:
             detail = json.dumps(row.get("detail") or {}, default=str)
             table.add_row(*(shown(row.get(k, "")) for k in ("at", "level", "event", "correlation_id")), shown(detail))

@@ -58,6 +58,24 @@ async def test_sync_status_audit_and_replay_from_the_command_line(e2e: E2E) -> N
     assert code == 0 and "failed jobs" in human and "108" in human
 
 
+async def test_audit_reads_any_subject_not_only_deals(e2e: E2E) -> None:
+    """The poll, replays, master records and queues keep trails too; `audit` reads them by subject."""
+    await e2e.rt.queues.enqueue_master("product", " RFI-TEST-001", "usmf", reason="cli", correlation_id="c1")
+    for n in range(3):
+        await e2e.rt.state.audit.append("poll", "poll.done", correlation_id=f"poll-{n}", detail={"seen": n})
+
+    code, rows, text = await cli(e2e, "audit", "poll", "--last", "2", "--json")
+    assert code == 0, text
+    assert [r["correlation_id"] for r in rows] == ["poll-1", "poll-2"]  # the newest two, oldest first
+    code, rows, text = await cli(e2e, "audit", "product-usmf- RFI-TEST-001", "--json")  # a leading space kept
+    assert code == 0, text
+    assert [r["event"] for r in rows] == ["enqueue.queued"]
+    code, _, text = await cli(e2e, "audit", "master-diff")
+    assert code == 0 and "no audit entries for master-diff" in text
+    code, _, text = await cli(e2e, "audit", "poll\x1b[2J")  # a terminal escape is refused, never shown
+    assert code == 2 and "printable" in text
+
+
 async def test_cli_reports_a_missing_setting_clearly(e2e: E2E) -> None:
     env = {k: v for k, v in {**os.environ, **e2e.stack.env}.items() if k != "D365_TENANT_ID"}
     proc = await asyncio.create_subprocess_exec(
