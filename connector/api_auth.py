@@ -5,9 +5,10 @@ budget it draws on. `RefreshingAuth` is the token both APIs use (Pipedrive OAuth
 token): kept under a lock, renewed `margin` seconds before it expires (at most a fifth of its
 lifetime, for short-lived tokens), and renewed once when the server refuses it with a 401; requests
 that met the same refusal share that one renewal. A second 401 goes back to the client as is, unless
-the token it refused had run out meanwhile: the retry transport sits below the auth and resends a
-request after waiting (429, 5xx), so a short-lived token can expire in flight, which says nothing
-about the credentials. A fresh token refused is a credential problem (AuthError for the flows).
+the token it refused had run out meanwhile (the retry transport sits below the auth and resends a
+request after waiting out a 429 or a 5xx, so a short-lived token can expire in flight), or had been
+renewed by another request before this refusal (it may have been revoked since). Only a token renewed
+for this very refusal and refused while still valid is a credential problem (AuthError for the flows).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class ApiAuth(httpx.Auth):
         """Nothing to release unless a subclass holds connections."""
 
 
-# A request renews after a 401 once, and again only while each refused token had expired in flight.
+# A request renews after a 401 once, and again only when the refused token was not one renewed for it
+# or had expired in flight; this bounds a clock so wrong that every token looks expired.
 MAX_RENEWALS_PER_REQUEST = 3
 
 
@@ -76,12 +78,14 @@ class RefreshingAuth(ApiAuth, Generic[T]):
             assert self._token is not None
             return self._token
 
-    async def _after_refusal(self, refused: T) -> T:
+    async def _after_refusal(self, refused: T) -> tuple[T, bool]:
+        """The token to try next, and whether this call renewed it (else another request had)."""
         async with self._lock:
-            if self._token is None or self.bearer(self._token) == self.bearer(refused):
+            renewed = self._token is None or self.bearer(self._token) == self.bearer(refused)
+            if renewed:
                 await self._renew(refused=True)
             assert self._token is not None
-            return self._token  # or the one another request renewed meanwhile
+            return self._token, renewed
 
     async def _renew(self, *, refused: bool) -> None:
         token, expires_at = await self._obtain(refused=refused)
@@ -99,10 +103,11 @@ class RefreshingAuth(ApiAuth, Generic[T]):
         token = await self.current_token()
         self._apply(request, token)
         response = yield request
-        for attempt in range(MAX_RENEWALS_PER_REQUEST):
-            if response.status_code != 401 or (attempt and not self._lapsed(token)):
-                return  # answered, or a token still valid was refused: the credentials are wrong
-            token = await self._after_refusal(token)
+        renewed = False
+        for _ in range(MAX_RENEWALS_PER_REQUEST):
+            if response.status_code != 401 or (renewed and not self._lapsed(token)):
+                return  # answered, or a token renewed for this refusal and still valid was refused
+            token, renewed = await self._after_refusal(token)
             self._apply(request, token)
             response = yield request
 
