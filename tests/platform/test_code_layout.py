@@ -12,6 +12,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted((ROOT / "connector").rglob("*.py"))
+# What a reader of the repository reads: the docs and READMEs, the benches and the infra scripts.
+READ = sorted(
+    {*ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md"), *(ROOT / "bench").rglob("*"), *(ROOT / "infra").rglob("*")}
+)
 MAX_LINES = 400
 # Documents that live outside this repository (the shared research notes and the original design).
 OUTSIDE = re.compile(r"DESIGN\.md|\breference §|reference/(pipedrive-api|d365-fo-odata|azure-functions)\.md")
@@ -24,6 +28,17 @@ def test_no_module_cites_a_document_outside_the_repository() -> None:
         for path in MODULES
         for number, line in enumerate(path.read_text().splitlines(), start=1)
         if OUTSIDE.search(line)
+    ]
+    assert found == []
+
+
+def test_no_document_bench_or_infra_file_points_outside_the_repository() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in READ
+        if path.is_file() and path.suffix in {".md", ".py", ".sh", ".bicep", ".json", ".kql", ".bicepparam"}
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if OUTSIDE.search(line) or "/work/shared" in line
     ]
     assert found == []
 
