@@ -84,8 +84,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         else:
             principal = s.tokens.authenticate(request)
             entry["auth"] = principal.kind
-            s.tokens.require_scope(principal, request.path, request.method)
-            if request.match_info.http_exception is None:
+            if request.match_info.http_exception is None:  # unknown path or method: its 404/405 answers
+                s.tokens.require_scope(principal, request.method, entry["route"])
                 cost = token_cost(request.method, entry["route"])
                 entry["cost"] = cost
                 search = entry["route"] in SEARCH_ROUTES

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from . import scopes
 from .envelope import ApiError, forbidden, unauthorized
 from .store import Store
 
@@ -98,12 +99,14 @@ class TokenStore:
         return Principal("api_token", token, user_id)
 
     @staticmethod
-    def require_scope(principal: Principal, path: str, method: str) -> None:
-        """OAuth scopes gate paths ("Scope and URL mismatch" -> 403); API tokens have full access."""
-        if principal.kind != "oauth" or "admin" in principal.scope:
+    def require_scope(principal: Principal, method: str, route: str) -> None:
+        """OAuth scopes gate operations (scopes.SCOPES, from the specs) -> 403 "Scope and URL mismatch";
+        API tokens have full access. A route with no entry is refused, naming the gap."""
+        if principal.kind != "oauth":
             return
-        needed = _scope_for(path, method)
-        if needed and not ({needed, needed.replace(":read", ":full")} & principal.scope):
+        if scopes.missing_entry(method, route):
+            raise forbidden(f"Scope and URL mismatch (the sandbox has no scope entry for {method} {route})")
+        if not scopes.allowed(method, route, principal.scope):
             raise forbidden("Scope and URL mismatch")
 
     # ---- GET /oauth/authorize ------------------------------------------------------------------------
@@ -172,20 +175,3 @@ class TokenStore:
         if client is None or not secrets.compare_digest(client["client_secret"], secret):
             raise _oauth_error("Invalid client: client is invalid")
         return client
-
-
-def _scope_for(path: str, method: str) -> str | None:
-    write = method not in ("GET", "HEAD")
-    for prefix, scope in (
-        ("deals", "deals"), ("dealFields", "deals"), ("products", "products"), ("productFields", "products"),
-        ("organizations", "contacts"), ("persons", "contacts"), ("organizationFields", "contacts"),
-        ("personFields", "contacts"), ("users", "users"), ("currencies", "base"), ("webhooks", "admin"),
-    ):  # fmt: skip
-        segment = path.split("/")[3 if path.startswith("/api/") else 2] if path.count("/") >= 2 else ""
-        if segment == prefix:
-            if scope in ("admin", "base"):
-                return scope
-            if scope == "users":
-                return "users:read"
-            return f"{scope}:full" if write else f"{scope}:read"
-    return None

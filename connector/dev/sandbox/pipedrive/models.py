@@ -86,7 +86,7 @@ class SeedOAuthClient(_Strict):
     client_id: str
     client_secret: str
     redirect_uri: str = "http://127.0.0.1/callback"
-    scope: str = "base,deals:full,products:full,contacts:full,users:read,search:read,admin"
+    scope: str = "base,deals:full,contacts:full,products:full,admin"  # docs/admin-pipedrive.md, section 1b
 
 
 class SeedAddress(_Strict):

@@ -10,6 +10,7 @@ from .context import path_id, sim
 from .customfields import FieldDef
 from .envelope import ApiError, error_body, ok, ok_list
 from .paging import cursor_page, offset_page
+from .scopes import V1_PREFIXES
 
 routes = web.RouteTableDef()
 ENTITIES = {"deal": "dealFields", "organization": "organizationFields", "person": "personFields",
@@ -87,7 +88,7 @@ def _register(entity: str, name: str) -> None:
 
     routes.get(f"/api/v2/{name}")(list_v2)
     routes.get(f"/api/v2/{name}/{{field_code}}")(get_v2)
-    for prefix in ("/v1", "/api/v1"):  # v1 answers on both prefixes (migration guide)
+    for prefix in V1_PREFIXES:
         routes.get(f"{prefix}/{name}")(list_v1)
         routes.get(f"{prefix}/{name}/{{id}}")(get_v1)
 

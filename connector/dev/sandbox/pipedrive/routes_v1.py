@@ -13,9 +13,9 @@ from aiohttp import web
 
 from .context import path_id, read_json, sim
 from .envelope import ApiError, gone, ok
+from .scopes import REMOVED_V1, V1_PREFIXES
 
 routes = web.RouteTableDef()
-PREFIXES = ("/v1", "/api/v1")
 MAX_WEBHOOKS = 40  # per user (webhooks v2 guide); over it: 422 "Webhooks limit reached"
 ACTIONS = ("create", "change", "delete", "*")
 OBJECTS = ("activity", "deal", "lead", "note", "organization", "person", "pipeline", "product", "stage", "user", "*")
@@ -127,12 +127,12 @@ async def removed(request: web.Request) -> web.Response:
     raise gone()
 
 
-for _prefix in PREFIXES:
+for _prefix in V1_PREFIXES:
     routes.get(f"{_prefix}/webhooks")(list_webhooks)
     routes.post(f"{_prefix}/webhooks")(create_webhook)
     routes.delete(f"{_prefix}/webhooks/{{id}}")(delete_webhook)
     routes.get(f"{_prefix}/users/me")(users_me)
     routes.get(f"{_prefix}/currencies")(currencies)
-    for _entity in ("deals", "persons", "organizations", "products", "activities", "pipelines", "stages", "itemSearch"):
+    for _entity in REMOVED_V1:
         routes.route("*", f"{_prefix}/{_entity}")(removed)
         routes.route("*", f"{_prefix}/{_entity}/{{tail:.*}}")(removed)
