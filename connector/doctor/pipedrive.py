@@ -22,7 +22,13 @@ WEBHOOK_PATH = "/api/pipedrive/webhook"
 # OAuth scopes the connector uses (Pipedrive Developer Hub names): reads and writes of deals (order
 # number write-back), products and organizations (master push, account write-back), webhooks (admin).
 # `admin` implies none of the others (each operation's `security` in Pipedrive's specs lists its scopes).
-NEEDED_SCOPES = ("deals:full", "products:full", "contacts:full", "admin")
+NEEDED_SCOPES = ("deals:full", "products:full", "contacts:full")
+# Only for registering and checking the webhook (`/v1/webhooks`); an admin may register it in the UI instead.
+WEBHOOK_SCOPE = "admin"
+NO_WEBHOOK_SCOPE = (
+    "without the admin scope the connector can neither register nor check its webhook: register it in "
+    "Pipedrive (Settings > Tools and apps > Webhooks, docs/admin-pipedrive.md) and check it there"
+)
 TEXT_TYPES = {"varchar", "varchar_auto", "text"}
 # Types a dimension can be read from: an option label or a text (mapping/dimensions.py).
 DIMENSION_TYPES = TEXT_TYPES | {"enum"}
@@ -76,6 +82,13 @@ async def _auth(rt: Runtime, client: PipedriveClient) -> Check:
                 "pipedrive.auth",
                 f"OAuth token refreshed but the app lacks scope(s) {names}",
                 f"add {names} to the app's scopes in Pipedrive Developer Hub and re-authorize it.",
+            )
+        if WEBHOOK_SCOPE not in granted:
+            return warn(
+                AREA,
+                "pipedrive.auth",
+                "OAuth token refreshed with every scope the order and master flows use, but not admin",
+                f"{NO_WEBHOOK_SCOPE}; or add admin to the app's scopes and re-authorize it.",
             )
         return ok(AREA, "pipedrive.auth", "OAuth token refreshed with every scope the connector uses")
     except AuthError as exc:
@@ -173,6 +186,8 @@ async def _webhook(rt: Runtime, client: PipedriveClient, app_url: str | None) ->
     try:
         hooks = await client.list_webhooks()
     except PermanentError as exc:
+        if rt.settings.pipedrive_auth_mode == "oauth":
+            return warn(AREA, row, f"cannot list webhooks: {exc}", f"{NO_WEBHOOK_SCOPE}.")
         return fail(
             AREA,
             row,
