@@ -81,9 +81,9 @@ class RateLimitPacer:
       one window after its response (the server counted it somewhere in between, so this never
       undercounts), and a new one starts only while fewer than the budget are counted. Requests then
       flow at the limit's rate instead of in bursts followed by a wait for the whole window. The
-      budget is the limit less `pace_below_remaining` and one slot of headroom, or, when
-      `instances` processes share the credential, an even split of the limit less
-      `pace_below_remaining` (the sum never exceeds the limit, so they never draw a 429).
+      budget is the limit less `pace_below_remaining` and one slot of headroom, split evenly when `instances` processes share
+      the credential (the sum stays under the limit, so they never draw a 429, and another caller
+      of the token finds its slot).
     - The server's view: on a 429, or `remaining` at or below `pace_below_remaining` (another
       process on the same token, or the opening volley sent before any headers were known), hold
       the class until the server's reset.
@@ -194,11 +194,10 @@ class RateLimitPacer:
 
     def share_of(self, limit: int) -> int:
         """Requests this process may have counted in one window of a class with this limit."""
-        margin = self._policy.pace_below_remaining
-        instances = self._policy.instances
-        if instances == 1:
-            return max(1, limit - margin - 1)
-        return max(1, (limit - margin) // instances)
+        # One slot of the token's limit stays free however many processes share it: the poll timer, a
+        # webhook's read or the doctor draw on the same token, and a window filled to the last slot turns
+        # any of them into a 429 that every sharing process then waits out in step.
+        return max(1, (limit - self._policy.pace_below_remaining - 1) // self._policy.instances)
 
     def _log_delay(self, budget: _Budget) -> float | None:
         """Seconds until the sliding log has room (0: now), None if only a running request can free it."""

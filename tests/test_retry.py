@@ -349,6 +349,34 @@ def test_processes_sharing_a_token_split_its_limit_and_draw_no_429() -> None:
     assert len(server.counted) / 60.0 >= 0.85 * 40 / 2.0
 
 
+def test_a_stray_caller_on_a_shared_token_does_not_tip_the_sharing_processes_into_429s() -> None:
+    """Four sharing processes at full speed and a fifth caller of the same token (the poll timer, the
+    doctor, a CLI) reading twice every 2 s: the slot the split keeps free absorbs it. Without it the
+    window filled to its last slot and each stray read set off a 429 the four then waited out in step."""
+    server = LimitedServer(RateLimits(burst_api_token=40, window_seconds=2.0))
+    shared = POLICY.model_copy(update={"instances": 4, "pace_below_remaining": 0})
+
+    async def main() -> None:
+        transports = [RetryTransport(server, shared, pacer=pacer(shared)) for _ in range(4)]
+        stray = RetryTransport(server, POLICY, pacer=pacer())
+        stop = now() + 30.0
+
+        async def worker(transport: RetryTransport) -> None:
+            while now() < stop:
+                await transport.handle_async_request(httpx.Request("GET", "https://x.test/api/v2/deals/1"))
+
+        async def poll() -> None:
+            while now() < stop:
+                for path in ("/api/v2/deals", "/api/v2/deals/archived"):
+                    await stray.handle_async_request(httpx.Request("GET", f"https://x.test{path}"))
+                await asyncio.sleep(2.0)
+
+        await asyncio.gather(*(worker(t) for t in transports for _ in range(8)), poll())
+
+    run(main())
+    assert server.refused == []
+
+
 def test_one_process_of_four_uses_only_its_share() -> None:
     """The price of the even split: one busy process among four idle ones gets its quarter (README sizing)."""
     server = _shared_run(busy=1, seconds=30.0)
