@@ -81,9 +81,9 @@ class RateLimitPacer:
       one window after its response (the server counted it somewhere in between, so this never
       undercounts), and a new one starts only while fewer than the budget are counted. Requests then
       flow at the limit's rate instead of in bursts followed by a wait for the whole window. The
-      budget is the limit less `pace_below_remaining` and one slot of headroom, split evenly when `instances` processes share
-      the credential (the sum stays under the limit, so they never draw a 429, and another caller
-      of the token finds its slot).
+      budget is the limit less `pace_below_remaining` and one slot of headroom, split evenly when
+      `instances` processes share the credential (the sum stays under the limit, so they never draw a
+      429, and another caller of the token finds its slot).
     - The server's view: on a 429, or `remaining` at or below `pace_below_remaining` (another
       process on the same token, or the opening volley sent before any headers were known), hold
       the class until the server's reset.
