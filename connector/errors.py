@@ -92,7 +92,7 @@ class ProtocolError(PermanentError):
 
 
 @contextlib.contextmanager
-def written(what: str, *, creates: bool = True) -> Iterator[None]:
+def written(*, creates: bool = True) -> Iterator[None]:
     """Reading the answer to a create that came back as done. One that cannot be read (a body cut short, a
     proxy's page, a record of the wrong shape) may still have been saved: UnknownOutcomeError, so the flow
     keeps its intent and looks before it creates again (a ProtocolError would let a replay create blindly).

@@ -137,7 +137,7 @@ class D365Client(MasterDataLookups, SalesOrders):
     @classmethod
     def _created(cls, model: type[E], data: Mapping[str, Any], what: str) -> E:
         """The record a create answered with; one that cannot be read may still be saved (`written`)."""
-        with written(what):
+        with written():
             return cls._model(model, data, what)
 
     def _url(self, path: str, query: odata.Query | None = None) -> str:
@@ -289,7 +289,7 @@ class D365Client(MasterDataLookups, SalesOrders):
         what = f"POST {entity_set}"
         body = payload.to_payload() if isinstance(payload, D365Create) else dict(payload)
         response = await self._send("POST", self._url(odata.entity_path(entity_set)), what, json=body)
-        with written(what):
+        with written():
             return self._json(response, what)
 
     async def update(self, entity_set: str, key: Key, patch: Mapping[str, Any]) -> None:
@@ -314,7 +314,7 @@ class D365Client(MasterDataLookups, SalesOrders):
         response = await self._send(
             "POST", self._url("$batch"), what, content=body, headers={"Content-Type": content_type}
         )
-        with written(what):
+        with written():
             parts = batch_parts(response)
             if len(parts) != len(operations):
                 raise protocol_error(what, f"{len(parts)} responses for {len(operations)} operations")

@@ -144,12 +144,12 @@ class PipedriveClient:
         failure = failure_of(response, PIPEDRIVE_ERRORS.failure)
         if failure is not None:
             raise failure_error(response.request, failure, call_name(response.request))
-        with written(f"Pipedrive {method} {path}", creates=method == "POST"):
+        with written(creates=method == "POST"):
             return decode_envelope(response)
 
     async def _one(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         envelope = await self.request(method, path, **kwargs)
-        with written(f"Pipedrive {method} {path}", creates=method == "POST"):
+        with written(creates=method == "POST"):
             if envelope.get("data") is None:
                 raise ProtocolError(f"Pipedrive {method} {path}: response has no data")
             return validate(model, envelope["data"], f"{method} {path}")
